@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../../functions/config/load.js';
+
+const fp = 'AB:'.repeat(31) + 'AB';
+
+function valid() {
+  return {
+    version: 1,
+    pools: {
+      src: { url: 'https://10.0.0.10', password: { env: 'SRC_PW' }, tlsFingerprint: fp },
+      dst: { url: 'http://10.1.0.10', password: { secret: 'xcr/dst' }, allowPlainHttp: true },
+    },
+    jobs: [
+      {
+        id: 'web',
+        source: { pool: 'src' },
+        destination: { pool: 'dst', sr: { name: 'Local storage' } },
+        vms: { tag: 'replicate' },
+        schedule: { rate: '15 minutes' },
+      },
+    ],
+  };
+}
+
+function issuesOf(input: unknown): string[] {
+  try {
+    parseConfig(input);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('job config schema', () => {
+  it('accepts a valid config and fills defaults', () => {
+    const cfg = parseConfig(valid());
+    const job = cfg.jobs[0]!;
+    expect(job.retention).toBe(3);
+    expect(job.fullInterval).toBe(0);
+    expect(job.concurrency).toBe(2);
+    expect(job.transferMode).toBe('vhd');
+    expect(cfg.pools.src!.username).toBe('root');
+    expect(cfg.pools.src!.tlsFingerprint).toBe('ab'.repeat(32));
+  });
+
+  it('refuses an inline password and says how to reference it', () => {
+    const cfg = valid();
+    (cfg.pools.src as Record<string, unknown>).password = 'hunter2';
+    const issues = issuesOf(cfg);
+    expect(issues.join('\n')).toMatch(/pools\.src\.password: .*reference.*env.*secret/);
+    expect(issues.join('\n')).not.toContain('hunter2');
+  });
+
+  it('names the field of each problem', () => {
+    const cfg = valid();
+    cfg.jobs[0]!.schedule = { rate: '5 minutes' };
+    (cfg.jobs[0] as Record<string, unknown>).retention = 0;
+    cfg.jobs[0]!.destination.pool = 'nowhere';
+    const text = issuesOf(cfg).join('\n');
+    expect(text).toMatch(/jobs\.0\.schedule\.rate: must be between 10 minutes and 24 hours/);
+    expect(text).toMatch(/jobs\.0\.retention: keep at least 1/);
+    expect(text).toMatch(/jobs\.0\.destination\.pool: unknown pool "nowhere"/);
+  });
+
+  it('refuses https without a pinned certificate and http without allowPlainHttp', () => {
+    const cfg = valid();
+    delete (cfg.pools.src as Record<string, unknown>).tlsFingerprint;
+    (cfg.pools.dst as Record<string, unknown>).allowPlainHttp = false;
+    const text = issuesOf(cfg).join('\n');
+    expect(text).toMatch(/pools\.src\.tlsFingerprint: an https pool needs tlsFingerprint/);
+    expect(text).toMatch(/pools\.dst\.url: plain http:\/\/ is refused/);
+  });
+});
