@@ -88,6 +88,8 @@ export interface VmRunState extends VmWorkItem {
   /** The source snapshot VM taken by this run. */
   sourceSnapshot?: string;
   disks: DiskPlan[];
+  /** Deltas since the last full that the new recovery point will carry. */
+  chain: number;
   /** True when every disk has been transferred and verified. */
   done: boolean;
   warnings: string[];

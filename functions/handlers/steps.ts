@@ -1,0 +1,75 @@
+import { findJob } from '../config/load.js';
+import type { RunContext } from '../replication/context.js';
+import { PoolSessions } from '../replication/context.js';
+import { classifyError } from '../replication/errors.js';
+import { commitOrRollback } from '../replication/steps/commit-or-rollback.js';
+import { finishRun } from '../replication/steps/finish-run.js';
+import { lockCheck } from '../replication/steps/lock-check.js';
+import { snapshotPrevious } from '../replication/steps/snapshot-previous.js';
+import { streamDelta } from '../replication/steps/stream-delta.js';
+import { STATE, type StepName } from './contract.js';
+import type { HandlerDeps } from './deps.js';
+import {
+  commitInput,
+  finishRunInput,
+  lockCheckInput,
+  parseInput,
+  vmItemInput,
+  vmStateInput,
+} from './inputs.js';
+
+export type StepHandler = (input: unknown) => Promise<unknown>;
+
+/**
+ * The five step handlers over one set of dependencies. Each parses its input, opens the pools it
+ * needs, calls the core, logs out, and rethrows failures as errors whose `name` the state machine
+ * retries (XcrTransientError) or catches (XcrPermanentError, ConfigError).
+ */
+export function createStepHandlers(deps: HandlerDeps): Record<StepName, StepHandler> {
+  async function withContext<T>(jobId: string, fn: (ctx: RunContext) => Promise<T>): Promise<T> {
+    const job = findJob(deps.config, jobId);
+    const pools = new PoolSessions(deps.config, deps.resolvePassword);
+    const ctx: RunContext = {
+      job,
+      source: () => pools.get(job.source.pool),
+      destination: () => pools.get(job.destination.pool),
+      leases: deps.leases,
+      events: deps.events,
+      logger: deps.logger,
+      now: deps.now,
+      progress: deps.progress,
+    };
+    try {
+      return await fn(ctx);
+    } catch (err) {
+      const typed = classifyError(err);
+      deps.logger.error('step failed', { jobId, error: typed.name, message: typed.message });
+      throw typed;
+    } finally {
+      await pools.closeAll();
+    }
+  }
+
+  return {
+    [STATE.lockCheck]: async (raw) => {
+      const input = parseInput(lockCheckInput, raw, STATE.lockCheck);
+      return withContext(input.jobId, (ctx) => lockCheck(ctx, input));
+    },
+    [STATE.snapshotPrevious]: async (raw) => {
+      const input = parseInput(vmItemInput, raw, STATE.snapshotPrevious);
+      return withContext(input.jobId, (ctx) => snapshotPrevious(ctx, input));
+    },
+    [STATE.streamDelta]: async (raw) => {
+      const input = parseInput(vmStateInput, raw, STATE.streamDelta);
+      return withContext(input.jobId, (ctx) => streamDelta(ctx, input));
+    },
+    [STATE.commitOrRollback]: async (raw) => {
+      const input = parseInput(commitInput, raw, STATE.commitOrRollback);
+      return withContext(input.jobId, (ctx) => commitOrRollback(ctx, input));
+    },
+    [STATE.finishRun]: async (raw) => {
+      const input = parseInput(finishRunInput, raw, STATE.finishRun);
+      return withContext(input.jobId, (ctx) => finishRun(ctx, input));
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * How xcr marks what it owns. The hypervisor is the source of truth: every object a run creates
+ * carries these `other_config` keys, so any step can resume or clean up after a crash without a
+ * database. Keys are prefixed `xcr:` so they never collide with other tools.
+ */
+export const KEY = {
+  job: 'xcr:job',
+  vm: 'xcr:vm',
+  run: 'xcr:run',
+  role: 'xcr:role',
+  status: 'xcr:status',
+  time: 'xcr:time',
+  chain: 'xcr:chain',
+  sourceSnapshot: 'xcr:source-snapshot',
+  sourceVdi: 'xcr:source-vdi',
+  userdevice: 'xcr:userdevice',
+} as const;
+
+export const ROLE = {
+  /** A snapshot of a source VM taken by a run (VM and its VDIs). */
+  sourceSnapshot: 'source-snapshot',
+  /** A replica VM on the destination: a recovery point once complete. */
+  recoveryPoint: 'recovery-point',
+  /** A disk of a recovery point (or the writable target being filled by a run). */
+  replicaDisk: 'replica-disk',
+} as const;
+
+export const STATUS = {
+  pending: 'pending',
+  /** Source snapshot whose content reached the destination: the base of the next delta. */
+  exported: 'exported',
+  /** Recovery point fully written and verified. */
+  complete: 'complete',
+} as const;
+
+export const REPLICA_TAG = 'xcr';
+
+export const START_BLOCKED_REASON =
+  'xcr replica (a recovery point): starting it is blocked; clone it (VM.clone / "xcr clone") and start the clone.';
+
+/** Label of a snapshot between VM.snapshot and tagging: lets a re-run or a sweep find it by run id. */
+export function pendingSnapshotName(jobId: string, runId: string): string {
+  return `[xcr:${jobId}:${runId}] pending snapshot`;
+}
+
+export function parsePendingSnapshotName(name: string): { jobId: string; runId: string } | undefined {
+  const m = /^\[xcr:([^:\]]+):([^\]]+)\] pending snapshot$/.exec(name);
+  return m ? { jobId: m[1]!, runId: m[2]! } : undefined;
+}
+
+export function snapshotName(jobId: string, vmName: string, time: string): string {
+  return `[xcr ${jobId}] ${vmName} ${time}`;
+}
+
+export function recoveryPointName(jobId: string, vmName: string, time: string): string {
+  return `${vmName} (xcr ${jobId} ${time})`;
+}
+
+/** `2026-11-26T18:40:00.000Z` → `2026-11-26 18:40:00Z` for names people read. */
+export function readableTime(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+export type OtherConfig = Record<string, string>;
+
+export function ownedBy(oc: OtherConfig | undefined, jobId: string): boolean {
+  return oc?.[KEY.job] === jobId;
+}

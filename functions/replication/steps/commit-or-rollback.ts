@@ -1,0 +1,87 @@
+import type { VmResult, VmRunState } from '../../handlers/contract.js';
+import { pruneOldBases, sweepDestination, sweepSource } from '../cleanup.js';
+import { commitRecoveryPoint, markExported } from '../commit.js';
+import { holdLease, type RunContext } from '../context.js';
+import { failureCode } from '../errors.js';
+import { findNetwork, findVmByUuid, vmDisks } from '../inventory.js';
+import { applyRetention } from '../recovery-points.js';
+
+function summary(state: VmRunState, ctx: RunContext) {
+  return {
+    vmUuid: state.vmUuid,
+    bytes: state.disks.reduce((sum, d) => sum + d.bytes, 0),
+    durationMs: ctx.now().getTime() - Date.parse(state.startedAt),
+  };
+}
+
+/** Destroys everything this run created for this VM on both sides; the last recovery point stays. */
+async function rollback(ctx: RunContext, state: VmRunState): Promise<VmResult> {
+  const failure = state.failure ?? { Error: 'LEASE_LOST' };
+  const { code, message } = failureCode(failure);
+  const thisRun = (run: string | undefined, vm: string | undefined) =>
+    run === state.runId && vm === state.vmUuid;
+  const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
+  const dst = await sweepDestination(destination, ctx.job.id, thisRun);
+  const src = await sweepSource(source, ctx.job.id, thisRun);
+  ctx.logger.error('VM replication failed and was rolled back', {
+    vmUuid: state.vmUuid,
+    errorCode: code,
+    error: message,
+    removed: [...src.destroyed, ...dst.destroyed],
+  });
+  return { ...summary(state, ctx), status: 'failed', errorCode: code, message, warnings: state.warnings };
+}
+
+async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
+  const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
+  const vm = await findVmByUuid(source, state.vmUuid);
+  const snapshotRef = await source.getByUuid('VM', state.sourceSnapshot!);
+  const snapshot = { ref: snapshotRef, rec: await source.getRecord('VM', snapshotRef) };
+  const sourceDisks = await vmDisks(source, snapshot.rec);
+  const disks = [];
+  for (const plan of state.disks) {
+    const disk = sourceDisks.find((d) => d.userdevice === plan.userdevice)!;
+    disks.push({ source: disk, target: await destination.getByUuid('VDI', plan.targetVdi) });
+  }
+  const rp = await commitRecoveryPoint(source, destination, {
+    jobId: ctx.job.id,
+    runId: state.runId,
+    time: state.startedAt,
+    chain: state.chain,
+    sourceVm: vm.rec,
+    sourceSnapshot: snapshot,
+    disks,
+    network: await findNetwork(destination, ctx.job.destination.network),
+  });
+  await markExported(source, snapshot, state.chain);
+  const prunedBases = await pruneOldBases(source, ctx.job.id, (await findVmByUuid(source, state.vmUuid)).rec);
+  const expired = await applyRetention(destination, ctx.job.id, state.vmUuid, ctx.job.retention);
+  ctx.logger.info('recovery point committed', {
+    vmUuid: state.vmUuid,
+    recoveryPoint: rp.rec.uuid,
+    prunedBases,
+    expiredRecoveryPoints: expired,
+  });
+  const allFull = state.disks.every((d) => d.kind === 'full');
+  return {
+    ...summary(state, ctx),
+    status: 'succeeded',
+    kind: allFull ? 'full' : 'delta',
+    recoveryPoint: rp.rec.uuid,
+    warnings: state.warnings,
+  };
+}
+
+/** Commits a VM whose disks are all transferred, or rolls it back when a step failed. */
+export async function commitOrRollback(ctx: RunContext, state: VmRunState): Promise<VmResult> {
+  if (state.failure || !state.done) return rollback(ctx, state);
+  try {
+    await holdLease(ctx, state.runId);
+  } catch (err) {
+    return rollback(ctx, {
+      ...state,
+      failure: { Error: (err as Error).name, Cause: (err as Error).message },
+    });
+  }
+  return commit(ctx, state);
+}

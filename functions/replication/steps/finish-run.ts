@@ -1,0 +1,44 @@
+import type { FinishRunInput, RunResult, RunStatus, VmResult } from '../../handlers/contract.js';
+import { leaseKey, type RunContext } from '../context.js';
+import { failureCode } from '../errors.js';
+
+function runStatus(input: FinishRunInput, vms: VmResult[]): RunStatus {
+  if (input.status === 'skipped') return 'skipped';
+  const failed = vms.filter((v) => v.status === 'failed').length;
+  if (failed === 0) return 'succeeded';
+  return failed === vms.length ? 'failed' : 'partial';
+}
+
+/** Ends a run: releases the lease (if this run holds it), reports the run and publishes its event. */
+export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise<RunResult> {
+  const vms: VmResult[] = [...(input.results ?? [])];
+  if (input.mapFailure) {
+    const { code, message } = failureCode(input.mapFailure);
+    for (const item of input.vms) {
+      if (!vms.some((v) => v.vmUuid === item.vmUuid)) {
+        vms.push({
+          vmUuid: item.vmUuid,
+          status: 'failed',
+          bytes: 0,
+          durationMs: 0,
+          errorCode: code,
+          message,
+        });
+      }
+    }
+  }
+  if (input.status !== 'skipped') await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
+  const result: RunResult = {
+    jobId: input.jobId,
+    runId: input.runId,
+    status: runStatus(input, vms),
+    startedAt: input.startedAt,
+    finishedAt: ctx.now().toISOString(),
+    bytes: vms.reduce((sum, v) => sum + v.bytes, 0),
+    vms,
+    ...(input.reason ? { reason: input.reason } : {}),
+  };
+  await ctx.events.publish(result);
+  ctx.logger.info(`run ${result.status}`, { status: result.status, bytes: result.bytes, vms: vms.length });
+  return result;
+}

@@ -1,0 +1,55 @@
+import type { LockCheckInput, LockCheckOutput } from '../../handlers/contract.js';
+import { snapshotsWithRecoveryPoints, sweepDestination, sweepSource } from '../cleanup.js';
+import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
+import { vmsWithTag } from '../inventory.js';
+import { KEY } from '../metadata.js';
+
+async function selectVms(ctx: RunContext): Promise<string[]> {
+  const { vms } = ctx.job;
+  if ('uuids' in vms) return vms.uuids;
+  const source = await ctx.source();
+  return (await vmsWithTag(source, vms.tag))
+    .filter((vm) => vm.other_config[KEY.job] !== ctx.job.id)
+    .map((vm) => vm.uuid)
+    .sort();
+}
+
+/** Removes what interrupted runs of this job left on both sides (best effort, logged). */
+async function sweepLeftovers(ctx: RunContext, runId: string): Promise<void> {
+  const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
+  const otherRuns = (run: string | undefined) => run !== runId;
+  const completed = await snapshotsWithRecoveryPoints(destination, ctx.job.id);
+  const src = await sweepSource(source, ctx.job.id, otherRuns, completed);
+  const dst = await sweepDestination(destination, ctx.job.id, otherRuns);
+  const removed = [...src.destroyed, ...dst.destroyed];
+  if (removed.length || src.promoted.length) {
+    ctx.logger.warn('removed leftovers of interrupted runs', { removed, promoted: src.promoted });
+  }
+}
+
+/**
+ * Takes the job's lease or ends the run as skipped (a run never queues behind another), then
+ * sweeps leftovers of interrupted runs and lists the VMs to replicate.
+ */
+export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise<LockCheckOutput> {
+  const startedAt = ctx.now().toISOString();
+  const base = { jobId: ctx.job.id, runId: input.runId, startedAt };
+  const lease = await ctx.leases.acquire(leaseKey(ctx.job.id), input.runId, LEASE_TTL_MS);
+  if (!lease.acquired) {
+    const reason = `run ${lease.holder} of job ${ctx.job.id} is still running (lease until ${lease.expiresAt.toISOString()})`;
+    ctx.logger.info('run skipped', { reason });
+    return { ...base, status: 'skipped', reason, vms: [] };
+  }
+  try {
+    await sweepLeftovers(ctx, input.runId);
+    const uuids = await selectVms(ctx);
+    return {
+      ...base,
+      status: 'acquired',
+      vms: uuids.map((vmUuid) => ({ jobId: ctx.job.id, runId: input.runId, vmUuid })),
+    };
+  } catch (err) {
+    await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
+    throw err;
+  }
+}

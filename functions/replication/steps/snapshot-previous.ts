@@ -1,0 +1,85 @@
+import type { DiskPlan, VmRunState, VmWorkItem } from '../../handlers/contract.js';
+import { holdLease, type RunContext } from '../context.js';
+import { XcrPermanentError } from '../errors.js';
+import { findSr, findVmByUuid } from '../inventory.js';
+import { KEY } from '../metadata.js';
+import { planTransfer } from '../plan.js';
+import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js';
+import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
+import { createTarget, findTarget } from '../target.js';
+
+export type SnapshotInput = VmWorkItem & { startedAt: string };
+
+/**
+ * Snapshots the source VM, finds the base on both sides, decides full or delta per disk and
+ * prepares a writable target per disk on the destination. The last recovery point is only read.
+ */
+export async function snapshotPrevious(ctx: RunContext, item: SnapshotInput): Promise<VmRunState> {
+  await holdLease(ctx, item.runId);
+  const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
+  const vm = await findVmByUuid(source, item.vmUuid);
+  if (vm.rec.is_a_template || vm.rec.is_a_snapshot || vm.rec.is_control_domain) {
+    throw new XcrPermanentError('VM_NOT_REPLICABLE', `${item.vmUuid} is a template, a snapshot or dom0`);
+  }
+  if (vm.rec.other_config[KEY.job] === ctx.job.id) {
+    throw new XcrPermanentError('VM_IS_XCR_REPLICA', `${item.vmUuid} is a replica made by job ${ctx.job.id}`);
+  }
+  const base = await findExportedBase(source, ctx.job.id, vm.rec);
+  const { snapshot, disks } = await takeSourceSnapshot(source, {
+    jobId: ctx.job.id,
+    runId: item.runId,
+    vm,
+    time: item.startedAt,
+  });
+  const srRef = await findSr(destination, ctx.job.destination.sr);
+  const newest = (await listRecoveryPoints(destination, ctx.job.id, item.vmUuid))[0];
+  const plan = planTransfer({
+    fullInterval: ctx.job.fullInterval,
+    disks: disks.map((d) => ({
+      userdevice: d.userdevice,
+      vdiUuid: d.vdi.rec.uuid,
+      virtualSize: d.vdi.rec.virtual_size,
+    })),
+    base: base?.base,
+    recoveryPoint: newest && (await inspectRecoveryPoint(destination, newest, ctx.job.id, srRef)),
+  });
+  for (const warning of plan.warnings) ctx.logger.warn(warning, { vmUuid: item.vmUuid });
+
+  const existing = await destination.getAllRecords('VDI');
+  const planned: DiskPlan[] = [];
+  for (const [i, disk] of disks.entries()) {
+    const decision = plan.disks[i]!;
+    const found = findTarget(existing, item.runId, item.vmUuid, disk.userdevice);
+    const targetRef =
+      found?.[0] ??
+      (await createTarget(destination, {
+        jobId: ctx.job.id,
+        runId: item.runId,
+        vmUuid: item.vmUuid,
+        time: item.startedAt,
+        srRef,
+        source: disk,
+        decision,
+      }));
+    const target = found?.[1] ?? (await destination.getRecord('VDI', targetRef));
+    planned.push({
+      userdevice: disk.userdevice,
+      sourceVdi: disk.vdi.rec.uuid,
+      baseVdi: decision.baseVdi,
+      targetVdi: target.uuid,
+      kind: decision.kind,
+      fullReason: decision.fullReason,
+      virtualSize: disk.vdi.rec.virtual_size,
+      bytes: 0,
+      done: false,
+    });
+  }
+  return {
+    ...item,
+    sourceSnapshot: snapshot.rec.uuid,
+    disks: planned,
+    chain: plan.chain,
+    done: planned.length === 0,
+    warnings: plan.warnings,
+  };
+}

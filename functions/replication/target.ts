@@ -1,0 +1,75 @@
+import type { VdiRecord, Xapi } from '../xapi/index.js';
+import type { DiskRef } from './inventory.js';
+import { KEY, ROLE, STATUS } from './metadata.js';
+import type { DiskDecision } from './plan.js';
+import { mergeOtherConfig } from './tagging.js';
+
+export interface TargetRequest {
+  jobId: string;
+  runId: string;
+  vmUuid: string;
+  time: string;
+  srRef: string;
+  /** The source snapshot's disk this target will receive. */
+  source: DiskRef;
+  decision: DiskDecision;
+}
+
+function targetKeys(req: TargetRequest): Record<string, string> {
+  return {
+    [KEY.job]: req.jobId,
+    [KEY.vm]: req.vmUuid,
+    [KEY.run]: req.runId,
+    [KEY.role]: ROLE.replicaDisk,
+    [KEY.status]: STATUS.pending,
+    [KEY.time]: req.time,
+    [KEY.userdevice]: req.source.userdevice,
+    [KEY.sourceVdi]: req.source.vdi.rec.uuid,
+  };
+}
+
+/** This run's target VDI for a disk, if an earlier attempt of the step already made it. */
+export function findTarget(
+  vdis: Map<string, VdiRecord>,
+  runId: string,
+  vmUuid: string,
+  userdevice: string,
+): [string, VdiRecord] | undefined {
+  return [...vdis].find(
+    ([, v]) =>
+      v.other_config[KEY.run] === runId &&
+      v.other_config[KEY.vm] === vmUuid &&
+      v.other_config[KEY.role] === ROLE.replicaDisk &&
+      v.other_config[KEY.userdevice] === userdevice,
+  );
+}
+
+/**
+ * Makes the writable target of one disk on the destination: a clone of the recovery point's disk for
+ * a delta (only changed blocks will be written into it), or a new empty VDI for a full. The previous
+ * recovery point itself is only read.
+ */
+export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<string> {
+  const name = `${req.source.vdi.rec.name_label} (xcr ${req.jobId})`;
+  if (req.decision.kind === 'delta') {
+    const rpVdi = await xapi.getByUuid('VDI', req.decision.recoveryPointVdi!);
+    const clone = await xapi.callAsync<string>('VDI.clone', rpVdi);
+    const rec = await xapi.getRecord('VDI', clone);
+    await mergeOtherConfig(xapi, 'VDI', clone, rec.other_config, targetKeys(req));
+    await xapi.call('VDI.set_name_label', clone, name);
+    return clone;
+  }
+  return xapi.call<string>('VDI.create', {
+    name_label: name,
+    name_description: `replica of VDI ${req.source.vdi.rec.uuid} by xcr job ${req.jobId}`,
+    SR: req.srRef,
+    virtual_size: req.source.vdi.rec.virtual_size,
+    type: 'user',
+    sharable: false,
+    read_only: false,
+    other_config: targetKeys(req),
+    xenstore_data: {},
+    sm_config: {},
+    tags: [],
+  });
+}
