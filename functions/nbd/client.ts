@@ -1,0 +1,283 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { ByteQueue } from './byte-queue.js';
+import { NbdConnectionError, NbdError, NbdProtocolError, NbdReplyError, NbdTimeoutError } from './errors.js';
+import { handshake, type NbdTlsOptions } from './handshake.js';
+import {
+  CMD_DISC,
+  CMD_READ,
+  decodeSimpleReply,
+  encodeRequest,
+  SECTOR,
+  SIMPLE_REPLY_BYTES,
+} from './protocol.js';
+
+export type { NbdTlsOptions } from './handshake.js';
+
+export interface NbdConnectOptions {
+  host: string;
+  port: number;
+  /** For xapi-nbd: `/<vdi-uuid>?session_id=<ref>` — never logged or put into errors. */
+  exportName: string;
+  tls?: NbdTlsOptions;
+  /** Budget for connect + handshake, and for each request from send to reply. Default 30 s. */
+  timeoutMs?: number;
+  /** Requests in flight on the connection at once. Default 16. */
+  maxInFlight?: number;
+  /** Largest single READ request; bigger reads are split. Default 2 MiB. */
+  maxRequestBytes?: number;
+}
+
+/** What a caller needs from one NBD export, whether one connection or a pool. */
+export interface NbdReader {
+  readonly size: number;
+  /** Reads `length` bytes at `offset` (unaligned ranges are widened to 512-byte sectors internally). */
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+interface Pending {
+  handle: number;
+  length: number;
+  resolve: (data: Buffer) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface Queued {
+  offset: number;
+  length: number;
+  resolve: (data: Buffer) => void;
+  reject: (err: Error) => void;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_IN_FLIGHT = 16;
+const DEFAULT_MAX_REQUEST = 2 * 1024 * 1024;
+
+/** A single NBD connection in transmission phase: pipelined READs matched by handle. */
+export class NbdClient implements NbdReader {
+  readonly size: number;
+  readonly flags: number;
+  private readonly queue = new ByteQueue();
+  private readonly inFlight = new Map<number, Pending>();
+  private readonly waiting: Queued[] = [];
+  private current: Pending | undefined;
+  private nextHandle = 1;
+  private failure: Error | undefined;
+  private closing = false;
+  private readonly closed: Promise<void>;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  private constructor(
+    private readonly stream: Socket,
+    private readonly raw: Socket,
+    size: number,
+    flags: number,
+    leftover: Buffer,
+    private readonly describe: string,
+    private readonly timeoutMs: number,
+    private readonly maxInFlight: number,
+    readonly maxRequestBytes: number,
+  ) {
+    this.size = size;
+    this.flags = flags;
+    this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', (err) =>
+      this.fail(new NbdConnectionError(`${describe}: ${err.message}`, { cause: err })),
+    );
+    stream.on('close', () => this.fail(new NbdConnectionError(`${describe}: connection closed`)));
+    raw.on('error', () => {}); // surfaced through `stream` (the TLS socket) when TLS is on
+    if (leftover.length > 0) this.onData(leftover);
+  }
+
+  static async connect(opts: NbdConnectOptions): Promise<NbdClient> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST;
+    if (maxRequestBytes % SECTOR !== 0 || maxRequestBytes <= 0) {
+      throw new RangeError('maxRequestBytes must be a positive multiple of 512');
+    }
+    // The export name carries the XAPI session: describe the connection without its query.
+    const describe = `nbd ${opts.host}:${opts.port}${opts.exportName.split('?')[0]}`;
+    const raw = netConnect({ host: opts.host, port: opts.port, noDelay: true });
+    const timer = setTimeout(
+      () => raw.destroy(new NbdTimeoutError(`${describe}: no handshake within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        raw.once('connect', resolve);
+        raw.once('error', reject);
+      }).catch((err: Error) => {
+        if (err instanceof NbdError) throw err;
+        throw new NbdConnectionError(`${describe}: ${err.message}`, { cause: err });
+      });
+      const hs = await handshake(raw, opts.exportName, opts.tls, describe).catch((err: unknown) => {
+        // A timeout destroys the socket: report the timeout, not the resulting close.
+        const cause = raw.errored;
+        throw cause instanceof NbdTimeoutError ? cause : err;
+      });
+      return new NbdClient(
+        hs.stream,
+        raw,
+        hs.size,
+        hs.flags,
+        hs.leftover,
+        describe,
+        timeoutMs,
+        opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+        maxRequestBytes,
+      );
+    } catch (err) {
+      raw.destroy();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Requests sent and not yet answered, plus those queued behind the in-flight limit. */
+  get load(): number {
+    return this.inFlight.size + this.waiting.length;
+  }
+
+  /** Set once the connection is unusable (closed, failed, timed out). */
+  get broken(): Error | undefined {
+    return this.failure;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    checkRange(offset, length, this.size);
+    if (length === 0) return Buffer.alloc(0);
+    const start = offset - (offset % SECTOR);
+    const end = Math.min(roundUp(offset + length), this.size);
+    const pieces: Promise<Buffer>[] = [];
+    for (let at = start; at < end; at += this.maxRequestBytes) {
+      pieces.push(this.request(at, Math.min(this.maxRequestBytes, end - at)));
+    }
+    const parts = await Promise.all(pieces);
+    const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts, end - start);
+    return start === offset && whole.length === length
+      ? whole
+      : whole.subarray(offset - start, offset - start + length);
+  }
+
+  /** Waits for in-flight reads, then sends NBD_CMD_DISC and closes the socket. */
+  async close(): Promise<void> {
+    if (this.closing) return this.closed;
+    this.closing = true;
+    if (this.load > 0) await new Promise<void>((done) => this.idleWaiters.push(done));
+    if (!this.failure && !this.stream.destroyed) {
+      this.stream.end(encodeRequest(CMD_DISC, this.nextHandle++, 0, 0));
+      const timer = setTimeout(() => this.stream.destroy(), 2_000);
+      await this.closed;
+      clearTimeout(timer);
+    } else {
+      this.stream.destroy();
+    }
+    this.raw.destroy();
+  }
+
+  private request(offset: number, length: number): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new NbdError(`${this.describe}: client closed`, false));
+    return new Promise((resolve, reject) => {
+      const item = { offset, length, resolve, reject };
+      if (this.inFlight.size < this.maxInFlight) this.send(item);
+      else this.waiting.push(item);
+    });
+  }
+
+  private send(item: Queued): void {
+    const handle = this.nextHandle++;
+    const pending: Pending = {
+      handle,
+      length: item.length,
+      resolve: item.resolve,
+      reject: item.reject,
+      timer: undefined,
+    };
+    pending.timer = setTimeout(() => {
+      const what = `read of ${item.length} bytes at ${item.offset}`;
+      this.fail(
+        new NbdTimeoutError(`${this.describe}: ${what} got no reply within ${this.timeoutMs} ms`),
+        pending,
+      );
+    }, this.timeoutMs);
+    this.inFlight.set(handle, pending);
+    this.stream.write(encodeRequest(CMD_READ, handle, item.offset, item.length));
+  }
+
+  private onData(chunk: Buffer): void {
+    this.queue.push(chunk);
+    try {
+      for (;;) {
+        if (!this.current) {
+          if (this.queue.length < SIMPLE_REPLY_BYTES) return;
+          const reply = decodeSimpleReply(this.queue.take(SIMPLE_REPLY_BYTES));
+          const pending = this.inFlight.get(reply.handle);
+          if (!pending)
+            throw new NbdProtocolError(`${this.describe}: reply for unknown handle ${reply.handle}`);
+          if (reply.error !== 0) {
+            this.settle(pending);
+            pending.reject(new NbdReplyError(reply.error, `${this.describe}: read`));
+            continue;
+          }
+          this.current = pending;
+        }
+        if (this.queue.length < this.current.length) return;
+        const pending = this.current;
+        this.current = undefined;
+        const data = this.queue.take(pending.length);
+        this.settle(pending);
+        pending.resolve(data);
+      }
+    } catch (err) {
+      this.fail(err instanceof NbdError ? err : new NbdProtocolError(`${this.describe}: ${String(err)}`));
+    }
+  }
+
+  /** Removes an answered request and lets the next queued one go out. */
+  private settle(pending: Pending): void {
+    clearTimeout(pending.timer);
+    this.inFlight.delete(pending.handle);
+    const next = this.waiting.shift();
+    if (next) this.send(next);
+    else this.notifyIdle();
+  }
+
+  /** The connection is unusable: fail everything outstanding; `culprit` (a timed-out request) gets `err`. */
+  private fail(err: Error, culprit?: Pending): void {
+    if (this.failure) return;
+    this.failure = err;
+    const others = culprit
+      ? new NbdConnectionError(`${this.describe}: connection abandoned after a timeout`, { cause: err })
+      : err;
+    for (const pending of this.inFlight.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(pending === culprit ? err : others);
+    }
+    this.inFlight.clear();
+    for (const item of this.waiting.splice(0)) item.reject(others);
+    this.current = undefined;
+    this.stream.destroy();
+    this.raw.destroy();
+    this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    if (this.load > 0) return;
+    for (const done of this.idleWaiters.splice(0)) done();
+  }
+}
+
+export function checkRange(offset: number, length: number, size: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new RangeError(`invalid read range ${offset}+${length}`);
+  }
+  if (offset + length > size) throw new RangeError(`read ${offset}+${length} beyond the export size ${size}`);
+}
+
+export function roundUp(n: number): number {
+  return Math.ceil(n / SECTOR) * SECTOR;
+}
