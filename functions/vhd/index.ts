@@ -1,0 +1,34 @@
+export { chsGeometry, decodeFooter, encodeFooter, vhdChecksum } from './footer.js';
+export { decodeHeader, encodeHeader } from './header.js';
+export {
+  checkFooter,
+  checkHeader,
+  DEFAULT_MAX_METADATA_BYTES,
+  type ParseLimits,
+  planLayout,
+} from './layout.js';
+export { VhdStreamParser } from './parser.js';
+export { applyVhdToRaw, bitmapRuns } from './raw.js';
+export { readVhdStream, type VhdStreamReader } from './reader.js';
+export {
+  batBytes,
+  bitmapBytes,
+  DEFAULT_BLOCK_SIZE,
+  SECTOR_SIZE,
+  type VhdBlock,
+  type VhdDiskType,
+  type VhdErrorCode,
+  type VhdFooter,
+  VhdFormatError,
+  type VhdHeader,
+  type VhdParentLocator,
+  type VhdStreamInfo,
+} from './types.js';
+export { VhdVerifier } from './verifier.js';
+export {
+  createVhdWriter,
+  type VhdWriter,
+  type VhdWriterOptions,
+  vhdStreamLength,
+  XAPI_TABLE_OFFSET,
+} from './writer.js';
