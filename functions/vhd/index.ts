@@ -9,7 +9,7 @@ export {
 } from './layout.js';
 export { VhdStreamParser } from './parser.js';
 export { applyVhdToRaw, bitmapRuns } from './raw.js';
-export { readVhdStream, type VhdStreamReader } from './reader.js';
+export { readVhdStream, type VhdSource, type VhdStreamReader } from './reader.js';
 export {
   batBytes,
   bitmapBytes,

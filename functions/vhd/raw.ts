@@ -1,5 +1,5 @@
 import type { ParseLimits } from './layout.js';
-import { readVhdStream } from './reader.js';
+import { readVhdStream, type VhdSource } from './reader.js';
 import { SECTOR_SIZE, type VhdStreamInfo } from './types.js';
 
 /** Runs of set bits (sectors present in this file) in a block bitmap, as [firstSector, count]. */
@@ -27,7 +27,7 @@ export type RawWriter = (offset: number, data: Buffer) => void | Promise<void>;
  * the virtual size). Applying a differencing VHD onto its parent's content yields the child's.
  */
 export async function applyVhdToRaw(
-  source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
+  source: VhdSource,
   target: Buffer | RawWriter,
   limits: ParseLimits = {},
 ): Promise<VhdStreamInfo> {

@@ -12,6 +12,14 @@ export interface VhdStreamReader {
   blocks(): AsyncGenerator<VhdBlock>;
 }
 
+/** Where VHD bytes come from: a Node stream, an async generator, or (in tests) an array of chunks. */
+export type VhdSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | NodeJS.ReadableStream;
+
+function iterate(source: VhdSource): AsyncIterator<unknown> | Iterator<unknown> {
+  if (Symbol.asyncIterator in source) return (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  return (source as Iterable<unknown>)[Symbol.iterator]();
+}
+
 function toBytes(chunk: unknown): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   throw new TypeError('VHD source must yield binary chunks (Buffer/Uint8Array), not strings');
@@ -21,11 +29,8 @@ function toBytes(chunk: unknown): Uint8Array {
  * Parses a forward-only VHD stream. Resolves once the footer copy, header and BAT are read (the
  * total length is known before any block is consumed).
  */
-export async function readVhdStream(
-  source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
-  limits: ParseLimits = {},
-): Promise<VhdStreamReader> {
-  const iterator = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+export async function readVhdStream(source: VhdSource, limits: ParseLimits = {}): Promise<VhdStreamReader> {
+  const iterator = iterate(source);
   const parser = new VhdStreamParser({ ...limits, collectBlocks: true });
   let chunk: Uint8Array = new Uint8Array(0);
   let at = 0;
