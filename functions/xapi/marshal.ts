@@ -8,7 +8,7 @@
  * Incoming: a XAPI envelope `{Status, Value | ErrorDescription}` (XML-RPC) or a JSON-RPC v1/v2 reply.
  */
 import { createRequire } from 'node:module';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 const require = createRequire(import.meta.url);
 
@@ -146,11 +146,20 @@ export class MalformedResponseError extends Error {
 // The xmlrpc package reads a zone-less datetime as local time; XAPI means UTC.
 const ZONELESS_DATE = /(<dateTime\.iso8601>\s*\d{8}T\d{2}:?\d{2}:?\d{2})(\s*<\/dateTime\.iso8601>)/gi;
 
+/** Feeds the whole document to the package's SAX parser synchronously (no stream machinery). */
 function deserialize(xml: string): Promise<unknown> {
+  const doc = xml.replace(ZONELESS_DATE, '$1Z$2');
+  const source = {
+    setEncoding() {},
+    on() {},
+    pipe(parser: { write(s: string): void; end(): void }) {
+      parser.write(doc);
+      parser.end();
+    },
+  } as unknown as Readable;
   return new Promise((resolve, reject) => {
-    new Deserializer().deserializeMethodResponse(
-      Readable.from([xml.replace(ZONELESS_DATE, '$1Z$2')]),
-      (err, v) => (err ? reject(new MalformedResponseError(`invalid XML-RPC: ${err.message}`)) : resolve(v)),
+    new Deserializer().deserializeMethodResponse(source, (err, v) =>
+      err ? reject(new MalformedResponseError(`invalid XML-RPC: ${err.message}`)) : resolve(v),
     );
   });
 }
