@@ -38,6 +38,13 @@ function pythonDecode(docs: string[]): unknown[] {
   return JSON.parse(r.stdout) as unknown[];
 }
 
+/** XML 1.0 cannot carry most control characters (xapi drops them); CR is normalised away. */
+const xmlSafe = (s: string): boolean =>
+  [...s].every((c) => {
+    const n = c.codePointAt(0) ?? 0;
+    return (n >= 0x20 || n === 9 || n === 10) && n !== 0xfffe && n !== 0xffff;
+  });
+
 describe('XML-RPC requests', () => {
   it('sends ints (also beyond 2^31 and 2^53) as decimal strings, floats as <double>, bools as <boolean>', () => {
     const xml = encodeXmlRpcCall('VDI.create', [
@@ -68,9 +75,7 @@ describe('XML-RPC requests', () => {
 
   it('round-trips through an independent XML-RPC parser (Python xmlrpc.client)', () => {
     const leaf = fc.oneof(
-      fc
-        .string({ maxLength: 20 })
-        .filter((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff\r]/.test(s)),
+      fc.string({ maxLength: 20 }).filter(xmlSafe),
       fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }),
       fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Number.isInteger(d)),
       fc.boolean(),
