@@ -249,7 +249,10 @@ export async function startFake(opts: { tls?: { cert: string; key: string } } = 
     }
   };
 
-  const handler = async (req: IncomingMessage, res: ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    serve(req, res).catch(() => res.destroy()); // a client that went away mid-request
+  };
+  const serve = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     for (const r of fake.routes) if (await r(req, res, url)) return;
     if (req.method !== 'POST') {

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import {
+  forgetSecret,
+  registerSecret,
+  scrub,
+  XapiError,
+  XapiTransportError,
+} from '../../../functions/xapi/errors.js';
+
+const SESSION = 'OpaqueRef:5e55i0n-0000-4000-8000-000000000001';
+const PASSWORD = 'hunter2-Pa55';
+
+const everything = (e: Error) =>
+  `${e.message}|${String(e)}|${JSON.stringify(e)}|${e.stack}|${JSON.stringify(e.cause ?? '')}`;
+
+describe('secret scrubbing', () => {
+  it('masks session_id query values even when not registered', () => {
+    expect(scrub(`GET http://h/export_raw_vdi?session_id=${SESSION}&vdi=x`)).toBe(
+      'GET http://h/export_raw_vdi?session_id=***&vdi=x',
+    );
+  });
+
+  it('masks registered secrets in XapiError messages, params and JSON', () => {
+    registerSecret(SESSION);
+    registerSecret(PASSWORD);
+    try {
+      const e = new XapiError('SESSION_AUTHENTICATION_FAILED', ['root', `bad password ${PASSWORD}`], 'login');
+      const s = new XapiError('SESSION_INVALID', [SESSION], 'VM.get_all');
+      const other = new XapiError('INTERNAL_ERROR', [`call failed for ${SESSION}`], 'VM.get_all');
+      for (const err of [e, s, other]) {
+        expect(everything(err)).not.toContain(SESSION);
+        expect(everything(err)).not.toContain(PASSWORD);
+      }
+      expect(s.params).toEqual(['***']);
+      expect(e.params[0]).toBe('root');
+    } finally {
+      forgetSecret(SESSION);
+      forgetSecret(PASSWORD);
+    }
+  });
+
+  it('always masks the SESSION_INVALID param, registered or not', () => {
+    const e = new XapiError('SESSION_INVALID', ['OpaqueRef:unregistered'], 'm');
+    expect(everything(e)).not.toContain('OpaqueRef:unregistered');
+  });
+
+  it('masks transport errors and their causes', () => {
+    registerSecret(PASSWORD);
+    try {
+      const cause = Object.assign(
+        new Error(`socket hang up http://h/import_raw_vdi?session_id=${SESSION} ${PASSWORD}`),
+        {
+          code: 'ECONNRESET',
+        },
+      );
+      const e = new XapiTransportError(`PUT ?session_id=${SESSION}: ${PASSWORD}`, 'ECONNRESET', { cause });
+      expect(e.name).toBe('XapiTransportError');
+      expect(everything(e)).not.toContain(SESSION);
+      expect(everything(e)).not.toContain(PASSWORD);
+      expect((e.cause as { code?: string }).code).toBe('ECONNRESET');
+    } finally {
+      forgetSecret(PASSWORD);
+    }
+  });
+
+  it('keeps a secret masked while another holder still uses it', () => {
+    registerSecret(PASSWORD);
+    registerSecret(PASSWORD);
+    forgetSecret(PASSWORD);
+    expect(scrub(PASSWORD)).toBe('***');
+    forgetSecret(PASSWORD);
+    expect(scrub(PASSWORD)).toBe(PASSWORD);
+  });
+
+  it('has stable names for Step Functions', () => {
+    expect(new XapiError('X', [], 'm').name).toBe('XapiError');
+    expect(new XapiTransportError('x').name).toBe('XapiTransportError');
+    expect(new XapiError('VDI_IN_USE', ['OpaqueRef:v', 'destroy'], 'VDI.destroy').message).toBe(
+      'VDI_IN_USE [OpaqueRef:v, destroy] (VDI.destroy)',
+    );
+  });
+});
