@@ -1,0 +1,222 @@
+/** VDI messages and the disk-level helpers VM.snapshot/clone/copy share. */
+import { randomUUID } from 'node:crypto';
+import { Disk } from '../disk.js';
+import { SR_FULL_ERROR, XapiError } from '../errors.js';
+import { PoolState } from '../state.js';
+import { EPOCH, NULL_REF, type XRecord } from '../wire/values.js';
+import { constructorFields, self } from './implicit.js';
+import { p, type Registry } from './registry.js';
+
+/** VDI_IN_USE when a VBD of the VDI is attached (RW only, when `rwOnly`). */
+export function assertNotInUse(pool: PoolState, vdi: string, op: string, rwOnly = false): void {
+  for (const v of pool.db.get('VDI', vdi).VBDs as string[]) {
+    const vbd = pool.db.find('VBD', v);
+    if (vbd?.currently_attached === true && (!rwOnly || vbd.mode === 'RW'))
+      throw new XapiError('VDI_IN_USE', [vdi, op]);
+  }
+}
+
+export function createVdi(pool: PoolState, sr: string, fields: XRecord, disk?: Disk): string {
+  self(pool, 'SR', sr);
+  const size = PoolState.roundSize(Number(fields.virtual_size ?? 0));
+  const store = pool.store(sr);
+  if (!disk && size > store.free()) throw SR_FULL_ERROR();
+  const d = disk ?? new Disk(store, size);
+  const ref = pool.db.create('VDI', {
+    ...fields,
+    SR: sr,
+    virtual_size: size,
+    physical_utilisation: d.blocks.size * 2 * 1024 * 1024,
+    location: randomUUID(),
+    allowed_operations: [
+      'clone',
+      'copy',
+      'resize',
+      'snapshot',
+      'destroy',
+      'update',
+      'generate_config',
+      'enable_cbt',
+    ],
+  });
+  pool.disks.set(ref, d);
+  pool.syncVdi(ref);
+  return ref;
+}
+
+const INHERITED = [
+  'name_label',
+  'name_description',
+  'type',
+  'sharable',
+  'read_only',
+  'other_config',
+  'xenstore_data',
+  'on_boot',
+  'allow_caching',
+  'tags',
+  'cbt_enabled',
+  'sm_config',
+];
+
+function inherited(src: XRecord): XRecord {
+  const out: XRecord = {};
+  for (const k of INHERITED) {
+    const v = src[k];
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? [...v] : typeof v === 'object' && !(v instanceof Date) ? { ...v } : v;
+  }
+  return out;
+}
+
+export function snapshotVdi(pool: PoolState, vdi: string): string {
+  const src = pool.db.get('VDI', vdi);
+  if (src.sharable === true) throw new XapiError('VDI_IS_SHARABLE', [vdi]);
+  const d = pool.disk(vdi);
+  return createVdi(
+    pool,
+    src.SR as string,
+    {
+      ...inherited(src),
+      virtual_size: d.size,
+      is_a_snapshot: true,
+      snapshot_of: vdi,
+      snapshot_time: new Date(),
+    },
+    d.share(),
+  );
+}
+
+export function cloneVdi(pool: PoolState, vdi: string): string {
+  const src = pool.db.get('VDI', vdi);
+  const d = pool.disk(vdi);
+  return createVdi(
+    pool,
+    src.SR as string,
+    {
+      ...inherited(src),
+      virtual_size: d.size,
+      is_a_snapshot: false,
+      snapshot_of: NULL_REF,
+      snapshot_time: EPOCH,
+    },
+    d.share(),
+  );
+}
+
+export function copyVdi(pool: PoolState, vdi: string, sr: string): string {
+  const src = pool.db.get('VDI', vdi);
+  const d = pool.disk(vdi);
+  const copy = d.copyTo(pool.store(sr));
+  return createVdi(pool, sr, { ...inherited(src), virtual_size: d.size, cbt_enabled: false }, copy);
+}
+
+export function destroyVdiData(pool: PoolState, vdi: string): void {
+  const rec = pool.db.get('VDI', vdi);
+  for (const v of [...(rec.VBDs as string[])]) pool.db.destroy('VBD', v);
+  pool.disks.get(vdi)?.release();
+  pool.disks.delete(vdi);
+  pool.db.destroy('VDI', vdi);
+  pool.syncSr(rec.SR as string);
+}
+
+export function registerVdi(reg: Registry): void {
+  reg.add({
+    name: 'VDI.create',
+    params: [p('args', 'record')],
+    async: true,
+    handler: ({ pool }, [args]) => {
+      const rec = constructorFields('VDI', args as XRecord);
+      return createVdi(pool, self(pool, 'SR', rec.SR!), rec);
+    },
+  });
+  reg.add({
+    name: 'VDI.destroy',
+    params: [p('self', 'ref')],
+    async: true,
+    handler: ({ pool }, [vdi]) => {
+      const ref = self(pool, 'VDI', vdi);
+      assertNotInUse(pool, ref, 'destroy');
+      destroyVdiData(pool, ref);
+      return undefined;
+    },
+  });
+  reg.add({
+    name: 'VDI.snapshot',
+    params: [p('vdi', 'ref'), p('driver_params', 'map', {})],
+    async: true,
+    handler: ({ pool }, [vdi]) => snapshotVdi(pool, self(pool, 'VDI', vdi)),
+  });
+  reg.add({
+    name: 'VDI.clone',
+    params: [p('vdi', 'ref'), p('driver_params', 'map', {})],
+    async: true,
+    handler: ({ pool }, [vdi]) => cloneVdi(pool, self(pool, 'VDI', vdi)),
+  });
+  reg.add({
+    name: 'VDI.copy',
+    params: [
+      p('vdi', 'ref'),
+      p('sr', 'ref', NULL_REF),
+      p('base_vdi', 'ref', NULL_REF),
+      p('into_vdi', 'ref', NULL_REF),
+    ],
+    async: true,
+    handler: ({ pool }, [vdi, sr, base, into]) => {
+      const ref = self(pool, 'VDI', vdi);
+      assertNotInUse(pool, ref, 'copy', true);
+      const src = pool.disk(ref);
+      if (into === NULL_REF) {
+        const target = sr === NULL_REF ? (pool.db.get('VDI', ref).SR as string) : self(pool, 'SR', sr);
+        return copyVdi(pool, ref, target);
+      }
+      const dst = self(pool, 'VDI', into);
+      const drec = pool.db.get('VDI', dst);
+      if (drec.read_only === true) throw new XapiError('VDI_READONLY', [dst]);
+      const dd = pool.disk(dst);
+      if (dd.size < src.size) throw new XapiError('VDI_TOO_SMALL', [dst, String(src.size)]);
+      const blocks = base === NULL_REF ? src.allocated() : src.diff(pool.disk(self(pool, 'VDI', base)));
+      for (const i of blocks) dd.copyBlockFrom(src, i);
+      pool.syncVdi(dst);
+      return dst;
+    },
+  });
+  for (const name of ['resize', 'resize_online']) {
+    reg.add({
+      name: `VDI.${name}`,
+      params: [p('vdi', 'ref'), p('size', 'int')],
+      async: true,
+      handler: ({ pool }, [vdi, size]) => {
+        const ref = self(pool, 'VDI', vdi);
+        if (name === 'resize') assertNotInUse(pool, ref, 'resize');
+        const d = pool.disk(ref);
+        const n = PoolState.roundSize(Number(size));
+        if (n < d.size)
+          throw new XapiError('SR_BACKEND_FAILURE_79', ['', 'VDI Invalid size', 'shrinking is not allowed']);
+        if (n - d.size > pool.store(pool.db.get('VDI', ref).SR as string).free()) throw SR_FULL_ERROR();
+        d.resize(n);
+        pool.syncVdi(ref);
+        return undefined;
+      },
+    });
+  }
+  for (const [name, on] of [
+    ['enable_cbt', true],
+    ['disable_cbt', false],
+  ] as const) {
+    reg.add({
+      name: `VDI.${name}`,
+      params: [p('self', 'ref')],
+      handler: ({ pool }, [vdi]) => {
+        const ref = self(pool, 'VDI', vdi);
+        const rec = pool.db.get('VDI', ref);
+        if (rec.is_a_snapshot === true)
+          throw new XapiError('OPERATION_NOT_ALLOWED', [`VDI is a snapshot: ${ref}`]);
+        if (rec.type !== 'user' && rec.type !== 'system')
+          throw new XapiError('VDI_INCOMPATIBLE_TYPE', [ref, String(rec.type)]);
+        pool.db.set('VDI', ref, 'cbt_enabled', on);
+        return undefined;
+      },
+    });
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * Sparse, copy-on-write disk contents. A disk is a map of 2 MiB blocks; snapshots and clones share
+ * Block objects, and a write to a shared (or frozen) block copies it first. Because a Block's bytes
+ * only change while exactly one disk holds it, "same Block object" means "same content and same
+ * history", which is what the delta export (base=) needs: the blocks that differ since the common
+ * ancestor are exactly those whose Block identity differs.
+ */
+import { createHash } from 'node:crypto';
+import { SR_FULL_ERROR, VDI_IO_ERROR } from './errors.js';
+
+export const BLOCK_SIZE = 2 * 1024 * 1024;
+const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+
+/** Released block buffers, reused: first-touching fresh memory is slow on some hosts (page faults). */
+const spare: Buffer[] = [];
+const MAX_SPARE = 64;
+
+/** A BLOCK_SIZE buffer with undefined content. */
+export function takeBuffer(): Buffer {
+  return spare.pop() ?? Buffer.allocUnsafeSlow(BLOCK_SIZE);
+}
+
+function giveBack(buf: Buffer): void {
+  if (spare.length < MAX_SPARE && buf.length === BLOCK_SIZE) spare.push(buf);
+}
+
+export class Block {
+  refs = 0;
+  /** the buffer may be shared with another Block (e.g. a copy to another SR): never write in place */
+  frozen = false;
+  constructor(
+    readonly store: BlockStore,
+    public buf: Buffer,
+  ) {}
+}
+
+/** One SR's physical space: counts the distinct blocks its disks hold. */
+export class BlockStore {
+  used = 0;
+  onChange: () => void = () => {};
+  constructor(public capacity: number) {}
+
+  free(): number {
+    return this.capacity - this.used;
+  }
+
+  reserve(n: number): void {
+    if (this.used + n * BLOCK_SIZE > this.capacity) throw SR_FULL_ERROR();
+  }
+
+  alloc(buf: Buffer): Block {
+    this.reserve(1);
+    this.used += BLOCK_SIZE;
+    this.onChange();
+    return new Block(this, buf);
+  }
+
+  release(): void {
+    this.used -= BLOCK_SIZE;
+    this.onChange();
+  }
+}
+
+const isZero = (b: Buffer): boolean => b.equals(ZERO_BLOCK);
+
+export class Disk {
+  readonly blocks = new Map<number, Block>();
+  constructor(
+    readonly store: BlockStore,
+    public size: number,
+  ) {}
+
+  private hold(i: number, blk: Block): void {
+    const old = this.blocks.get(i);
+    blk.refs++;
+    this.blocks.set(i, blk);
+    if (old) this.drop(old);
+  }
+
+  private drop(blk: Block): void {
+    blk.refs--;
+    if (blk.refs === 0) {
+      blk.store.release();
+      if (!blk.frozen) giveBack(blk.buf);
+    }
+  }
+
+  /** A block this disk may write in place. */
+  private writable(i: number): Block {
+    const cur = this.blocks.get(i);
+    if (cur && cur.refs === 1 && !cur.frozen) return cur;
+    const buf = takeBuffer();
+    if (cur) cur.buf.copy(buf);
+    else buf.fill(0);
+    const blk = this.store.alloc(buf);
+    this.hold(i, blk);
+    return blk;
+  }
+
+  /** How many new blocks a write of [offset, offset+length) would allocate. */
+  private newBlocksFor(offset: number, length: number): number {
+    let n = 0;
+    for (let i = Math.floor(offset / BLOCK_SIZE); i * BLOCK_SIZE < offset + length; i++) {
+      const cur = this.blocks.get(i);
+      if (!cur || cur.refs > 1 || cur.frozen) n++;
+    }
+    return n;
+  }
+
+  write(offset: number, data: Buffer): void {
+    if (offset < 0 || offset + data.length > this.size) throw VDI_IO_ERROR();
+    if (data.length === 0) return;
+    this.store.reserve(this.newBlocksFor(offset, data.length));
+    let pos = 0;
+    while (pos < data.length) {
+      const abs = offset + pos;
+      const i = Math.floor(abs / BLOCK_SIZE);
+      const within = abs - i * BLOCK_SIZE;
+      const n = Math.min(BLOCK_SIZE - within, data.length - pos);
+      data.copy(this.writable(i).buf, within, pos, pos + n);
+      pos += n;
+    }
+  }
+
+  /** Replace whole block i with `buf` (taken over, must be BLOCK_SIZE long) — the fast import path. */
+  putBlock(i: number, buf: Buffer, frozen = false): void {
+    if (i < 0 || i * BLOCK_SIZE >= this.size) throw VDI_IO_ERROR();
+    const blk = this.store.alloc(buf);
+    blk.frozen = frozen;
+    this.hold(i, blk);
+  }
+
+  read(offset: number, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    let pos = 0;
+    while (pos < length) {
+      const abs = offset + pos;
+      const i = Math.floor(abs / BLOCK_SIZE);
+      const within = abs - i * BLOCK_SIZE;
+      const n = Math.min(BLOCK_SIZE - within, length - pos);
+      const blk = this.blocks.get(i);
+      if (blk) blk.buf.copy(out, pos, within, within + n);
+      pos += n;
+    }
+    return out;
+  }
+
+  /** Block i's current bytes (shared: do not modify); zeros when unallocated. Pinned buffers (handed to a
+   *  socket, which may hold them after the call) are never written in place or recycled. */
+  blockData(i: number, pin = false): Buffer {
+    const blk = this.blocks.get(i);
+    if (!blk) return ZERO_BLOCK;
+    if (pin) blk.frozen = true;
+    return blk.buf;
+  }
+
+  allocated(): number[] {
+    return [...this.blocks.keys()].sort((a, b) => a - b);
+  }
+
+  /** Blocks written since the common ancestor with `base`, on either side. */
+  diff(base: Disk): number[] {
+    const out = new Set<number>();
+    for (const [i, blk] of this.blocks) if (base.blocks.get(i) !== blk) out.add(i);
+    for (const [i, blk] of base.blocks) if (this.blocks.get(i) !== blk) out.add(i);
+    return [...out].sort((a, b) => a - b);
+  }
+
+  /** A snapshot/clone in the same SR: shares every block. */
+  share(): Disk {
+    const d = new Disk(this.store, this.size);
+    for (const [i, blk] of this.blocks) {
+      blk.refs++;
+      d.blocks.set(i, blk);
+    }
+    return d;
+  }
+
+  /** A physical copy into `store` (costs space there; buffers are shared until written). */
+  copyTo(store: BlockStore): Disk {
+    store.reserve(this.blocks.size);
+    const d = new Disk(store, this.size);
+    for (const i of this.allocated()) d.copyBlockFrom(this, i);
+    return d;
+  }
+
+  /** Make block i equal to `src`'s block i (a physical copy). */
+  copyBlockFrom(src: Disk, i: number): void {
+    const blk = src.blocks.get(i);
+    if (!blk) {
+      if (this.blocks.has(i))
+        this.write(i * BLOCK_SIZE, ZERO_BLOCK.subarray(0, Math.min(BLOCK_SIZE, this.size - i * BLOCK_SIZE)));
+      return;
+    }
+    blk.frozen = true;
+    this.putBlock(i, blk.buf, true);
+  }
+
+  resize(size: number): void {
+    this.size = size;
+    for (const [i, blk] of this.blocks) {
+      if (i * BLOCK_SIZE >= size) {
+        this.blocks.delete(i);
+        this.drop(blk);
+      }
+    }
+  }
+
+  /** Drop every block (the VDI is destroyed). */
+  release(): void {
+    for (const blk of this.blocks.values()) this.drop(blk);
+    this.blocks.clear();
+  }
+
+  /** Canonical content hash: virtual size + each non-zero block's index and bytes. */
+  hash(): string {
+    const h = createHash('sha256');
+    h.update(`size:${this.size}\n`);
+    for (const i of this.allocated()) {
+      const buf = this.blocks.get(i)!.buf;
+      if (isZero(buf)) continue;
+      h.update(`block:${i}\n`);
+      h.update(buf);
+    }
+    return h.digest('hex');
+  }
+}

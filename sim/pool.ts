@@ -1,0 +1,127 @@
+/** startPool(): build a pool's objects from a spec and give each host its own listener. */
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  createServer as createHttp,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { registerCore } from './api/core.js';
+import { registerImplicit } from './api/implicit.js';
+import { Registry } from './api/registry.js';
+import { makeTestApi, registerTestApi } from './api/testapi.js';
+import { registerVdi } from './api/vdi.js';
+import { registerVm } from './api/vm.js';
+import { handleExport } from './http/export.js';
+import { handleImport } from './http/import.js';
+import { handleJsonRpc, handleXmlRpc, http500 } from './http/rpc.js';
+import { populate } from './populate.js';
+import { PoolState } from './state.js';
+import type { SimPool, SimPoolSpec } from './types.js';
+
+export function buildRegistry(testApi: boolean): Registry {
+  const reg = new Registry();
+  registerImplicit(reg);
+  registerCore(reg);
+  registerVm(reg);
+  registerVdi(reg);
+  if (testApi) registerTestApi(reg);
+  return reg;
+}
+
+function route(reg: Registry, pool: PoolState, host: number) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const done = (p: Promise<void>): void => {
+      p.catch((e: unknown) => {
+        if (!res.headersSent) http500(res, e instanceof Error ? e.message : String(e));
+        else res.destroy();
+      });
+    };
+    if (req.method === 'OPTIONS') {
+      res.writeHead(200, {
+        'access-control-allow-origin': '*',
+        'access-control-allow-headers': 'content-type',
+        'access-control-allow-methods': 'POST, OPTIONS',
+        'content-length': 0,
+      });
+      res.end();
+      return;
+    }
+    if (req.method === 'GET' && path === '/export_raw_vdi') done(handleExport(pool, host, req, res));
+    else if (req.method === 'PUT' && path === '/import_raw_vdi') done(handleImport(pool, host, req, res));
+    else if (req.method === 'POST' && path === '/jsonrpc') done(handleJsonRpc(reg, pool, host, req, res));
+    else if (req.method === 'POST') done(handleXmlRpc(reg, pool, host, req, res));
+    else notFound(res);
+  };
+}
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'content-type': 'text/html', 'content-length': 0, connection: 'close' });
+  res.end();
+}
+
+function listen(server: Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, address, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
+  const nHosts = Math.max(1, spec.hosts ?? 1);
+  const pool = new PoolState(
+    spec.name,
+    spec.username ?? 'root',
+    spec.password ?? randomBytes(12).toString('base64url'),
+  );
+  pool.scheme = spec.tls ? 'https' : 'http';
+  pool.certificate = spec.tls?.cert;
+  const reg = buildRegistry(spec.testApi !== false);
+  const bind = spec.bindAddress ?? '127.0.0.1';
+  const servers: Server[] = [];
+  const sockets = new Set<Socket>();
+  try {
+    for (let i = 0; i < nHosts; i++) {
+      const handler = route(reg, pool, i);
+      const server = spec.tls
+        ? createHttps({ cert: spec.tls.cert, key: spec.tls.key }, handler)
+        : createHttp(handler);
+      server.on('connection', (s: Socket) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+      });
+      servers.push(server);
+      const port = await listen(server, bind);
+      const address = `${bind.includes(':') ? `[${bind}]` : bind}:${port}`;
+      pool.hosts.push({ ref: '', uuid: randomUUID(), address, url: `${pool.scheme}://${address}` });
+    }
+  } catch (e) {
+    for (const s of servers) s.close();
+    throw e;
+  }
+  populate(pool, spec);
+  let closed = false;
+  return {
+    name: pool.name,
+    username: pool.username,
+    password: pool.password,
+    get url() {
+      return pool.master.url;
+    },
+    hosts: pool.hosts.map((h) => ({ uuid: h.uuid, address: h.address, url: h.url })),
+    test: makeTestApi(pool),
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const s of sockets) s.destroy();
+      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      for (const d of pool.disks.values()) d.release();
+    },
+  };
+}

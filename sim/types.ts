@@ -1,0 +1,84 @@
+/** The simulator's public, in-process API types (the contract other helpers code against). */
+export interface SimDiskSpec {
+  name_label?: string;
+  sizeBytes: number;
+  /** SR name_label (default: the pool's first SR) */
+  sr?: string;
+  userdevice?: string;
+  /** initial content: written as a guest would */
+  data?: { offset: number; length: number; byte?: number; seed?: number }[];
+}
+export interface SimVmSpec {
+  name_label: string;
+  uuid?: string;
+  power_state?: 'Running' | 'Halted';
+  vcpus?: number;
+  memoryBytes?: number;
+  tags?: string[];
+  other_config?: Record<string, string>;
+  disks?: SimDiskSpec[];
+  vifs?: { network: string }[];
+}
+export interface SimSrSpec {
+  name_label: string;
+  sizeBytes: number;
+  type?: string;
+  /** default false: a local SR, plugged on one host only */
+  shared?: boolean;
+  /** the host (index) a local SR is on; default 0 (the master) */
+  host?: number;
+}
+export interface SimPoolSpec {
+  name: string;
+  /** default 1 */
+  hosts?: number;
+  /** default 'root' */
+  username?: string;
+  /** generated if absent */
+  password?: string;
+  srs?: SimSrSpec[];
+  networks?: { name_label: string }[];
+  vms?: SimVmSpec[];
+  /** https when set */
+  tls?: { cert: string; key: string };
+  /** sim.* RPC namespace; default true */
+  testApi?: boolean;
+  /** default 127.0.0.1 */
+  bindAddress?: string;
+}
+export interface SimTestApi {
+  /** as a running guest writes (marks blocks dirty) */
+  writeVdi(vdiUuid: string, offset: number, data: Buffer): void;
+  readVdi(vdiUuid: string, offset: number, length: number): Buffer;
+  /** sha256 hex of the VDI's content, canonical: equal for equal content whatever is allocated */
+  hashVdi(vdiUuid: string): string;
+  /** Fail calls of `method` ('VDI.clone' also matches 'Async.VDI.clone'): the nth matching call (1-based,
+   *  default 1) and the `count-1` after it (default 1) fail with ErrorDescription `error`. */
+  injectFault(f: { method: string; nth?: number; count?: number; error: string[] }): void;
+  /** Cut the nth (default 1) export_raw_vdi / import_raw_vdi stream after `afterBytes` body bytes. */
+  cutStream(f: { path: 'export_raw_vdi' | 'import_raw_vdi'; afterBytes: number; nth?: number }): void;
+  /** HTTP data paths; undefined = unlimited */
+  throttle(bytesPerSecond: number | undefined): void;
+  /** added to every RPC call */
+  latency(ms: number): void;
+  /** every live session becomes SESSION_INVALID */
+  expireSessions(): void;
+  /** the old master now answers HOST_IS_SLAVE */
+  switchMaster(hostIndex: number): void;
+  clearFaults(): void;
+  /** RPC method names called so far, in order (wire names, e.g. 'Async.VM.snapshot'; sim.* excluded) */
+  calls(): string[];
+  /** all live objects of a class as [ref, record] (read-only copies) — for leak checks in tests */
+  objects(cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'task' | 'SR' | 'session'): [string, Record<string, unknown>][];
+}
+export interface SimPool {
+  name: string;
+  username: string;
+  password: string;
+  /** the master's base URL, e.g. http://127.0.0.1:41234 */
+  url: string;
+  /** address = "127.0.0.1:41234" (host.address carries the port; clients build http(s)://<address>) */
+  hosts: { uuid: string; address: string; url: string }[];
+  test: SimTestApi;
+  close(): Promise<void>;
+}
