@@ -91,9 +91,9 @@ async function commit(keyDir: string, gen: number, record: LeaseRecord): Promise
     await unlink(tmp).catch(() => undefined);
   }
   // A generation we read may have been pruned and its number reused by us: only the highest counts.
-  const { gens } = await listGens(keyDir);
-  if (Math.max(...gens) !== gen) return false;
-  await prune(keyDir, gen);
+  const listing = await listGens(keyDir);
+  if (Math.max(...listing.gens) !== gen) return false;
+  await prune(keyDir, gen, listing);
   return true;
 }
 
@@ -113,7 +113,12 @@ async function readCurrent(keyDir: string): Promise<Current> {
   }
 }
 
-async function listGens(keyDir: string): Promise<{ gens: number[]; tmps: string[] }> {
+interface Listing {
+  gens: number[];
+  tmps: string[];
+}
+
+async function listGens(keyDir: string): Promise<Listing> {
   let names: string[];
   try {
     names = await readdir(keyDir);
@@ -132,8 +137,7 @@ async function listGens(keyDir: string): Promise<{ gens: number[]; tmps: string[
 }
 
 /** Best effort: older generations and temporary files left by processes that died. */
-async function prune(keyDir: string, keep: number): Promise<void> {
-  const { gens, tmps } = await listGens(keyDir);
+async function prune(keyDir: string, keep: number, { gens, tmps }: Listing): Promise<void> {
   const cutoff = Date.now() - STALE_TMP_MS;
   await Promise.all([
     ...gens.filter((g) => g < keep).map((g) => unlink(join(keyDir, genFileName(g))).catch(() => undefined)),
