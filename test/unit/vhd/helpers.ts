@@ -5,7 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { createVhdWriter, type VhdWriterOptions } from '../../../functions/vhd/index.js';
+import {
+  bitmapBytes,
+  chsGeometry,
+  createVhdWriter,
+  decodeFooter,
+  decodeHeader,
+  encodeFooter,
+  encodeHeader,
+  type VhdFooter,
+  type VhdHeader,
+  type VhdWriterOptions,
+  vhdChecksum,
+} from '../../../functions/vhd/index.js';
 
 export const run = promisify(execFile);
 
@@ -111,4 +123,87 @@ export async function vhdBytes(spec: DiskSpec, extra: Partial<VhdWriterOptions> 
 
 export function readable(buf: Buffer, sizes?: readonly number[]): Readable {
   return Readable.from(chunked(buf, sizes), { objectMode: false });
+}
+
+export interface CustomLayout {
+  virtualSize: number;
+  blockSize: number;
+  headerAt?: number;
+  tableAt?: number;
+  maxTableEntries?: number;
+  /** Blocks and the byte offset of their bitmap. */
+  blocks: Array<{ index: number; at: number }>;
+  diskType?: number;
+}
+
+/** Hand-placed VHD (any structure positions) for layouts the XAPI-style writer never produces. */
+export function buildVhd(l: CustomLayout): Buffer {
+  const headerAt = l.headerAt ?? 512;
+  const tableAt = l.tableAt ?? headerAt + 1024;
+  const entries = l.maxTableEntries ?? Math.ceil(l.virtualSize / l.blockSize);
+  const bm = bitmapBytes(l.blockSize);
+  let end = Math.max(headerAt + 1024, tableAt + entries * 4);
+  for (const b of l.blocks) end = Math.max(end, b.at + bm + l.blockSize);
+  end = Math.ceil(end / 512) * 512;
+  const out = Buffer.alloc(end + 512);
+  const footer = encodeFooter({
+    features: 2,
+    version: 0x00010000,
+    dataOffset: headerAt,
+    timestamp: 0,
+    creatorApp: 'test',
+    creatorVersion: 1,
+    creatorHostOs: 0,
+    originalSize: l.virtualSize,
+    currentSize: l.virtualSize,
+    geometry: chsGeometry(l.virtualSize),
+    diskType: l.diskType ?? 3,
+    uniqueId: Buffer.alloc(16, 0x42),
+    savedState: 0,
+  });
+  footer.copy(out, 0);
+  footer.copy(out, end);
+  encodeHeader({
+    tableOffset: tableAt,
+    headerVersion: 0x00010000,
+    maxTableEntries: entries,
+    blockSize: l.blockSize,
+    parentUniqueId: Buffer.alloc(16),
+    parentTimestamp: 0,
+    parentUnicodeName: '',
+    parentLocators: [],
+  }).copy(out, headerAt);
+  out.fill(0xff, tableAt, tableAt + entries * 4);
+  for (const b of l.blocks) {
+    out.writeUInt32BE(b.at / 512, tableAt + 4 * b.index);
+    out.fill(0xff, b.at, b.at + bm);
+    pattern(l.blockSize, b.index + 1).copy(out, b.at + bm);
+  }
+  return out;
+}
+
+/** Re-encodes the footer (both copies) or header of a stream after editing decoded fields. */
+export function editFooter(
+  bytes: Buffer,
+  edit: Partial<VhdFooter>,
+  which: 'both' | 'copy' | 'trailer' = 'both',
+) {
+  const f = decodeFooter(bytes.subarray(0, 512));
+  const enc = encodeFooter({ ...f, ...edit });
+  if (which !== 'trailer') enc.copy(bytes, 0);
+  if (which !== 'copy') enc.copy(bytes, bytes.length - 512);
+}
+
+export function editHeader(bytes: Buffer, edit: Partial<VhdHeader>, headerAt = 512): void {
+  const h = decodeHeader(bytes.subarray(headerAt, headerAt + 1024));
+  encodeHeader({ ...h, ...edit }).copy(bytes, headerAt);
+}
+
+export function fixHeaderChecksum(bytes: Buffer, headerAt = 512): void {
+  const h = bytes.subarray(headerAt, headerAt + 1024);
+  h.writeUInt32BE(vhdChecksum(h, 36), 36);
+}
+
+export function flip(bytes: Buffer, at: number, mask: number): void {
+  bytes[at] = bytes[at]! ^ mask;
 }
