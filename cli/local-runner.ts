@@ -1,0 +1,81 @@
+import './promise-polyfill.js';
+import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
+
+export { resolveIntrinsics, synthesizeDefinitions } from './workflow-definitions.js';
+
+type Execution = ReturnType<StateMachine['run']>;
+/** One event of the local execution (state entered/exited/failed/retried/caught, Map iterations, …). */
+export type StateEvent = Execution['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
+
+export type StepHandlers = Readonly<Record<StepName, (input: unknown) => Promise<unknown>>>;
+
+export interface RunExecutionOptions {
+  /** A definition from `synthesizeDefinitions` (the JSON CDK synthesizes). */
+  definition: Record<string, unknown>;
+  /** Execution input: `{ jobId, scheduledTime }`. */
+  input: unknown;
+  /** The execution name, which the workflow passes to lock-check as the run id (`$$.Execution.Name`). */
+  executionName: string;
+  /** In-process step handlers, called by the task states of the same name. */
+  handlers: StepHandlers;
+  onStateEvent?: (event: StateEvent) => void;
+  /**
+   * Wait before each retry, in ms, instead of the definition's intervals (tests use 0).
+   * @default - the definition's IntervalSeconds/BackoffRate
+   */
+  retryIntervalMs?: number;
+}
+
+export interface ExecutionResult {
+  status: 'SUCCEEDED' | 'FAILED';
+  output?: unknown;
+  error?: { Error: string; Cause: string };
+}
+
+/** A handler's result crosses a JSON boundary on AWS: do the same locally (Dates, undefined, …). */
+function jsonRoundTrip(value: unknown): unknown {
+  return value === undefined ? null : JSON.parse(JSON.stringify(value));
+}
+
+/**
+ * Runs one execution of a synthesized definition with aws-local-stepfunctions: each task state
+ * calls the in-process handler of its name; Retry, Catch, Choice and Map behave as on AWS.
+ */
+export async function runExecution(o: RunExecutionOptions): Promise<ExecutionResult> {
+  const machine = new StateMachine(o.definition as unknown as StateMachineDefinition, {
+    validationOptions: { checkArn: true, checkPaths: true },
+  });
+  type LocalHandler = (input: unknown) => Promise<unknown>;
+  const taskResourceLocalHandlers: Record<string, LocalHandler> = {};
+  for (const step of STEP_NAMES) {
+    const handler = o.handlers[step];
+    taskResourceLocalHandlers[step] = async (input) => jsonRoundTrip(await handler(jsonRoundTrip(input)));
+  }
+  const retryIntervalOverrides =
+    o.retryIntervalMs === undefined
+      ? undefined
+      : Object.fromEntries(STEP_NAMES.map((s) => [s, o.retryIntervalMs as number]));
+  const execution = machine.run(jsonRoundTrip(o.input) as never, {
+    overrides: {
+      taskResourceLocalHandlers: taskResourceLocalHandlers as never,
+      ...(retryIntervalOverrides ? { retryIntervalOverrides } : {}),
+    },
+    context: { Execution: { Name: o.executionName, Id: `local:${o.executionName}` } },
+  });
+  const drained = (async () => {
+    for await (const event of execution.eventLogs) o.onStateEvent?.(event);
+  })();
+  try {
+    const output = await execution.result;
+    return { status: 'SUCCEEDED', output };
+  } catch (err) {
+    if (!(err instanceof ExecutionError)) throw err;
+    const cause = (err as Error & { cause?: unknown }).cause;
+    const name = cause instanceof Error ? cause.name : 'States.Runtime';
+    const message = cause instanceof Error ? cause.message : String(cause);
+    return { status: 'FAILED', error: { Error: name, Cause: message } };
+  } finally {
+    await drained.catch(() => undefined);
+  }
+}

@@ -1,0 +1,73 @@
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import type { DeploymentConfig, XcrConfig } from '../functions/config/schema.js';
+import { XcrStack } from '../infra/stack.js';
+
+/** Placeholder network for configs without a deployment block: the definition does not depend on it. */
+const PLACEHOLDER_DEPLOYMENT: DeploymentConfig = {
+  vpcId: 'vpc-00000000',
+  subnetIds: ['subnet-00000000'],
+  availabilityZones: ['local-1a'],
+  xapiCidrs: ['127.0.0.1/32'],
+};
+const PSEUDO: Record<string, string> = {
+  'AWS::Partition': 'aws',
+  'AWS::Region': 'us-east-1',
+  'AWS::AccountId': '123456789012',
+  'AWS::URLSuffix': 'amazonaws.com',
+  'AWS::StackName': 'XcrLocal',
+};
+
+type Resources = Record<string, { Type: string }>;
+
+/** Resolves the intrinsics CDK puts into a DefinitionString to placeholder values (ARNs, names). */
+export function resolveIntrinsics(value: unknown, resources: Resources): unknown {
+  if (typeof value === 'string' || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => resolveIntrinsics(v, resources));
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  if (keys.length === 1) {
+    const [key] = keys as [string];
+    const arg = obj[key];
+    if (key === 'Ref' && typeof arg === 'string') return PSEUDO[arg] ?? arg;
+    if (key === 'Fn::GetAtt' && Array.isArray(arg)) {
+      const [logicalId, attr] = arg as [string, string];
+      if (attr !== 'Arn') return `${logicalId}.${attr}`;
+      const type = resources[logicalId]?.Type;
+      if (type === 'AWS::Lambda::Function') {
+        return `arn:aws:lambda:${PSEUDO['AWS::Region']}:${PSEUDO['AWS::AccountId']}:function:${logicalId}`;
+      }
+      return `arn:aws:xcr:${PSEUDO['AWS::Region']}:${PSEUDO['AWS::AccountId']}:${logicalId}`;
+    }
+    if (key === 'Fn::Join' && Array.isArray(arg)) {
+      const [sep, parts] = arg as [string, unknown[]];
+      return parts.map((p) => String(resolveIntrinsics(p, resources))).join(sep);
+    }
+    if (key.startsWith('Fn::')) throw new Error(`unsupported intrinsic ${key} in a state machine definition`);
+  }
+  return Object.fromEntries(keys.map((k) => [k, resolveIntrinsics(obj[k], resources)]));
+}
+
+/**
+ * The state machine definitions exactly as the CDK app synthesizes them, one per job (bundling
+ * skipped, so this needs no esbuild and no AWS credentials), with ARNs resolved to placeholders.
+ */
+export function synthesizeDefinitions(config: XcrConfig): Map<string, Record<string, unknown>> {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new XcrStack(app, 'XcrLocal', {
+    config: { ...config, deployment: config.deployment ?? PLACEHOLDER_DEPLOYMENT },
+    createVpcEndpoints: false,
+  });
+  const template = app.synth().getStackByName(stack.stackName).template as { Resources: Resources };
+  const definitions = new Map<string, Record<string, unknown>>();
+  for (const [jobId, job] of stack.replication.jobs) {
+    const logicalId = Stack.of(job).getLogicalId(job.stateMachine.node.defaultChild as CfnElement);
+    const resource = template.Resources[logicalId] as
+      | { Properties?: { DefinitionString?: unknown } }
+      | undefined;
+    const raw = resolveIntrinsics(resource?.Properties?.DefinitionString, template.Resources);
+    if (typeof raw !== 'string')
+      throw new Error(`job ${jobId}: no DefinitionString in the synthesized template`);
+    definitions.set(jobId, JSON.parse(raw) as Record<string, unknown>);
+  }
+  return definitions;
+}

@@ -1,0 +1,77 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { loadConfigFile } from '../../config/load.js';
+import { DynamoLeaseStore } from '../../lease/dynamo.js';
+import type { RunResult, StepName } from '../contract.js';
+import type { HandlerDeps } from '../deps.js';
+import { createStepHandlers, type StepHandler } from '../steps.js';
+import { EventBridgeRunEventSink } from './events.js';
+import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from './names.js';
+import { addRunMetrics, correlationKeys, powertoolsStepLogger } from './observability.js';
+import { secretsManagerPasswordResolver } from './secrets.js';
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`environment variable ${name} is not set (the CDK app sets it)`);
+  return value;
+}
+
+export interface AwsRuntime {
+  deps: HandlerDeps;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** Builds the step dependencies from AWS services; done once per container. */
+export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRuntime {
+  const logger = new Logger({ serviceName: SERVICE_NAME });
+  const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+  const config = loadConfigFile(required(env, ENV.configFile));
+  const dynamoEndpoint = env[ENV.dynamoEndpoint];
+  const deps: HandlerDeps = {
+    config,
+    resolvePassword: secretsManagerPasswordResolver(config, new SecretsManagerClient({})),
+    leases: new DynamoLeaseStore({
+      client: new DynamoDBClient(dynamoEndpoint ? { endpoint: dynamoEndpoint } : {}),
+      tableName: required(env, ENV.leaseTable),
+    }),
+    events: new EventBridgeRunEventSink(new EventBridgeClient({}), env[ENV.eventBus] ?? 'default'),
+    logger: powertoolsStepLogger(logger),
+    now: () => new Date(),
+  };
+  return { deps, logger, metrics };
+}
+
+let runtime: { aws: AwsRuntime; handlers: Record<StepName, StepHandler> } | undefined;
+
+/**
+ * The Lambda handler of one step: dependencies built on the first call of a container and reused,
+ * correlation keys in every log line, metrics flushed per invocation. Errors pass through with
+ * their `name`, which is the ASL error name the state machine retries or catches.
+ */
+export function stepHandler(step: StepName, build: () => AwsRuntime = createAwsRuntime) {
+  return async (event: unknown): Promise<unknown> => {
+    if (!runtime) {
+      const aws = build();
+      runtime = { aws, handlers: createStepHandlers(aws.deps) };
+    }
+    const { aws, handlers } = runtime;
+    aws.logger.resetKeys();
+    aws.logger.appendKeys({ step, ...correlationKeys(event) });
+    try {
+      const output = await handlers[step](event);
+      if (step === 'finish-run') addRunMetrics(aws.metrics, output as RunResult, aws.deps.now());
+      return output;
+    } finally {
+      if (aws.metrics.hasStoredMetrics()) aws.metrics.publishStoredMetrics();
+    }
+  };
+}
+
+/** Forgets the per-container state (tests only). */
+export function resetStepRuntime(): void {
+  runtime = undefined;
+}

@@ -1,0 +1,39 @@
+import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import type { RunResult } from '../contract.js';
+import type { RunEventSink } from '../deps.js';
+
+export const RUN_EVENT_SOURCE = 'xcr';
+
+export function runEventDetailType(result: Pick<RunResult, 'status'>): string {
+  return `xcr run ${result.status}`;
+}
+
+/** Publishes one event per run: source `xcr`, detail-type `xcr run <status>`, detail = the run result. */
+export class EventBridgeRunEventSink implements RunEventSink {
+  constructor(
+    private readonly client: Pick<EventBridgeClient, 'send'>,
+    private readonly eventBusName: string,
+  ) {}
+
+  async publish(result: RunResult): Promise<void> {
+    const out = await this.client.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            Source: RUN_EVENT_SOURCE,
+            DetailType: runEventDetailType(result),
+            Detail: JSON.stringify(result),
+            EventBusName: this.eventBusName,
+            Resources: [],
+          },
+        ],
+      }),
+    );
+    if (out.FailedEntryCount) {
+      const entry = out.Entries?.[0];
+      throw new Error(
+        `EventBridge refused the run event: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RunResult } from '../contract.js';
+import type { StepLogger } from '../deps.js';
+import { LAG_METRIC_NAME } from './names.js';
+
+/** The step logger over Powertools Logger: structured JSON with the correlation keys appended per call. */
+export function powertoolsStepLogger(logger: Logger): StepLogger {
+  return {
+    info: (message, fields) => logger.info(message, { ...fields }),
+    warn: (message, fields) => logger.warn(message, { ...fields }),
+    error: (message, fields) => logger.error(message, { ...fields }),
+  };
+}
+
+/** Correlation keys found in a step's input (jobId, runId, vmUuid), for the logger. */
+export function correlationKeys(input: unknown): Record<string, string> {
+  const keys: Record<string, string> = {};
+  if (input && typeof input === 'object') {
+    for (const k of ['jobId', 'runId', 'vmUuid'] as const) {
+      const v = (input as Record<string, unknown>)[k];
+      if (typeof v === 'string') keys[k] = v;
+    }
+  }
+  return keys;
+}
+
+/**
+ * Age of the newest recovery point at the end of a run, in minutes, when the run produced one.
+ * The snapshot is taken after `startedAt`, so this slightly overstates the lag (never understates).
+ */
+export function recoveryPointAgeMinutes(result: RunResult, now: Date): number | undefined {
+  if (!result.vms.some((v) => v.status === 'succeeded')) return undefined;
+  return Math.max(0, (now.getTime() - Date.parse(result.startedAt)) / 60_000);
+}
+
+/** Per-run CloudWatch metrics (EMF), dimension jobId. The lag alarm watches RecoveryPointAgeMinutes. */
+export function addRunMetrics(metrics: Metrics, result: RunResult, now: Date): void {
+  metrics.addDimension('jobId', result.jobId);
+  const failed = result.vms.filter((v) => v.status === 'failed').length;
+  metrics.addMetric('RunBytes', MetricUnit.Bytes, result.bytes);
+  metrics.addMetric('VmsSucceeded', MetricUnit.Count, result.vms.length - failed);
+  metrics.addMetric('VmsFailed', MetricUnit.Count, failed);
+  metrics.addMetric('RunSkipped', MetricUnit.Count, result.status === 'skipped' ? 1 : 0);
+  const seconds = (Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000;
+  if (Number.isFinite(seconds)) metrics.addMetric('RunDurationSeconds', MetricUnit.Seconds, seconds);
+  const age = recoveryPointAgeMinutes(result, now);
+  if (age !== undefined) metrics.addMetric(LAG_METRIC_NAME, MetricUnit.NoUnit, age);
+}

@@ -1,0 +1,229 @@
+import { Annotations, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cw from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { XcrConfig } from '../functions/config/schema.js';
+import { STATE, STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
+import { JobWorkflow } from './job-workflow.js';
+import { acknowledgeNagFindings } from './nag.js';
+import { StepNetwork } from './network.js';
+import { STEP_SIZING, StepLambdas } from './step-lambdas.js';
+
+/** Steps that take, renew or release the job lease (the only ones granted the lease table). */
+// Every step renews the lease before it writes (a run that lost it must stop), so all five need it.
+export const LEASE_STEPS: readonly StepName[] = STEP_NAMES;
+/** Steps that publish run events: finish-run, once per run (skipped runs included). */
+export const EVENT_STEPS: readonly StepName[] = [STATE.finishRun];
+
+export interface ContinuousReplicationProps {
+  /**
+   * The validated configuration (`loadConfigFile`/`parseConfig`). Pool passwords must be
+   * `{ "secret": ... }` references; the file is bundled into every step Lambda as is.
+   */
+  readonly config: XcrConfig;
+  /** The VPC whose subnets route to the XenServer management networks (VPN or Direct Connect). */
+  readonly vpc: ec2.IVpc;
+  /** Private subnets for the step Lambdas (and the API endpoints), at most one per Availability Zone. */
+  readonly subnets: ec2.ISubnet[];
+  /** CIDRs of the XAPI hosts: the only destinations the steps may open connections to (443, 80, 10809). */
+  readonly xapiCidrs: string[];
+  /**
+   * Create interface endpoints for Secrets Manager, EventBridge and DynamoDB in `subnets`.
+   * Turn off when the VPC already has them (their private DNS names would clash) or uses a NAT gateway;
+   * the steps may then send HTTPS anywhere.
+   * @default true
+   */
+  readonly createVpcEndpoints?: boolean;
+  /**
+   * Replication lag in minutes (age of the newest recovery point) above which a job's lag alarm fires.
+   * @default - 3 times the job's schedule interval; 180 for cron schedules
+   */
+  readonly lagAlarmMinutes?: number;
+  /**
+   * Email address subscribed to an SNS topic that receives every alarm.
+   * @default - no topic; alarms are visible in CloudWatch only
+   */
+  readonly alarmEmail?: string;
+  /**
+   * The bus run events go to (source `xcr`, detail-type `xcr run <status>`, detail = the run result).
+   * @default - the account's default event bus
+   */
+  readonly eventBus?: events.IEventBus;
+  /**
+   * Retention of the step and execution logs.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Maximum duration of one run; a run beyond it fails (and the lease expires on its own).
+   * @default Duration.hours(12)
+   */
+  readonly executionTimeout?: Duration;
+  /**
+   * What happens to the lease table and the log groups when the stack is deleted.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * Continuous replication of XenServer / XCP-ng VMs: one Step Functions state machine and one
+ * EventBridge Scheduler schedule per job, five step Lambdas in the VPC shared by all jobs, a
+ * DynamoDB lease table, run events, alarms for failed runs and replication lag.
+ */
+export class ContinuousReplication extends Construct {
+  readonly functions: Readonly<Record<StepName, StepLambdas['functions'][StepName]>>;
+  readonly leaseTable: dynamodb.Table;
+  readonly jobs: ReadonlyMap<string, JobWorkflow>;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly alarmTopic?: sns.Topic;
+
+  constructor(scope: Construct, id: string, props: ContinuousReplicationProps) {
+    super(scope, id);
+    if (props.xapiCidrs.length === 0) {
+      throw new Error(
+        'xapiCidrs: list the XAPI host networks, e.g. ["10.0.0.0/24"]; egress is limited to them',
+      );
+    }
+    if (props.subnets.length === 0)
+      throw new Error('subnets: give at least one private subnet routed to the VPN');
+    this.checkPasswordReferences(props.config);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+
+    this.leaseTable = new dynamodb.Table(this, 'LeaseTable', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'expiresAt',
+      removalPolicy,
+    });
+
+    const network = new StepNetwork(this, 'Network', {
+      vpc: props.vpc,
+      subnets: props.subnets,
+      xapiCidrs: props.xapiCidrs,
+      createVpcEndpoints: props.createVpcEndpoints ?? true,
+    });
+    const lambdas = new StepLambdas(this, 'Steps', {
+      config: props.config,
+      vpc: props.vpc,
+      subnets: props.subnets,
+      securityGroup: network.securityGroup,
+      environment: {
+        ...network.environment,
+        XCR_LEASE_TABLE: this.leaseTable.tableName,
+        XCR_EVENT_BUS: eventBus.eventBusName,
+      },
+      logRetention,
+      removalPolicy,
+    });
+    this.functions = lambdas.functions;
+
+    for (const step of LEASE_STEPS) {
+      this.leaseTable.grant(
+        lambdas.roles[step],
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+      );
+    }
+    for (const step of EVENT_STEPS) eventBus.grantPutEventsTo(lambdas.roles[step]);
+    for (const secret of this.passwordSecrets(props.config)) {
+      for (const step of STEP_NAMES) secret.grantRead(lambdas.roles[step]);
+    }
+
+    this.deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    if (props.alarmEmail) {
+      this.alarmTopic = new sns.Topic(this, 'AlarmTopic', { displayName: 'xcr alarms', enforceSSL: true });
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    }
+
+    const timeouts = Object.fromEntries(STEP_NAMES.map((s) => [s, STEP_SIZING[s].timeout])) as Record<
+      StepName,
+      Duration
+    >;
+    const jobs = new Map<string, JobWorkflow>();
+    for (const job of props.config.jobs) {
+      jobs.set(
+        job.id,
+        new JobWorkflow(this, `Job-${job.id}`, {
+          job,
+          functions: lambdas.functions,
+          timeouts,
+          deadLetterQueue: this.deadLetterQueue,
+          logRetention,
+          removalPolicy,
+          executionTimeout: props.executionTimeout ?? Duration.hours(12),
+          ...(props.lagAlarmMinutes !== undefined ? { lagAlarmMinutes: props.lagAlarmMinutes } : {}),
+          ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
+        }),
+      );
+    }
+    this.jobs = jobs;
+
+    const dlqAlarm = this.deadLetterQueue
+      .metricApproximateNumberOfMessagesVisible()
+      .createAlarm(this, 'ScheduleDlqAlarm', {
+        alarmDescription: 'xcr: a schedule could not start a run (see the dead-letter queue)',
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+      });
+    if (this.alarmTopic) dlqAlarm.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
+
+    acknowledgeNagFindings({
+      stepRoles: STEP_NAMES.map((s) => lambdas.roles[s]),
+      functions: STEP_NAMES.map((s) => lambdas.functions[s]),
+      stateMachines: [...jobs.values()].map((j) => j.stateMachine),
+      deadLetterQueue: this.deadLetterQueue,
+    });
+  }
+
+  /** On AWS the password comes from Secrets Manager: an `env` reference could never resolve. */
+  private checkPasswordReferences(config: XcrConfig): void {
+    for (const [name, pool] of Object.entries(config.pools)) {
+      if ('env' in pool.password) {
+        Annotations.of(this).addError(
+          `pools.${name}.password: { "env": "${pool.password.env}" } cannot be read on AWS; store the password in Secrets Manager and use { "secret": "<name or ARN>" }`,
+        );
+      }
+    }
+  }
+
+  private passwordSecrets(config: XcrConfig): secretsmanager.ISecret[] {
+    const seen = new Map<string, secretsmanager.ISecret>();
+    for (const pool of Object.values(config.pools)) {
+      if (!('secret' in pool.password)) continue;
+      const ref = pool.password.secret;
+      if (seen.has(ref)) continue;
+      const id = `Secret${seen.size}`;
+      let secret: secretsmanager.ISecret;
+      if (!ref.startsWith('arn:')) {
+        secret = secretsmanager.Secret.fromSecretNameV2(this, id, ref);
+      } else if (/:secret:.+-[A-Za-z0-9]{6}$/.test(ref)) {
+        // Secrets Manager appends "-" and 6 characters to a name to form the complete ARN.
+        secret = secretsmanager.Secret.fromSecretCompleteArn(this, id, ref);
+      } else {
+        secret = secretsmanager.Secret.fromSecretPartialArn(this, id, ref);
+      }
+      seen.set(ref, secret);
+    }
+    return [...seen.values()];
+  }
+}

@@ -1,0 +1,146 @@
+import { Duration, type RemovalPolicy, TimeZone } from 'aws-cdk-lib';
+import * as cw from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { type JobConfig, rateMinutes } from '../functions/config/schema.js';
+import type { StepName } from '../functions/handlers/contract.js';
+import { buildWorkflow } from './workflow.js';
+
+/** Namespace and name of the lag metric the finish-run entry point emits (dimension `jobId`). */
+export const LAG_METRIC = { namespace: 'xcr', metricName: 'RecoveryPointAgeMinutes' } as const;
+/** Lag alarms without an interval to derive from (cron schedules) default to this. */
+export const DEFAULT_CRON_LAG_MINUTES = 180;
+const MAX_LAG_MINUTES = 7 * 24 * 60;
+
+export interface JobWorkflowProps {
+  readonly job: JobConfig;
+  readonly functions: Readonly<Record<StepName, IFunction>>;
+  readonly timeouts: Readonly<Record<StepName, Duration>>;
+  readonly deadLetterQueue: sqs.IQueue;
+  readonly logRetention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+  readonly lagAlarmMinutes?: number;
+  readonly alarmTopic?: sns.ITopic;
+  readonly executionTimeout: Duration;
+}
+
+/** Minutes of replication lag that raise the alarm: explicit, or 3× the schedule interval. */
+export function lagThresholdMinutes(job: JobConfig, explicit?: number): number {
+  if (explicit !== undefined) return explicit;
+  const interval = 'rate' in job.schedule ? rateMinutes(job.schedule.rate) : undefined;
+  return interval !== undefined ? 3 * interval : DEFAULT_CRON_LAG_MINUTES;
+}
+
+/** The EventBridge Scheduler expression for a job's schedule. */
+export function scheduleExpression(job: JobConfig): scheduler.ScheduleExpression {
+  if ('rate' in job.schedule) {
+    const minutes = rateMinutes(job.schedule.rate);
+    if (minutes === undefined) throw new Error(`job ${job.id}: bad rate "${job.schedule.rate}"`);
+    // A rate has no time zone; CDK writes the unit the way Scheduler wants it (1 hour, 2 hours, …).
+    return scheduler.ScheduleExpression.rate(Duration.minutes(minutes));
+  }
+  return scheduler.ScheduleExpression.expression(
+    `cron(${job.schedule.cron})`,
+    TimeZone.of(job.schedule.timezone),
+  );
+}
+
+/** One job: its state machine (the job's Map concurrency), its schedule and its alarms. */
+export class JobWorkflow extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly schedule: scheduler.Schedule;
+  readonly failedAlarm: cw.Alarm;
+  readonly lagAlarm: cw.Alarm;
+
+  constructor(scope: Construct, id: string, props: JobWorkflowProps) {
+    super(scope, id);
+    const { job } = props;
+    const logGroup = new logs.LogGroup(this, 'ExecutionLogs', {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: `xcr job ${job.id}: one run replicates every selected VM once`,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromChainable(
+        buildWorkflow(this, { job, functions: props.functions, timeouts: props.timeouts }),
+      ),
+      timeout: props.executionTimeout,
+      tracingEnabled: true,
+      // Payloads are ids and counters (no secrets), so full execution data is safe to log.
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+
+    this.schedule = new scheduler.Schedule(this, 'Schedule', {
+      description: `xcr job ${job.id}`,
+      schedule: scheduleExpression(job),
+      timeWindow: scheduler.TimeWindow.off(),
+      target: new schedulerTargets.StepFunctionsStartExecution(this.stateMachine, {
+        input: scheduler.ScheduleTargetInput.fromObject({
+          jobId: job.id,
+          scheduledTime: scheduler.ContextAttribute.scheduledTime,
+        }),
+        // A late run is worth little and the next one comes soon: few attempts, short age.
+        retryAttempts: 2,
+        maxEventAge: Duration.minutes(5),
+        deadLetterQueue: props.deadLetterQueue,
+      }),
+    });
+
+    const period = Duration.minutes(5);
+    const failures = new cw.MathExpression({
+      expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)',
+      usingMetrics: {
+        failed: this.stateMachine.metricFailed({ period }),
+        timedOut: this.stateMachine.metricTimedOut({ period }),
+        aborted: this.stateMachine.metricAborted({ period }),
+      },
+      label: 'failed, timed out or aborted runs',
+      period,
+    });
+    this.failedAlarm = failures.createAlarm(this, 'FailedRunsAlarm', {
+      alarmDescription: `xcr job ${job.id}: a run failed, timed out or was aborted`,
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+    });
+
+    const lag = lagThresholdMinutes(job, props.lagAlarmMinutes);
+    if (lag > MAX_LAG_MINUTES) {
+      throw new Error(
+        `job ${job.id}: lagAlarmMinutes ${lag} exceeds ${MAX_LAG_MINUTES} (CloudWatch evaluates at most 7 days); lower it`,
+      );
+    }
+    // The metric is emitted when a run produced a recovery point; no data for the whole window means
+    // no new recovery point for `lag` minutes, which is the condition itself: missing data breaches.
+    const periodMinutes = Math.min(lag, 24 * 60);
+    this.lagAlarm = new cw.Metric({
+      ...LAG_METRIC,
+      dimensionsMap: { jobId: job.id },
+      statistic: cw.Stats.MAXIMUM,
+      period: Duration.minutes(periodMinutes),
+    }).createAlarm(this, 'LagAlarm', {
+      alarmDescription: `xcr job ${job.id}: the newest recovery point is older than ${lag} minutes`,
+      threshold: lag,
+      evaluationPeriods: Math.ceil(lag / periodMinutes),
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cw.TreatMissingData.BREACHING,
+    });
+
+    if (props.alarmTopic) {
+      const action = new cwActions.SnsAction(props.alarmTopic);
+      for (const alarm of [this.failedAlarm, this.lagAlarm]) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type { Construct } from 'constructs';
+import type { XcrConfig } from '../functions/config/schema.js';
+import { ContinuousReplication } from './continuous-replication.js';
+
+export interface XcrStackProps extends StackProps {
+  /** The validated configuration; its `deployment` block names the VPC, subnets and XAPI networks. */
+  readonly config: XcrConfig;
+  /**
+   * Create Secrets Manager, EventBridge and DynamoDB interface endpoints in the subnets.
+   * @default true
+   */
+  readonly createVpcEndpoints?: boolean;
+}
+
+/** The deployable xcr stack: an existing VPC (no lookups, so synth needs no credentials) and the construct. */
+export class XcrStack extends Stack {
+  readonly replication: ContinuousReplication;
+
+  constructor(scope: Construct, id: string, props: XcrStackProps) {
+    super(scope, id, props);
+    const deployment = props.config.deployment;
+    if (!deployment) {
+      throw new Error(
+        'the configuration has no "deployment" block: add { "vpcId", "subnetIds", "xapiCidrs" } to deploy to AWS',
+      );
+    }
+    const availabilityZones = deployment.availabilityZones ?? this.availabilityZones;
+    const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', { vpcId: deployment.vpcId, availabilityZones });
+    const subnets = deployment.subnetIds.map((subnetId, i) =>
+      ec2.Subnet.fromSubnetAttributes(this, `Subnet${i}`, {
+        subnetId,
+        ...(deployment.availabilityZones?.[i] ? { availabilityZone: deployment.availabilityZones[i] } : {}),
+      }),
+    );
+    this.replication = new ContinuousReplication(this, 'Replication', {
+      config: props.config,
+      vpc,
+      subnets,
+      xapiCidrs: deployment.xapiCidrs,
+      ...(props.createVpcEndpoints !== undefined ? { createVpcEndpoints: props.createVpcEndpoints } : {}),
+      ...(deployment.lagAlarmMinutes !== undefined ? { lagAlarmMinutes: deployment.lagAlarmMinutes } : {}),
+      ...(deployment.alarmEmail !== undefined ? { alarmEmail: deployment.alarmEmail } : {}),
+    });
+  }
+}

@@ -1,0 +1,138 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { XcrConfig } from '../functions/config/schema.js';
+import { STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where the validated configuration lands inside every bundle (`/var/task` is the code root). */
+export const BUNDLED_CONFIG_NAME = 'xcr.config.json';
+
+interface StepSizing {
+  readonly memoryMiB: number;
+  readonly timeout: Duration;
+}
+
+/**
+ * stream-delta moves a whole disk per invocation: the 15-minute maximum and ~1 vCPU (1769 MB) so
+ * checksumming keeps up with the ~75 MB/s a VPC function gets. The others make a few XAPI calls.
+ */
+export const STEP_SIZING: Readonly<Record<StepName, StepSizing>> = {
+  'lock-check': { memoryMiB: 512, timeout: Duration.minutes(5) },
+  'snapshot-previous': { memoryMiB: 512, timeout: Duration.minutes(5) },
+  'stream-delta': { memoryMiB: 1769, timeout: Duration.minutes(15) },
+  'commit-or-rollback': { memoryMiB: 512, timeout: Duration.minutes(10) },
+  'finish-run': { memoryMiB: 256, timeout: Duration.minutes(2) },
+};
+
+export interface StepLambdasProps {
+  readonly config: XcrConfig;
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.ISubnet[];
+  readonly securityGroup: ec2.ISecurityGroup;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly logRetention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/** One NodejsFunction per workflow step, in the VPC, each with its own role and log group. */
+export class StepLambdas extends Construct {
+  readonly functions: Readonly<Record<StepName, NodejsFunction>>;
+  readonly roles: Readonly<Record<StepName, iam.Role>>;
+
+  constructor(scope: Construct, id: string, props: StepLambdasProps) {
+    super(scope, id);
+    // Defaults applied, secrets only as references: this is what the handlers read at run time.
+    const configJson = JSON.stringify(props.config);
+    const functions: Partial<Record<StepName, NodejsFunction>> = {};
+    const roles: Partial<Record<StepName, iam.Role>> = {};
+
+    for (const step of STEP_NAMES) {
+      const logGroup = new logs.LogGroup(this, `${step}-logs`, {
+        retention: props.logRetention,
+        removalPolicy: props.removalPolicy,
+      });
+      const role = new iam.Role(this, `${step}-role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `xcr ${step} step`,
+      });
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          resources: [logGroup.logGroupArn],
+        }),
+      );
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          // ENI management for a function in a VPC: these EC2 actions take no resource ARN.
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeSubnets',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
+      const sizing = STEP_SIZING[step];
+      functions[step] = new NodejsFunction(this, step, {
+        description: `xcr workflow step ${step}`,
+        entry: join(repoRoot, 'functions', 'handlers', 'lambda', `${step}.ts`),
+        handler: 'handler',
+        projectRoot: repoRoot,
+        depsLockFilePath: join(repoRoot, 'package-lock.json'),
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: sizing.memoryMiB,
+        timeout: sizing.timeout,
+        role,
+        logGroup,
+        vpc: props.vpc,
+        vpcSubnets: { subnets: props.subnets },
+        securityGroups: [props.securityGroup],
+        environment: {
+          ...props.environment,
+          XCR_STEP: step,
+          XCR_CONFIG_FILE: `/var/task/${BUNDLED_CONFIG_NAME}`,
+          POWERTOOLS_SERVICE_NAME: 'xcr',
+          POWERTOOLS_METRICS_NAMESPACE: 'xcr',
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+          NODE_OPTIONS: '--enable-source-maps',
+        },
+        bundling: {
+          forceDockerBundling: false,
+          format: OutputFormat.ESM,
+          target: 'node24',
+          minify: true,
+          sourceMap: true,
+          // Bundle the AWS SDK too: the runtime's copy is not resolvable from an ES module bundle.
+          externalModules: [],
+          mainFields: ['module', 'main'],
+          // CommonJS dependencies (xmlrpc, …) call require() inside the ES module bundle.
+          banner:
+            "import { createRequire as __xcrRequire } from 'node:module'; const require = __xcrRequire(import.meta.url);",
+          commandHooks: {
+            beforeBundling: () => [],
+            beforeInstall: () => [],
+            // The config travels inside the bundle: no environment size limit, one file per deploy.
+            afterBundling: (_inputDir: string, outputDir: string) => [
+              `echo ${Buffer.from(configJson).toString('base64')} | base64 -d > "${join(outputDir, BUNDLED_CONFIG_NAME)}"`,
+            ],
+          },
+        },
+      });
+      roles[step] = role;
+    }
+    this.functions = functions as Record<StepName, NodejsFunction>;
+    this.roles = roles as Record<StepName, iam.Role>;
+  }
+}
