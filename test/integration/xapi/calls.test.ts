@@ -16,7 +16,7 @@ const opts = (extra: Partial<XapiOptions> = {}): XapiOptions => ({
   ...extra,
 });
 
-export function vmRecord(name: string): Record<string, unknown> {
+function vmRecord(name: string): Record<string, unknown> {
   return {
     name_label: name,
     name_description: 'xcr test',
