@@ -81,6 +81,7 @@ export function fakeHandlers(o: FakeOptions = {}) {
         startedAt: '2026-11-26T18:00:01.000Z',
         sourceSnapshot: fakeUuid(idx, 40),
         disks: plans,
+        chain: 3,
         done: false,
         warnings: [],
       };
