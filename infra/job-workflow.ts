@@ -11,10 +11,9 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { type JobConfig, rateMinutes } from '../functions/config/schema.js';
 import type { StepName } from '../functions/handlers/contract.js';
+import { LAG_METRIC_NAME, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
 import { buildWorkflow } from './workflow.js';
 
-/** Namespace and name of the lag metric the finish-run entry point emits (dimension `jobId`). */
-export const LAG_METRIC = { namespace: 'xcr', metricName: 'RecoveryPointAgeMinutes' } as const;
 /** Lag alarms without an interval to derive from (cron schedules) default to this. */
 export const DEFAULT_CRON_LAG_MINUTES = 180;
 const MAX_LAG_MINUTES = 7 * 24 * 60;
@@ -123,8 +122,10 @@ export class JobWorkflow extends Construct {
     // no new recovery point for `lag` minutes, which is the condition itself: missing data breaches.
     const periodMinutes = Math.min(lag, 24 * 60);
     this.lagAlarm = new cw.Metric({
-      ...LAG_METRIC,
-      dimensionsMap: { jobId: job.id },
+      namespace: METRICS_NAMESPACE,
+      metricName: LAG_METRIC_NAME,
+      // The finish-run entry point emits it through Powertools, which adds the `service` dimension.
+      dimensionsMap: { service: SERVICE_NAME, jobId: job.id },
       statistic: cw.Stats.MAXIMUM,
       period: Duration.minutes(periodMinutes),
     }).createAlarm(this, 'LagAlarm', {

@@ -1,0 +1,287 @@
+import { createRequire } from 'node:module';
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveIntrinsics } from '../../cli/workflow-definitions.js';
+import { loadConfigFile } from '../../functions/config/load.js';
+import { ERROR, STEP_NAMES } from '../../functions/handlers/contract.js';
+import { type Synthesized, synthesize } from './synth.js';
+
+type AslValidator = (definition: unknown) => { isValid: boolean; errorsText: () => string };
+const validateAsl = createRequire(import.meta.url)('asl-validator') as AslValidator;
+
+// A password value that must never appear in the template, wherever it might leak from.
+const FAKE_PASSWORD = 'Known-Fake-Pa55word-7f3a';
+process.env.SITE_A_PASSWORD = FAKE_PASSWORD;
+process.env.XCR_PASSWORD = FAKE_PASSWORD;
+
+type Json = Record<string, unknown>;
+type TaskState = {
+  Type: string;
+  TimeoutSeconds?: number;
+  Retry?: { ErrorEquals: string[]; MaxAttempts?: number }[];
+  Catch?: { ErrorEquals: string[]; ResultPath?: string; Next: string }[];
+  Resource?: string;
+  Next?: string;
+  MaxConcurrency?: number;
+  ItemProcessor?: { States: Record<string, TaskState> };
+  ItemsPath?: string;
+  ResultPath?: string;
+  Parameters?: Json;
+};
+
+let s: Synthesized;
+let definitions: { logicalId: string; definition: { StartAt: string; States: Record<string, TaskState> } }[];
+const config = loadConfigFile('xcr.config.example.json');
+
+function resourcesOf(type: string): [string, { Properties: Json }][] {
+  return Object.entries(s.json.Resources).filter(([, r]) => r.Type === type) as [
+    string,
+    { Properties: Json },
+  ][];
+}
+
+beforeAll(() => {
+  s = synthesize(config);
+  definitions = resourcesOf('AWS::StepFunctions::StateMachine').map(([logicalId, r]) => ({
+    logicalId,
+    definition: JSON.parse(resolveIntrinsics(r.Properties.DefinitionString, s.json.Resources) as string),
+  }));
+}, 180_000);
+
+describe('state machines', () => {
+  it('one Standard state machine per job, states named after the steps, valid ASL', () => {
+    expect(definitions).toHaveLength(config.jobs.length);
+    for (const { definition } of definitions) {
+      const result = validateAsl(structuredClone(definition));
+      expect(result.errorsText()).toBe('');
+      expect(result.isValid).toBe(true);
+      expect(definition.StartAt).toBe('lock-check');
+      expect(Object.keys(definition.States).sort()).toEqual([
+        'finish-run',
+        'lock-check',
+        'replicate-vms',
+        'skipped?',
+      ]);
+      const map = definition.States['replicate-vms']!;
+      expect(map.ItemsPath).toBe('$.vms');
+      expect(map.ResultPath).toBe('$.results');
+      expect(Object.keys(map.ItemProcessor!.States).sort()).toEqual([
+        'commit-or-rollback',
+        'disks-done?',
+        'snapshot-previous',
+        'stream-delta',
+      ]);
+    }
+    s.template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL' }),
+    });
+  });
+
+  it("the Map's MaxConcurrency is the job's concurrency", () => {
+    const byConcurrency = definitions.map((d) => d.definition.States['replicate-vms']!.MaxConcurrency).sort();
+    expect(byConcurrency).toEqual(config.jobs.map((j) => j.concurrency).sort());
+  });
+
+  it('lock-check gets the run id from the execution name', () => {
+    for (const { definition } of definitions) {
+      expect(definition.States['lock-check']!.Parameters).toEqual({
+        'jobId.$': '$.jobId',
+        'scheduledTime.$': '$.scheduledTime',
+        'runId.$': '$$.Execution.Name',
+      });
+    }
+  });
+
+  it('every task: timeout within its Lambda timeout, retries on transient and service errors only', () => {
+    const fnTimeout = new Map(
+      resourcesOf('AWS::Lambda::Function').map(([id, r]) => [id, r.Properties.Timeout as number]),
+    );
+    for (const { definition } of definitions) {
+      const tasks = {
+        ...definition.States,
+        ...definition.States['replicate-vms']!.ItemProcessor!.States,
+      };
+      const taskNames = Object.entries(tasks).filter(([, st]) => st.Type === 'Task');
+      expect(taskNames.map(([n]) => n).sort()).toEqual([...STEP_NAMES].sort());
+      for (const [name, st] of taskNames) {
+        const fnId = st.Resource!.split(':function:')[1]!;
+        expect(st.TimeoutSeconds, name).toBeGreaterThan(0);
+        expect(st.TimeoutSeconds!, name).toBeLessThanOrEqual(fnTimeout.get(fnId)!);
+        const retried = st.Retry!.flatMap((r) => r.ErrorEquals);
+        expect(retried).toContain(ERROR.transient);
+        expect(retried).toContain('Lambda.ServiceException');
+        expect(retried).toContain('Lambda.TooManyRequestsException');
+        for (const never of [
+          ERROR.permanent,
+          ERROR.config,
+          'States.ALL',
+          'States.TaskFailed',
+          'Lambda.Unknown',
+        ]) {
+          expect(retried, `${name} must not retry ${never}`).not.toContain(never);
+        }
+        expect(st.Retry!.find((r) => r.ErrorEquals.includes(ERROR.transient))!.MaxAttempts).toBe(3);
+      }
+      const iter = definition.States['replicate-vms']!.ItemProcessor!.States;
+      for (const name of ['snapshot-previous', 'stream-delta']) {
+        expect(iter[name]!.Catch).toEqual([
+          { ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: 'commit-or-rollback' },
+        ]);
+      }
+      expect(definition.States['replicate-vms']!.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.mapFailure', Next: 'finish-run' },
+      ]);
+      expect(definition.States['finish-run']!.Next).toBeUndefined();
+    }
+    const stream = resourcesOf('AWS::Lambda::Function').find(([id]) => id.includes('streamdelta'))!;
+    expect(stream[1].Properties).toMatchObject({ Timeout: 900, MemorySize: 1769 });
+  });
+});
+
+describe('schedules', () => {
+  it('one schedule per job with its expression, time zone, explicit retry policy and a DLQ', () => {
+    const schedules = resourcesOf('AWS::Scheduler::Schedule').map(([, r]) => r.Properties);
+    expect(schedules).toHaveLength(2);
+    const exprs = schedules.map((p) => [p.ScheduleExpression, p.ScheduleExpressionTimezone ?? null]).sort();
+    expect(exprs).toEqual([
+      ['cron(30 1 * * ? *)', 'Europe/Paris'],
+      // A rate has no time zone; CDK writes UTC.
+      ['rate(15 minutes)', 'Etc/UTC'],
+    ]);
+    const dlq = resourcesOf('AWS::SQS::Queue');
+    expect(dlq).toHaveLength(1);
+    for (const p of schedules) {
+      const target = p.Target as Json;
+      expect(target.RetryPolicy).toEqual({ MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 300 });
+      expect(target.DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [dlq[0]![0], 'Arn'] } });
+      expect(JSON.parse(target.Input as string)).toEqual({
+        jobId: expect.stringMatching(/^(web|db-nightly)$/),
+        scheduledTime: '<aws.scheduler.scheduled-time>',
+      });
+      expect(p.FlexibleTimeWindow).toEqual({ Mode: 'OFF' });
+    }
+  });
+});
+
+describe('Lambdas and network', () => {
+  it('five Node 24 functions in the configured subnets behind one security group', () => {
+    const fns = resourcesOf('AWS::Lambda::Function');
+    expect(fns).toHaveLength(5);
+    for (const [, r] of fns) {
+      expect(r.Properties.Runtime).toBe('nodejs24.x');
+      const vpc = r.Properties.VpcConfig as { SubnetIds: string[]; SecurityGroupIds: unknown[] };
+      expect(vpc.SubnetIds).toEqual(config.deployment!.subnetIds);
+      expect(vpc.SecurityGroupIds).toHaveLength(1);
+      const env = (r.Properties.Environment as { Variables: Json }).Variables;
+      expect(env.XCR_CONFIG_FILE).toBe('/var/task/xcr.config.json');
+      expect(env.XCR_LEASE_TABLE).toBeDefined();
+    }
+  });
+
+  it('the steps reach only the XAPI networks (443, 80, 10809) and the AWS API endpoints', () => {
+    const groups = resourcesOf('AWS::EC2::SecurityGroup');
+    const step = groups.find(([id]) => id.includes('StepSecurityGroup'))!;
+    const egress = step[1].Properties.SecurityGroupEgress as { CidrIp: string; FromPort: number }[];
+    const expected = config.deployment!.xapiCidrs.flatMap((c) => [443, 80, 10809].map((p) => `${c}:${p}`));
+    expect(egress.map((e) => `${e.CidrIp}:${e.FromPort}`).sort()).toEqual(expected.sort());
+    const toEndpoints = resourcesOf('AWS::EC2::SecurityGroupEgress').map(([, r]) => r.Properties);
+    expect(toEndpoints).toEqual([expect.objectContaining({ FromPort: 443, ToPort: 443, IpProtocol: 'tcp' })]);
+    const endpoints = resourcesOf('AWS::EC2::VPCEndpoint').map(([, r]) =>
+      JSON.stringify(r.Properties.ServiceName),
+    );
+    expect(endpoints.some((e) => e.includes('secretsmanager'))).toBe(true);
+    expect(endpoints.some((e) => e.includes('events'))).toBe(true);
+    expect(endpoints.some((e) => e.includes('dynamodb'))).toBe(true);
+  });
+});
+
+describe('IAM least privilege and secrets', () => {
+  const statements = () =>
+    resourcesOf('AWS::IAM::Policy').flatMap(([id, r]) =>
+      ((r.Properties.PolicyDocument as { Statement: Json[] }).Statement ?? []).map((st) => ({ id, st })),
+    );
+  const actionsOf = (st: Json) => [st.Action].flat() as string[];
+
+  it('secrets are granted by ARN, exactly those the config names, to the step roles only', () => {
+    const grants = statements().filter(({ st }) => actionsOf(st).includes('secretsmanager:GetSecretValue'));
+    const resources = new Set(grants.flatMap(({ st }) => [st.Resource].flat().map((r) => JSON.stringify(r))));
+    expect(resources.size).toBe(2);
+    const text = [...resources].join(' ');
+    expect(text).toContain(':secret:xcr/site-a-??????');
+    expect(text).toContain('arn:aws:secretsmanager:eu-west-1:123456789012:secret:xcr/site-b-AbC123');
+    expect(new Set(grants.map((g) => g.id)).size).toBe(5);
+  });
+
+  it('no wildcard resource except the actions that cannot be scoped', () => {
+    const unscopable =
+      /^(ec2:(Create|Describe|Delete|Assign|Unassign)|logs:(Create|Get|Update|Delete|List|Put|Describe)|xray:)/;
+    for (const { id, st } of statements()) {
+      if ([st.Resource].flat().includes('*')) {
+        for (const a of actionsOf(st)) expect(a, `${id} ${a} on *`).toMatch(unscopable);
+      }
+    }
+  });
+
+  it('the lease table: on demand, point-in-time recovery, TTL on expiresAt, item access only', () => {
+    s.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+    const dynamo = statements().filter(({ st }) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+    for (const { st } of dynamo) {
+      expect(actionsOf(st).sort()).toEqual([
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ]);
+    }
+    expect(dynamo).toHaveLength(5);
+  });
+
+  it('only finish-run may put run events', () => {
+    const put = statements().filter(({ st }) => actionsOf(st).includes('events:PutEvents'));
+    expect(put).toHaveLength(1);
+    expect(put[0]!.id).toContain('finishrun');
+  });
+
+  it('no secret value anywhere in the template', () => {
+    const text = JSON.stringify(s.json);
+    expect(text).not.toContain(FAKE_PASSWORD);
+    expect(text).not.toMatch(/"password"\s*:\s*"/i);
+  });
+});
+
+describe('observability', () => {
+  it('a failed-runs alarm per state machine and a lag alarm per job (3x interval, cron default)', () => {
+    const alarms = resourcesOf('AWS::CloudWatch::Alarm').map(([, r]) => r.Properties);
+    const lag = alarms.filter((a) => a.MetricName === 'RecoveryPointAgeMinutes');
+    expect(lag.map((a) => a.Threshold).sort()).toEqual([180, 45]);
+    for (const a of lag) {
+      expect(a).toMatchObject({ Namespace: 'xcr', Statistic: 'Maximum', TreatMissingData: 'breaching' });
+      expect(a.Dimensions).toEqual(
+        expect.arrayContaining([
+          { Name: 'service', Value: 'xcr' },
+          { Name: 'jobId', Value: expect.any(String) },
+        ]),
+      );
+    }
+    const failed = alarms.filter((a) => JSON.stringify(a.Metrics ?? '').includes('ExecutionsFailed'));
+    expect(failed).toHaveLength(2);
+    s.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+    for (const a of [...lag, ...failed]) expect(a.AlarmActions).toHaveLength(1);
+  });
+});
+
+describe('cdk-nag', () => {
+  it('AwsSolutions checks pass with every acknowledgement reasoned', () => {
+    expect(s.nagFindings).toEqual([]);
+  });
+});
