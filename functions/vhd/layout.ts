@@ -23,6 +23,8 @@ import {
 
 /** Default cap on the bytes before the first block (header area + BAT) a verifier may buffer. */
 export const DEFAULT_MAX_METADATA_BYTES = 64 * 1024 * 1024;
+/** Largest block size accepted: a reader holds one block in memory (XAPI and blktap use 2 MiB). */
+export const MAX_BLOCK_SIZE = 256 * 1024 * 1024;
 
 export interface ParseLimits {
   /** Total stream length announced by the transport (e.g. Content-Length), checked against the BAT. */
@@ -88,7 +90,11 @@ export function checkHeader(buf: Buffer, footer: VhdFooter, limits: ParseLimits 
       `header version ${header.headerVersion.toString(16)}`,
     );
   }
-  if (!isPowerOfTwo(header.blockSize) || header.blockSize < SECTOR_SIZE) {
+  if (
+    !isPowerOfTwo(header.blockSize) ||
+    header.blockSize < SECTOR_SIZE ||
+    header.blockSize > MAX_BLOCK_SIZE
+  ) {
     throw new VhdFormatError('BAD_BLOCK_SIZE', at + 32, `block size ${header.blockSize}`);
   }
   if (header.tableOffset < at + HEADER_SIZE) {
