@@ -35,6 +35,19 @@ export class ByteQueue {
     return out;
   }
 
+  /** Removes `n` bytes, copying them into `target` at `at`. */
+  takeInto(n: number, target: Buffer, at: number): void {
+    if (n > this.total) throw new RangeError(`take(${n}) with only ${this.total} bytes queued`);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const count = Math.min(chunk.length - this.head, n - filled);
+      chunk.copy(target, at + filled, this.head, this.head + count);
+      filled += count;
+      this.advance(count);
+    }
+  }
+
   /** Removes and returns everything queued. */
   drain(): Buffer {
     return this.take(this.total);

@@ -32,21 +32,25 @@ export interface NbdReader {
   readonly size: number;
   /** Reads `length` bytes at `offset` (unaligned ranges are widened to 512-byte sectors internally). */
   read(offset: number, length: number): Promise<Buffer>;
+  /** Reads `target.length` bytes at `offset` straight into `target` (no intermediate copy). */
+  readInto(offset: number, target: Buffer): Promise<void>;
   close(): Promise<void>;
 }
 
 interface Pending {
   handle: number;
-  length: number;
-  resolve: (data: Buffer) => void;
+  /** Where the reply's data goes; its length is the request length. */
+  target: Buffer;
+  filled: number;
+  resolve: () => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout | undefined;
 }
 
 interface Queued {
   offset: number;
-  length: number;
-  resolve: (data: Buffer) => void;
+  target: Buffer;
+  resolve: () => void;
   reject: (err: Error) => void;
 }
 
@@ -147,19 +151,18 @@ export class NbdClient implements NbdReader {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    checkRange(offset, length, this.size);
-    if (length === 0) return Buffer.alloc(0);
-    const start = offset - (offset % SECTOR);
-    const end = Math.min(roundUp(offset + length), this.size);
-    const pieces: Promise<Buffer>[] = [];
-    for (let at = start; at < end; at += this.maxRequestBytes) {
-      pieces.push(this.request(at, Math.min(this.maxRequestBytes, end - at)));
+    return readVia(this, offset, length);
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    if (!isAligned(offset, target.length, this.size)) return readIntoVia(this, offset, target);
+    checkRange(offset, target.length, this.size);
+    const step = this.maxRequestBytes;
+    const pieces: Promise<void>[] = [];
+    for (let at = 0; at < target.length; at += step) {
+      pieces.push(this.request(offset + at, target.subarray(at, Math.min(at + step, target.length))));
     }
-    const parts = await Promise.all(pieces);
-    const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts, end - start);
-    return start === offset && whole.length === length
-      ? whole
-      : whole.subarray(offset - start, offset - start + length);
+    await allPieces(pieces);
   }
 
   /** Waits for in-flight reads, then sends NBD_CMD_DISC and closes the socket. */
@@ -178,11 +181,11 @@ export class NbdClient implements NbdReader {
     this.raw.destroy();
   }
 
-  private request(offset: number, length: number): Promise<Buffer> {
+  private request(offset: number, target: Buffer): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new NbdError(`${this.describe}: client closed`, false));
     return new Promise((resolve, reject) => {
-      const item = { offset, length, resolve, reject };
+      const item = { offset, target, resolve, reject };
       if (this.inFlight.size < this.maxInFlight) this.send(item);
       else this.waiting.push(item);
     });
@@ -192,23 +195,25 @@ export class NbdClient implements NbdReader {
     const handle = this.nextHandle++;
     const pending: Pending = {
       handle,
-      length: item.length,
+      target: item.target,
+      filled: 0,
       resolve: item.resolve,
       reject: item.reject,
       timer: undefined,
     };
     pending.timer = setTimeout(() => {
-      const what = `read of ${item.length} bytes at ${item.offset}`;
+      const what = `read of ${item.target.length} bytes at ${item.offset}`;
       this.fail(
         new NbdTimeoutError(`${this.describe}: ${what} got no reply within ${this.timeoutMs} ms`),
         pending,
       );
     }, this.timeoutMs);
     this.inFlight.set(handle, pending);
-    this.stream.write(encodeRequest(CMD_READ, handle, item.offset, item.length));
+    this.stream.write(encodeRequest(CMD_READ, handle, item.offset, item.target.length));
   }
 
   private onData(chunk: Buffer): void {
+    if (this.failure) return;
     this.queue.push(chunk);
     try {
       for (;;) {
@@ -225,12 +230,18 @@ export class NbdClient implements NbdReader {
           }
           this.current = pending;
         }
-        if (this.queue.length < this.current.length) return;
+        // Copy data as it arrives, straight into the caller's buffer.
         const pending = this.current;
+        const need = pending.target.length - pending.filled;
+        const count = Math.min(need, this.queue.length);
+        if (count > 0) {
+          this.queue.takeInto(count, pending.target, pending.filled);
+          pending.filled += count;
+        }
+        if (pending.filled < pending.target.length) return;
         this.current = undefined;
-        const data = this.queue.take(pending.length);
         this.settle(pending);
-        pending.resolve(data);
+        pending.resolve();
       }
     } catch (err) {
       this.fail(err instanceof NbdError ? err : new NbdProtocolError(`${this.describe}: ${String(err)}`));
@@ -269,6 +280,35 @@ export class NbdClient implements NbdReader {
     if (this.load > 0) return;
     for (const done of this.idleWaiters.splice(0)) done();
   }
+}
+
+/** Waits for every piece (none may still write into the caller's buffer), then throws the first failure. */
+export async function allPieces(pieces: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(pieces);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** An aligned range can be requested as is: sector-aligned, or ending exactly at the export's end. */
+export function isAligned(offset: number, length: number, size: number): boolean {
+  return offset % SECTOR === 0 && (length % SECTOR === 0 || offset + length === size);
+}
+
+/** `read` on top of `readInto`: widens to sectors, reads into one buffer, returns the asked part. */
+export async function readVia(reader: NbdReader, offset: number, length: number): Promise<Buffer> {
+  checkRange(offset, length, reader.size);
+  if (length === 0) return Buffer.alloc(0);
+  const start = offset - (offset % SECTOR);
+  const end = Math.min(roundUp(offset + length), reader.size);
+  const whole = Buffer.allocUnsafe(end - start);
+  await reader.readInto(start, whole);
+  return start === offset && end - start === length
+    ? whole
+    : whole.subarray(offset - start, offset - start + length);
+}
+
+async function readIntoVia(reader: NbdReader, offset: number, target: Buffer): Promise<void> {
+  (await readVia(reader, offset, target.length)).copy(target);
 }
 
 export function checkRange(offset: number, length: number, size: number): void {

@@ -1,6 +1,5 @@
-import { checkRange, NbdClient, type NbdReader, roundUp } from './client.js';
+import { allPieces, checkRange, isAligned, NbdClient, type NbdReader, readVia } from './client.js';
 import { NbdError, NbdProtocolError } from './errors.js';
-import { SECTOR } from './protocol.js';
 
 /** One record of `VDI.get_nbd_info` (field names as XAPI returns them). */
 export interface NbdExportInfo {
@@ -91,20 +90,23 @@ export class NbdPool implements NbdReader {
     return this.slots.filter((s) => s.client && !s.client.broken).length;
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    checkRange(offset, length, this.size);
+  read(offset: number, length: number): Promise<Buffer> {
+    return readVia(this, offset, length);
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    if (!isAligned(offset, target.length, this.size)) {
+      (await readVia(this, offset, target.length)).copy(target);
+      return;
+    }
+    checkRange(offset, target.length, this.size);
     if (this.closing) throw new NbdError('NBD pool closed', false);
-    if (length === 0) return Buffer.alloc(0);
-    const start = offset - (offset % SECTOR);
-    const end = Math.min(roundUp(offset + length), this.size);
     const step = this.opts.maxRequestBytes;
-    const pieces: Promise<Buffer>[] = [];
-    for (let at = start; at < end; at += step) pieces.push(this.readPiece(at, Math.min(step, end - at)));
-    const parts = await Promise.all(pieces);
-    const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts, end - start);
-    return start === offset && whole.length === length
-      ? whole
-      : whole.subarray(offset - start, offset - start + length);
+    const pieces: Promise<void>[] = [];
+    for (let at = 0; at < target.length; at += step) {
+      pieces.push(this.readPiece(offset + at, target.subarray(at, Math.min(at + step, target.length))));
+    }
+    await allPieces(pieces);
   }
 
   async close(): Promise<void> {
@@ -115,12 +117,12 @@ export class NbdPool implements NbdReader {
     await Promise.allSettled(this.slots.map((slot) => slot.client?.close()));
   }
 
-  private async readPiece(offset: number, length: number): Promise<Buffer> {
+  private async readPiece(offset: number, target: Buffer): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const slot = this.slots[this.next++ % this.slots.length]!;
       try {
         const client = await this.clientOf(slot);
-        return await client.read(offset, length);
+        return await client.readInto(offset, target);
       } catch (err) {
         const retryable = err instanceof NbdError && err.retryable && !this.closing;
         if (!retryable || attempt >= this.opts.attempts) throw err;

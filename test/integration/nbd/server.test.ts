@@ -115,6 +115,12 @@ describe('sim NBD server with the xcr client', () => {
       maxRequestBytes: 128 * 1024,
     });
     expect((await pool.read(100, SIZE - 200)).equals(disk.subarray(100, SIZE - 100))).toBe(true);
+    // readInto fills a caller's buffer in place, aligned or not.
+    const target = Buffer.alloc(300_000);
+    await pool.readInto(1_048_576, target);
+    expect(target.equals(disk.subarray(1_048_576, 1_348_576))).toBe(true);
+    await pool.readInto(777, target);
+    expect(target.equals(disk.subarray(777, 300_777))).toBe(true);
     await pool.close();
     expect(plain.connections - before).toBe(3);
   });
