@@ -8,7 +8,7 @@ import { ClientCodes, forgetSecret, registerSecret, XapiError, XapiTransportErro
 import { normaliseRecord, type XapiRecords } from './records.js';
 import { rpc, type TransportKind } from './rpc.js';
 import { type SessionCaller, sleep, taskError, taskResult, waitForTask } from './tasks.js';
-import { CertificatePins, createDispatcher, type TlsOptions } from './tls.js';
+import { CertificatePins, createDispatcher, fingerprintOfPem, type TlsOptions } from './tls.js';
 import {
   type ExportVdiOptions,
   exportVdi,
@@ -79,6 +79,7 @@ export class Xapi implements SessionCaller {
   readonly #opts: XapiOptions;
   readonly #kind: TransportKind;
   readonly #dispatcher: Dispatcher;
+  readonly #pins: CertificatePins;
   readonly callTimeoutMs: number;
   readonly taskTimeoutMs: number;
   readonly #attempts: number;
@@ -92,9 +93,10 @@ export class Xapi implements SessionCaller {
     this.taskTimeoutMs = opts.taskTimeoutMs ?? 3_600_000;
     this.#attempts = Math.max(1, opts.retry?.attempts ?? 10);
     this.#delayMs = opts.retry?.delayMs ?? 1000;
+    this.#pins = new CertificatePins(opts.tls?.fingerprint256);
     this.#dispatcher = createDispatcher({
       ...(opts.tls ? { tls: opts.tls } : {}),
-      pins: new CertificatePins(opts.tls?.fingerprint256),
+      pins: this.#pins,
       connectTimeoutMs: Math.min(this.callTimeoutMs, 30_000),
     });
   }
@@ -141,6 +143,7 @@ export class Xapi implements SessionCaller {
         if (typeof out.value !== 'string') throw new XapiError(ClientCodes.BAD_RESPONSE, ['session'], LOGIN);
         if (this.#session) forgetSecret(this.#session);
         registerSecret(out.value);
+        await this.#learnCertificates(out.value);
         this.#session = out.value;
         return;
       }
@@ -151,6 +154,36 @@ export class Xapi implements SessionCaller {
         continue;
       }
       throw new XapiError(code, params, LOGIN);
+    }
+  }
+
+  /**
+   * With a pinned certificate, each pool member has its own self-signed certificate: learn them over
+   * the verified session so data-path redirects and master changes to members still verify.
+   */
+  async #learnCertificates(session: string): Promise<void> {
+    if (!this.#pins.active || !this.#url.startsWith('https:')) return;
+    const raw = async (method: string, params: unknown[]): Promise<unknown> => {
+      const out = await rpc({
+        baseUrl: this.#url,
+        kind: this.#kind,
+        dispatcher: this.#dispatcher,
+        method,
+        params: [session, ...params],
+        timeoutMs: this.callTimeoutMs,
+      });
+      if (!out.ok) throw new XapiError(out.error[0] ?? 'INTERNAL_ERROR', out.error.slice(1), method);
+      return out.value;
+    };
+    try {
+      const hosts = await raw('host.get_all', []);
+      for (const h of Array.isArray(hosts) ? hosts : []) {
+        const pem = await raw('host.get_server_certificate', [h]);
+        if (typeof pem === 'string' && pem.includes('BEGIN CERTIFICATE'))
+          this.#pins.add(fingerprintOfPem(pem));
+      }
+    } catch {
+      // Older hosts or RBAC: redirects to other members then fail the pin check, never silently pass.
     }
   }
 

@@ -73,8 +73,17 @@ export async function waitForTask(x: SessionCaller, task: string, o: WaitOptions
         useEvents = false;
         continue;
       }
+      const first = token === '';
       if (typeof batch.token === 'string') token = batch.token;
       const events = Array.isArray(batch.events) ? batch.events : [];
+      if (first && !events.some((ev) => isRecord(ev) && ev.ref === task)) {
+        // From the beginning of time every live object is an `add`: absent means gone (HANDLE_INVALID).
+        const rec = normaliseRecord(
+          'task',
+          await x.invoke('task.get_record', [task], o.signal ? { signal: o.signal } : {}),
+        );
+        if (FINISHED.has(rec.status)) return rec;
+      }
       for (const ev of events) {
         if (!isRecord(ev) || ev.ref !== task) continue;
         if (ev.operation === 'del') throw new XapiError('HANDLE_INVALID', ['task', task], 'task.wait');

@@ -98,6 +98,31 @@ async function settleTask(
   }
 }
 
+/**
+ * After a failed HTTP exchange: the task's own error when it reports one within a moment (it explains
+ * a cut stream better than the socket does), else `fallback`. A task still pending is cancelled.
+ */
+async function explainFailure(
+  ctx: TransferContext,
+  task: string,
+  method: string,
+  fallback: Error,
+  signal?: AbortSignal,
+): Promise<Error> {
+  if (signal?.aborted) {
+    await ctx.caller.cancelTask(task);
+    return abortReason(signal);
+  }
+  try {
+    const rec = await settleTask(ctx, task, method, 2_000);
+    if (rec) return fallback;
+  } catch (e) {
+    if (e instanceof XapiError) return e;
+  }
+  await ctx.caller.cancelTask(task);
+  return fallback;
+}
+
 /** Fails the stream at once if the body starts with `HTTP/` (xapi's error response inside a 200). */
 class HttpPrefixCheck extends Transform {
   #head: Buffer | undefined = Buffer.alloc(0);
@@ -156,14 +181,19 @@ export async function exportVdi(ctx: TransferContext, o: ExportVdiOptions): Prom
     }
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => {});
-      // The task usually explains the refusal (unknown format, auth, missing VDI).
-      await settleTask(ctx, task, method, 2_000);
       throw new XapiError(ClientCodes.HTTP_STATUS, [String(res.statusCode)], method);
     }
   } catch (e) {
-    await ctx.caller.cancelTask(task);
+    // The task usually explains a refusal (unknown format, auth, missing VDI).
+    const err = await explainFailure(
+      ctx,
+      task,
+      method,
+      mapTransportError(e, `${method} ${o.vdi}`, false),
+      signal,
+    );
     await ctx.caller.destroyTask(task);
-    throw mapTransportError(e, `${method} ${o.vdi}`, false, signal);
+    throw err;
   }
 
   const check = new HttpPrefixCheck(method);
@@ -174,12 +204,11 @@ export async function exportVdi(ctx: TransferContext, o: ExportVdiOptions): Prom
     try {
       const bodyErr = await bodyDone;
       if (bodyErr) {
-        await ctx.caller.cancelTask(task);
-        if (signal?.aborted) throw abortReason(signal);
-        // A failed task explains a cut body better than the socket error does.
-        await settleTask(ctx, task, method, 2_000);
-        if (bodyErr instanceof XapiError) throw bodyErr;
-        throw new XapiError(ClientCodes.TRANSFER_INCOMPLETE, [bodyErr.message], method);
+        const fallback =
+          bodyErr instanceof XapiError
+            ? bodyErr
+            : new XapiError(ClientCodes.TRANSFER_INCOMPLETE, [bodyErr.message], method);
+        throw await explainFailure(ctx, task, method, fallback, signal);
       }
       const rec = await settleTask(ctx, task, method, Math.min(ctx.taskTimeoutMs, SETTLE_MS), signal);
       if (!rec) {
@@ -247,15 +276,21 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
       status = res.statusCode;
       await res.body.dump({ limit: 1 << 20 }).catch(() => {});
     } catch (e) {
-      await ctx.caller.cancelTask(task);
-      if (signal?.aborted) throw abortReason(signal);
-      await settleTask(ctx, task, method, 2_000);
-      throw mapTransportError(e, `${method} ${o.vdi}`, false, signal);
+      throw await explainFailure(
+        ctx,
+        task,
+        method,
+        mapTransportError(e, `${method} ${o.vdi}`, false),
+        signal,
+      );
     }
     if (status !== 200) {
-      await settleTask(ctx, task, method, 2_000);
-      await ctx.caller.cancelTask(task);
-      throw new XapiError(ClientCodes.HTTP_STATUS, [String(status)], method);
+      throw await explainFailure(
+        ctx,
+        task,
+        method,
+        new XapiError(ClientCodes.HTTP_STATUS, [String(status)], method),
+      );
     }
     const rec = await settleTask(ctx, task, method, Math.min(ctx.taskTimeoutMs, SETTLE_MS), signal);
     if (!rec) {

@@ -4,7 +4,7 @@ import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Xapi, XapiTransportError } from '../../../functions/xapi/index.js';
 import { normaliseFingerprint } from '../../../functions/xapi/tls.js';
-import { type FakeXapi, PASSWORD, startFake, USER } from './fake-xapi.js';
+import { type FakeXapi, Fault, PASSWORD, startFake, USER } from './fake-xapi.js';
 
 let fake: FakeXapi;
 let cert: string;
@@ -86,6 +86,57 @@ describe('TLS', () => {
       expect(plain.calls.map((c) => c.method)).toEqual(['session.login_with_password', 'session.logout']);
     } finally {
       await plain.close();
+    }
+  });
+
+  it("learns pool members' certificates over the pinned session, for data-path redirects", async () => {
+    const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+    });
+    const member = await startFake({ tls: { cert: pems.cert, key: pems.private } });
+    member.sessions = fake.sessions;
+    member.tasks = fake.tasks;
+    const served: string[] = [];
+    member.routes.push((_req, res, url) => {
+      if (url.pathname !== '/export_raw_vdi') return false;
+      served.push(url.pathname);
+      res.writeHead(200, { connection: 'close' }).end('data');
+      fake.finishTask(url.searchParams.get('task_id') ?? '', { result: '' });
+      return true;
+    });
+    fake.routes.push((req, res, url) => {
+      if (url.pathname !== '/export_raw_vdi') return false;
+      res.writeHead(302, { location: `https://${member.address}${req.url}` }).end();
+      return true;
+    });
+    fake.methods.set('host.get_all', () => ['OpaqueRef:h1', 'OpaqueRef:h2']);
+    const certs: Record<string, string> = { 'OpaqueRef:h1': cert, 'OpaqueRef:h2': pems.cert };
+    try {
+      fake.methods.set('host.get_server_certificate', (p) => certs[String(p[0])]);
+      const x = await Xapi.connect({ ...opts, url: fake.url, tls: { fingerprint256: fingerprint } });
+      const e = await x.exportVdi({ vdi: 'OpaqueRef:v', format: 'raw' });
+      const chunks: Buffer[] = [];
+      for await (const c of e.body) chunks.push(c as Buffer);
+      await e.done;
+      expect(Buffer.concat(chunks).toString()).toBe('data');
+      expect(served).toHaveLength(1);
+      await x.logout();
+
+      // Without the member's certificate the redirect target is refused, not trusted.
+      fake.methods.set('host.get_server_certificate', () => {
+        throw new Fault(['RBAC_PERMISSION_DENIED', 'host.get_server_certificate', 'no']);
+      });
+      const y = await Xapi.connect({ ...opts, url: fake.url, tls: { fingerprint256: fingerprint } });
+      await expect(y.exportVdi({ vdi: 'OpaqueRef:v', format: 'raw' })).rejects.toMatchObject({
+        code: 'CERT_FINGERPRINT_MISMATCH',
+      });
+      expect(served).toHaveLength(1);
+      await y.logout();
+    } finally {
+      fake.routes.length = 0;
+      await member.close();
     }
   });
 

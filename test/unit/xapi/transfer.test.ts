@@ -203,6 +203,39 @@ describe('exportVdi', () => {
     await e.done;
   });
 
+  it('aborting mid-stream cancels the task and rejects with the abort', async () => {
+    behaviour = { body: pattern(24 << 20) };
+    const ac = new AbortController();
+    const e = await x.exportVdi({ vdi: 'OpaqueRef:v', format: 'raw', signal: ac.signal });
+    const it = e.body[Symbol.asyncIterator]();
+    await it.next();
+    ac.abort();
+    await expect(collect(e.body)).rejects.toBeInstanceOf(Error);
+    await expect(e.done).rejects.toMatchObject({ name: 'AbortError' });
+    expect(master.calls.some((c) => c.method === 'task.cancel' && c.params[1] === e.task)).toBe(true);
+    expect(master.tasks.has(e.task)).toBe(false);
+  });
+
+  it('reports the task error when the export is refused before any data', async () => {
+    master.routes.unshift((_req, res, url) => {
+      if (url.pathname !== '/export_raw_vdi') return false;
+      master.finishTask(url.searchParams.get('task_id') ?? '', {
+        error: ['INTERNAL_ERROR', 'Unknown format x'],
+      });
+      res.writeHead(404).end();
+      return true;
+    });
+    try {
+      await expect(x.exportVdi({ vdi: 'OpaqueRef:v', format: 'raw' })).rejects.toMatchObject({
+        code: 'INTERNAL_ERROR',
+        params: ['Unknown format x'],
+      });
+      expect(master.tasks.size).toBe(0);
+    } finally {
+      master.routes.shift();
+    }
+  });
+
   it('never puts the session in an error message', async () => {
     const e = await x
       .exportVdi({ vdi: 'OpaqueRef:v', format: 'raw', signal: AbortSignal.abort() })
@@ -257,6 +290,22 @@ describe('importVdi', () => {
         contentLength: data.length,
       }),
     ).rejects.toMatchObject({ name: 'XapiError', code: 'VDI_IO_ERROR', method: 'import_raw_vdi' });
+  });
+
+  it('aborting an upload cancels its task', async () => {
+    behaviour = { readDelayMs: 5 };
+    const ac = new AbortController();
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 256; i++) yield Buffer.alloc(65536, i);
+      })(),
+    );
+    setTimeout(() => ac.abort(), 100);
+    await expect(
+      x.importVdi({ vdi: 'OpaqueRef:t', format: 'raw', body, contentLength: 256 * 65536, signal: ac.signal }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    expect(master.calls.some((c) => c.method === 'task.cancel')).toBe(true);
+    expect(master.tasks.size).toBe(0);
   });
 
   it('refuses a body shorter than contentLength', async () => {
