@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyVhdToRaw, readVhdStream } from '../../../functions/vhd/index.js';
@@ -321,7 +322,7 @@ describe('import_raw_vdi', () => {
     }
     const pending = request(url('/import_raw_vdi', { vdi: target, format: 'raw' }), {
       method: 'PUT',
-      body: slowBody(),
+      body: Readable.from(slowBody()),
       headers: { 'content-length': '2048' },
     });
     const r = await pending;
@@ -339,7 +340,7 @@ describe('import_raw_vdi', () => {
     const target = await newVdi(4 * MiB);
     const good = (await download({ vdi: vmDisk, format: 'vhd' })).body;
     const corrupt = Buffer.from(good);
-    corrupt[64] ^= 0xff; // footer checksum
+    corrupt[64] = corrupt[64]! ^ 0xff; // footer checksum
     const a = await upload({ vdi: target, format: 'vhd' }, corrupt);
     expect(a.status).toBe(200);
     expect((await s.waitTask(a.task)).error_info).toEqual(['VDI_IO_ERROR', 'Device I/O errors']);
