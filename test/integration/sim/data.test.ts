@@ -374,7 +374,7 @@ describe('import_raw_vdi', () => {
     }
     const r = await request(url('/import_raw_vdi', { vdi: target, task_id: task }), {
       method: 'PUT',
-      body: gen(),
+      body: Readable.from(gen()),
     });
     await r.body.dump();
     expect(r.statusCode).toBe(404);
