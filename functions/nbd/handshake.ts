@@ -170,6 +170,8 @@ function startTls(socket: Socket, opts: NbdTlsOptions, describe: string): Promis
     const secure = tls.connect({
       socket,
       ca: opts.cert,
+      // The pinned certificate is the trust anchor even when it is a CA-issued leaf, not self-signed.
+      allowPartialTrustChain: true,
       ...naming,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',

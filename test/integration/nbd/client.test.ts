@@ -12,6 +12,7 @@ import {
 import { NbdPool } from '../../../functions/nbd/pool.js';
 import {
   type CertFiles,
+  caSignedCert,
   cuttableProxy,
   freePort,
   nbdkit,
@@ -266,6 +267,33 @@ describe('NbdClient with TLS (nbdkit --tls=require)', () => {
       tls: { cert: certs.cert, subject: 'other.test' },
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NbdProtocolError);
+  });
+
+  it('pins a CA-issued host certificate (the leaf alone is trusted), and still accepts its CA', async () => {
+    const issued = await caSignedCert('host.test');
+    const server = await nbdkit(['--tls=require', `--tls-certificates=${issued.dir}`, 'pattern', 'size=1M']);
+    servers.push(server);
+    try {
+      for (const cert of [issued.cert, issued.ca]) {
+        const client = await NbdClient.connect({
+          host: '127.0.0.1',
+          port: server.port,
+          exportName: '',
+          tls: { cert, subject: 'host.test' },
+        });
+        expect((await client.read(8192, 4096)).equals(pattern(8192, 4096))).toBe(true);
+        await client.close();
+      }
+      const err = await NbdClient.connect({
+        host: '127.0.0.1',
+        port: server.port,
+        exportName: '',
+        tls: { cert: certs.cert, subject: 'host.test' },
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NbdProtocolError);
+    } finally {
+      rmSync(issued.dir, { recursive: true, force: true });
+    }
   });
 
   it('fails cleanly when TLS is required but not requested', async () => {

@@ -1,6 +1,6 @@
 /** Spawns independent NBD servers (qemu-nbd, nbdkit) on loopback and makes TLS material with openssl. */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +132,63 @@ export async function selfSignedCert(name: string): Promise<CertFiles> {
     dir,
     cert: readFileSync(join(dir, 'server-cert.pem'), 'utf8'),
     key: readFileSync(join(dir, 'server-key.pem'), 'utf8'),
+  };
+}
+
+/**
+ * A certificate for `name` issued by a throw-away CA (as on a host with a CA-signed certificate):
+ * `cert` is the leaf, `ca` the issuer; laid out for nbdkit (server-cert.pem = leaf).
+ */
+export async function caSignedCert(name: string): Promise<CertFiles & { ca: string }> {
+  const dir = tempDir('nbd-ca');
+  const f = (n: string): string => join(dir, n);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('ca-key.pem'),
+    '-out',
+    f('ca-cert.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=xcr test CA',
+  ]);
+  await run('openssl', [
+    'req',
+    ...ec,
+    '-keyout',
+    f('server-key.pem'),
+    '-out',
+    f('server.csr'),
+    '-subj',
+    `/CN=${name}`,
+  ]);
+  writeFileSync(f('ext.cnf'), `subjectAltName=DNS:${name}\nbasicConstraints=CA:FALSE\n`);
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    f('server.csr'),
+    '-CA',
+    f('ca-cert.pem'),
+    '-CAkey',
+    f('ca-key.pem'),
+    '-CAcreateserial',
+    '-out',
+    f('server-cert.pem'),
+    '-days',
+    '2',
+    '-extfile',
+    f('ext.cnf'),
+  ]);
+  return {
+    dir,
+    cert: readFileSync(f('server-cert.pem'), 'utf8'),
+    key: readFileSync(f('server-key.pem'), 'utf8'),
+    ca: readFileSync(f('ca-cert.pem'), 'utf8'),
   };
 }
 
