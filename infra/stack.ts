@@ -1,4 +1,4 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import type { XcrConfig } from '../functions/config/schema.js';
@@ -28,12 +28,18 @@ export class XcrStack extends Stack {
     }
     const availabilityZones = deployment.availabilityZones ?? this.availabilityZones;
     const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', { vpcId: deployment.vpcId, availabilityZones });
-    const subnets = deployment.subnetIds.map((subnetId, i) =>
-      ec2.Subnet.fromSubnetAttributes(this, `Subnet${i}`, {
+    const subnets = deployment.subnetIds.map((subnetId, i) => {
+      const subnet = ec2.Subnet.fromSubnetAttributes(this, `Subnet${i}`, {
         subnetId,
         ...(deployment.availabilityZones?.[i] ? { availabilityZone: deployment.availabilityZones[i] } : {}),
-      }),
-    );
+      });
+      // Nothing here adds routes (no gateway endpoints), so the route table id is never needed.
+      Annotations.of(subnet).acknowledgeWarning(
+        '@aws-cdk/aws-ec2:noSubnetRouteTableId',
+        'no routes are added',
+      );
+      return subnet;
+    });
     this.replication = new ContinuousReplication(this, 'Replication', {
       config: props.config,
       vpc,
