@@ -58,6 +58,7 @@ export function fakeHandlers(o: FakeOptions = {}) {
               jobId: input.jobId,
               runId: input.runId,
               vmUuid: fakeUuid(i),
+              startedAt: '2026-11-26T18:00:00.000Z',
             })),
       };
       return out;
