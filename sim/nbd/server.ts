@@ -20,6 +20,8 @@ export interface NbdServerOptions {
   mode: 'forced-tls' | 'no-tls';
   /** Called with the EXPORT_NAME payload (for xapi: `/<vdi-uuid>?session_id=...`); undefined → close. */
   resolveExport(name: string): NbdExport | undefined | Promise<NbdExport | undefined>;
+  /** Connections served at once; more are closed on accept, as xapi-nbd does (its limit: 16). */
+  maxConnections?: number;
 }
 
 export interface NbdServerHandle {
@@ -46,7 +48,7 @@ const REP = {
   errTlsReqd: 0x80000005,
 } as const;
 const CMD = { read: 0, write: 1, disc: 2 } as const;
-const ERRNO = { eperm: 1, eio: 5, einval: 22 } as const;
+const ERRNO = { eperm: 1, einval: 22 } as const;
 const FLAG_HAS_FLAGS = 1;
 const FLAG_READ_ONLY = 2;
 const MAX_OPTION_LENGTH = 64 * 1024;
@@ -60,11 +62,16 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServerH
   const sockets = new Set<Socket>();
   const options: number[] = [];
   let connections = 0;
+  const limit = opts.maxConnections ?? 16;
   const server: Server = createServer({ noDelay: true }, (socket) => {
     connections++;
+    socket.on('error', () => {});
+    if (sockets.size >= limit) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
     serve(socket, opts, secureContext, options).catch(() => {
       // Any protocol violation or refusal ends the connection, as xapi-nbd does.
       socket.destroy();
@@ -187,15 +194,10 @@ async function transmission(stream: Socket, reader: ExactReader, exp: NbdExport)
       await send(stream, simpleReply(ERRNO.einval, handle));
       continue;
     }
-    let data: Buffer;
-    try {
-      data = await exp.read(offset, length);
-    } catch {
-      await send(stream, simpleReply(ERRNO.eio, handle));
-      continue;
-    }
-    if (data.length !== length) throw new Refused('export returned a short read');
+    // Like xapi-nbd: the reply header goes out first; a failing read then drops the connection.
     stream.write(simpleReply(0, handle));
+    const data = await exp.read(offset, length);
+    if (data.length !== length) throw new Refused('export returned a short read');
     await send(stream, data);
   }
 }

@@ -182,6 +182,31 @@ describe('sim NBD server: option haggling', () => {
   });
 });
 
+describe('sim NBD server: connection limit', () => {
+  it('closes connections beyond maxConnections on accept and accepts again once one ends', async () => {
+    const limited = await startNbdServer({
+      host: '127.0.0.1',
+      mode: 'no-tls',
+      resolveExport,
+      maxConnections: 2,
+    });
+    try {
+      const a = await open(limited);
+      const b = await open(limited);
+      await Promise.all([a.greet(), b.greet()]);
+      const c = await open(limited);
+      expect(await c.waitClosed()).toBe(true);
+      a.socket.destroy();
+      await a.waitClosed();
+      await new Promise((r) => setTimeout(r, 50));
+      const d = await open(limited);
+      expect(await d.greet()).toBe(1);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
 describe('sim NBD server: transmission', () => {
   async function exported(): Promise<Raw> {
     const c = await open(plain);
@@ -216,7 +241,7 @@ describe('sim NBD server: transmission', () => {
     expect(await c.waitClosed()).toBe(true);
   });
 
-  it('answers an I/O error of the export with EIO', async () => {
+  it('drops the connection after the reply header when the export fails to read (as xapi-nbd)', async () => {
     const failing = await startNbdServer({
       host: '127.0.0.1',
       mode: 'no-tls',
@@ -233,7 +258,8 @@ describe('sim NBD server: transmission', () => {
       c.option(1, Buffer.from('any'));
       await c.read(134);
       c.request(0, 1, 0, 512);
-      expect(await c.reply()).toEqual({ error: 5, handle: 1 });
+      expect(await c.reply()).toEqual({ error: 0, handle: 1 });
+      expect(await c.waitClosed()).toBe(true);
     } finally {
       await failing.close();
     }

@@ -125,6 +125,38 @@ describe('sim NBD server with the xcr client', () => {
     expect(plain.connections - before).toBe(3);
   });
 
+  it('recovers when the server drops connections on read errors, as xapi-nbd does', async () => {
+    let failures = 0;
+    const flaky = await startNbdServer({
+      host: '127.0.0.1',
+      mode: 'no-tls',
+      resolveExport: () => ({
+        size: SIZE,
+        read: (offset: number, length: number) => {
+          if (failures < 3 && offset === 1024 * 1024) {
+            failures++;
+            throw new Error('injected I/O error');
+          }
+          return disk.subarray(offset, offset + length);
+        },
+      }),
+    });
+    try {
+      const pool = await NbdPool.open([{ address: '127.0.0.1', port: flaky.port, exportname: EXPORT }], {
+        connections: 2,
+        attempts: 5,
+        retryDelayMs: 5,
+        maxRequestBytes: 256 * 1024,
+      });
+      expect((await pool.read(0, SIZE)).equals(disk)).toBe(true);
+      expect(failures).toBe(3);
+      expect(flaky.connections).toBeGreaterThan(2);
+      await pool.close();
+    } finally {
+      await flaky.close();
+    }
+  });
+
   it('reports the STARTTLS refusal of a no-TLS server', async () => {
     await expect(
       NbdClient.connect({
