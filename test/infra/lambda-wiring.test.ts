@@ -94,7 +94,12 @@ describe('run events', () => {
   it('one PutEvents entry: source xcr, detail-type "xcr run <status>", detail = the run result', async () => {
     const sent: unknown[] = [];
     const sink = new EventBridgeRunEventSink(
-      { send: async (cmd: { input: unknown }) => (sent.push(cmd.input), { FailedEntryCount: 0 }) } as never,
+      {
+        send: async (cmd: { input: unknown }) => {
+          sent.push(cmd.input);
+          return { FailedEntryCount: 0 };
+        },
+      } as never,
       'xcr-bus',
     );
     await sink.publish(result);
@@ -168,7 +173,10 @@ describe('the Lambda entry wrapper', () => {
       now: () => new Date('2026-11-26T18:00:05.000Z'),
     };
     const metrics = new Metrics({ namespace: 'xcr', serviceName: 'xcr' });
-    const handler = stepHandler('finish-run', () => (builds++, { deps, logger, metrics }));
+    const handler = stepHandler('finish-run', () => {
+      builds++;
+      return { deps, logger, metrics };
+    });
     const input = {
       jobId: 'web',
       runId: 'r2',
