@@ -8,8 +8,8 @@ export {
   planLayout,
 } from './layout.js';
 export { VhdStreamParser } from './parser.js';
-export { applyVhdToRaw, bitmapRuns } from './raw.js';
-export { readVhdStream, type VhdSource, type VhdStreamReader } from './reader.js';
+export { applyVhdToRaw, bitmapRuns, type RawWriter } from './raw.js';
+export { type ReadOptions, readVhdStream, type VhdSource, type VhdStreamReader } from './reader.js';
 export {
   batBytes,
   bitmapBytes,

@@ -22,6 +22,11 @@ type Kind = 'footer' | 'header' | 'bat' | 'bitmap' | 'data' | 'trailer' | 'end' 
 export interface ParserOptions extends ParseLimits {
   /** Keep bitmaps and block data and hand them out as blocks (the reader); otherwise only skip them. */
   collectBlocks: boolean;
+  /**
+   * Assemble every block's data in the same buffer: a block is then valid only until the next one
+   * is requested. Much faster (fresh 2 MiB buffers cost a page fault per 4 KiB); off by default.
+   */
+  reuseBlockBuffer?: boolean;
 }
 
 export class VhdStreamParser {
@@ -41,6 +46,7 @@ export class VhdStreamParser {
   private bitmap: Buffer | undefined;
   private ready: VhdBlock | undefined;
   private failure: VhdFormatError | undefined;
+  private spare: Buffer | undefined;
   private stopAfter = false;
 
   constructor(private readonly opts: ParserOptions) {}
@@ -104,7 +110,7 @@ export class VhdStreamParser {
         if (off === 0 && n === this.targetLen && this.kind === 'data') {
           this.acc = Buffer.from(chunk.buffer, chunk.byteOffset + i, n);
         } else {
-          if (off === 0) this.acc = Buffer.allocUnsafe(this.targetLen);
+          if (off === 0) this.acc = this.allocate();
           this.acc!.set(chunk.subarray(i, i + n), off);
         }
       }
@@ -119,6 +125,14 @@ export class VhdStreamParser {
       }
     }
     return i;
+  }
+
+  private allocate(): Buffer {
+    if (this.kind === 'data' && this.opts.reuseBlockBuffer) {
+      if (this.spare?.length !== this.targetLen) this.spare = Buffer.allocUnsafe(this.targetLen);
+      return this.spare;
+    }
+    return Buffer.allocUnsafe(this.targetLen);
   }
 
   private collecting(): boolean {

@@ -1,5 +1,4 @@
-import type { ParseLimits } from './layout.js';
-import { readVhdStream, type VhdSource } from './reader.js';
+import { type ReadOptions, readVhdStream, type VhdSource } from './reader.js';
 import { SECTOR_SIZE, type VhdStreamInfo } from './types.js';
 
 /** Runs of set bits (sectors present in this file) in a block bitmap, as [firstSector, count]. */
@@ -19,6 +18,7 @@ export function bitmapRuns(bitmap: Uint8Array, sectors: number): Array<[number, 
   return runs;
 }
 
+/** Receives the bytes to write at a virtual offset; `data` is valid only until the returned promise settles. */
 export type RawWriter = (offset: number, data: Buffer) => void | Promise<void>;
 
 /**
@@ -29,12 +29,12 @@ export type RawWriter = (offset: number, data: Buffer) => void | Promise<void>;
 export async function applyVhdToRaw(
   source: VhdSource,
   target: Buffer | RawWriter,
-  limits: ParseLimits = {},
+  options: ReadOptions = {},
 ): Promise<VhdStreamInfo> {
   const write: RawWriter = Buffer.isBuffer(target)
     ? (offset, data) => void data.copy(target, offset)
     : target;
-  const { info, blocks } = await readVhdStream(source, limits);
+  const { info, blocks } = await readVhdStream(source, { reuseBlockBuffer: true, ...options });
   const sectors = info.blockSize / SECTOR_SIZE;
   for await (const block of blocks()) {
     const base = block.index * info.blockSize;
