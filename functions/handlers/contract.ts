@@ -50,6 +50,8 @@ export interface VmWorkItem {
   jobId: string;
   runId: string;
   vmUuid: string;
+  /** The run's start time (names and orders everything the run creates). */
+  startedAt: string;
 }
 
 export interface LockCheckOutput {
@@ -84,7 +86,6 @@ export interface DiskPlan {
 
 /** State of one VM through snapshot-previous → stream-delta (looped) → commit-or-rollback. */
 export interface VmRunState extends VmWorkItem {
-  startedAt: string;
   /** The source snapshot VM taken by this run. */
   sourceSnapshot?: string;
   disks: DiskPlan[];

@@ -57,7 +57,7 @@ export const finishRunInput = z.object({
   startedAt: z.string(),
   status: z.enum(['acquired', 'skipped']),
   reason: z.string().optional(),
-  vms: z.array(z.object({ jobId: id, runId: id, vmUuid: id })),
+  vms: z.array(z.object({ jobId: id, runId: id, vmUuid: id, startedAt: z.string() })),
   results: z.array(vmResult).optional(),
   mapFailure: failure,
 });

@@ -14,6 +14,9 @@ export const KEY = {
   sourceSnapshot: 'xcr:source-snapshot',
   sourceVdi: 'xcr:source-vdi',
   userdevice: 'xcr:userdevice',
+  /** The object's own uuid, written when it completes: a VM.clone copies other_config but gets a new
+   *  uuid, so a clone a user made of a recovery point is never mistaken for one. */
+  self: 'xcr:self',
 } as const;
 
 export const ROLE = {

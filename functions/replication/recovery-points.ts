@@ -20,6 +20,7 @@ export function isCompleteRecoveryPoint(vm: VmRecord, jobId: string, vmUuid?: st
     oc[KEY.job] === jobId &&
     oc[KEY.role] === ROLE.recoveryPoint &&
     oc[KEY.status] === STATUS.complete &&
+    oc[KEY.self] === vm.uuid &&
     (vmUuid === undefined || oc[KEY.vm] === vmUuid)
   );
 }

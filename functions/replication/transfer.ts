@@ -18,6 +18,8 @@ export interface DiskTransfer {
   onProgress?: (bytes: number, total: number) => void;
 }
 
+const ignore = () => undefined;
+
 /**
  * Streams one disk: the source's VHD export (a delta when `base` is set) piped through the VHD
  * verifier and a meter into the destination's VHD import. Nothing is stored in between; back-pressure
@@ -27,38 +29,35 @@ export interface DiskTransfer {
 export async function streamDisk(t: DiskTransfer): Promise<number> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`transfer exceeded ${t.timeoutMs} ms`)), t.timeoutMs);
+  const verifier = new VhdVerifier();
+  let total = 0;
+  const meter = new MeteredStream(t.bytesPerSecond, (bytes) => t.onProgress?.(bytes, total));
   try {
     const exp = await t.source.exportVdi({ vdi: t.vdi, base: t.base, format: 'vhd', signal: abort.signal });
-    exp.done.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-    const verifier = new VhdVerifier();
-    const carried = pipeline(exp.body, verifier).catch((err: unknown) => {
-      abort.abort(err);
-      throw err;
-    });
-    const info = await Promise.race([verifier.info, carried.then(() => verifier.info)]);
+    exp.done.catch(ignore); // awaited below; never an unhandled rejection meanwhile
+    const relay = pipeline(exp.body, verifier, meter);
+    relay.catch(ignore);
+    const info = await Promise.race([verifier.info, relay.then(() => verifier.info)]);
+    total = info.totalLength;
     if (info.virtualSize > t.targetSize) {
       throw new XcrPermanentError(
         'VDI_TOO_SMALL',
         `the export is ${info.virtualSize} bytes, the target VDI only ${t.targetSize}`,
       );
     }
-    const meter = new MeteredStream(t.bytesPerSecond, (bytes) => t.onProgress?.(bytes, info.totalLength));
-    verifier.pipe(meter);
-    verifier.on('error', (err) => meter.destroy(err));
-    await Promise.all([
-      t.destination.importVdi({
-        vdi: t.target,
-        format: 'vhd',
-        body: meter,
-        contentLength: info.totalLength,
-        signal: abort.signal,
-      }),
-      carried,
-      exp.done,
-    ]);
+    const imported = t.destination.importVdi({
+      vdi: t.target,
+      format: 'vhd',
+      body: meter,
+      contentLength: info.totalLength,
+      signal: abort.signal,
+    });
+    await Promise.all([imported, relay, exp.done]);
     return meter.bytes;
   } catch (err) {
     abort.abort(err);
+    meter.destroy();
+    verifier.destroy();
     throw err;
   } finally {
     clearTimeout(timer);

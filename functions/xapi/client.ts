@@ -137,7 +137,7 @@ export class Xapi implements SessionCaller {
         method: LOGIN,
         params: [this.#opts.username, this.#opts.password, '1.1', 'xcr'],
         timeoutMs: this.callTimeoutMs,
-        ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
+        signals: [this.#opts.signal],
       });
       if (out.ok) {
         if (typeof out.value !== 'string') throw new XapiError(ClientCodes.BAD_RESPONSE, ['session'], LOGIN);
@@ -206,9 +206,6 @@ export class Xapi implements SessionCaller {
       if (this.#reconnecting) await this.#reconnecting;
       const session = this.#session;
       if (!session) throw new XapiError('SESSION_INVALID', [], method);
-      const clientSignal = o.cleanup ? undefined : this.#opts.signal;
-      const signal =
-        o.signal && clientSignal ? AbortSignal.any([o.signal, clientSignal]) : (o.signal ?? clientSignal);
       const out = await rpc({
         baseUrl: this.#url,
         kind: this.#kind,
@@ -216,7 +213,7 @@ export class Xapi implements SessionCaller {
         method,
         params: [session, ...params],
         timeoutMs: o.timeoutMs ?? this.callTimeoutMs,
-        ...(signal ? { signal } : {}),
+        signals: [o.signal, o.cleanup ? undefined : this.#opts.signal],
       });
       if (out.ok) return out.value;
       const [code = 'INTERNAL_ERROR', ...errParams] = out.error;

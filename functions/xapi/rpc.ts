@@ -22,7 +22,8 @@ export interface RpcRequest {
   method: string;
   params: readonly unknown[];
   timeoutMs: number;
-  signal?: AbortSignal;
+  /** Any of them aborts the call. */
+  signals?: readonly (AbortSignal | undefined)[];
 }
 
 let jsonId = 0;
@@ -36,15 +37,35 @@ export function abortReason(signal: AbortSignal): Error {
   return e;
 }
 
-/** Combines the caller's signal with a timeout; tells which one fired. */
+/**
+ * Combines the callers' signals with a timeout; tells which one fired. A plain timer and listeners
+ * (disposed after the call) rather than AbortSignal.timeout/any, which cost and linger per call.
+ */
 export function withTimeout(
   timeoutMs: number,
-  signal?: AbortSignal,
-): { signal: AbortSignal; timedOut: () => boolean } {
-  const timeout = AbortSignal.timeout(timeoutMs);
+  signals: readonly (AbortSignal | undefined)[] = [],
+): { signal: AbortSignal; timedOut: () => boolean; dispose: () => void } {
+  const ac = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort(new XapiTransportError('timed out', 'ETIMEDOUT'));
+  }, timeoutMs);
+  const live = signals.filter((s): s is AbortSignal => s !== undefined);
+  const onAbort = function (this: AbortSignal) {
+    ac.abort(this.reason);
+  };
+  for (const s of live) {
+    if (s.aborted) ac.abort(s.reason);
+    else s.addEventListener('abort', onAbort, { once: true });
+  }
   return {
-    signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    timedOut: () => timeout.aborted && !signal?.aborted,
+    signal: ac.signal,
+    timedOut: () => timedOut,
+    dispose: () => {
+      clearTimeout(timer);
+      for (const s of live) s.removeEventListener('abort', onAbort);
+    },
   };
 }
 
@@ -52,10 +73,15 @@ export function withTimeout(
  * Converts anything thrown by undici/sockets into the client's error vocabulary: the caller's
  * abort stays an abort, XAPI/transport errors pass through, the rest is a transport failure.
  */
-export function mapTransportError(e: unknown, what: string, timedOut: boolean, signal?: AbortSignal): Error {
-  if (signal?.aborted) return abortReason(signal);
-  if (e instanceof XapiError || e instanceof XapiTransportError) return e;
+export function mapTransportError(
+  e: unknown,
+  what: string,
+  timedOut: boolean,
+  signals: readonly (AbortSignal | undefined)[] = [],
+): Error {
+  for (const s of signals) if (s?.aborted) return abortReason(s);
   if (timedOut) return new XapiTransportError(`${what}: timed out`, 'ETIMEDOUT');
+  if (e instanceof XapiError || e instanceof XapiTransportError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
   // undici wraps the connector's error in `cause` for some paths.
   const cause = (err as { cause?: unknown }).cause;
@@ -72,7 +98,7 @@ export async function rpc(r: RpcRequest): Promise<RpcOutcome> {
     r.kind === 'xmlrpc'
       ? encodeXmlRpcCall(r.method, r.params)
       : encodeJsonRpcCall(r.method, r.params, ++jsonId);
-  const t = withTimeout(r.timeoutMs, r.signal);
+  const t = withTimeout(r.timeoutMs, r.signals);
   const what = `XAPI ${r.method}`;
   try {
     const res = await request(new URL(path, r.baseUrl), {
@@ -97,6 +123,8 @@ export async function rpc(r: RpcRequest): Promise<RpcOutcome> {
       throw e;
     }
   } catch (e) {
-    throw mapTransportError(e, what, t.timedOut(), r.signal);
+    throw mapTransportError(e, what, t.timedOut(), r.signals);
+  } finally {
+    t.dispose();
   }
 }

@@ -240,28 +240,35 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
     format: o.format,
     chunked: o.chunked ? 'true' : undefined,
   };
-  // Probe with an empty body and no task (it is meant to fail) to learn a redirect before streaming.
-  let target = buildUrl(ctx.url(), '/import_raw_vdi', query);
-  try {
+  // Probe with an empty body and no task (it is meant to fail) to learn a redirect before streaming;
+  // the task is created meanwhile.
+  const probe = async (): Promise<URL> => {
+    let target = buildUrl(ctx.url(), '/import_raw_vdi', query);
     for (let i = 0; i < MAX_REDIRECTS; i++) {
-      const probe = await request(target, {
+      const res = await request(target, {
         method: 'PUT',
         dispatcher: ctx.dispatcher,
         headers: { 'content-length': '0' },
         body: '',
         ...(signal ? { signal } : {}),
       });
-      await probe.body.dump().catch(() => {});
-      const location = probe.headers.location;
-      if (probe.statusCode < 300 || probe.statusCode >= 400 || typeof location !== 'string') break;
+      await res.body.dump().catch(() => {});
+      const location = res.headers.location;
+      if (res.statusCode < 300 || res.statusCode >= 400 || typeof location !== 'string') break;
       target = redirectTarget(target, location, ctx.allowPlainHttp);
     }
-  } catch (e) {
+    return target;
+  };
+  const [probed, created] = await Promise.allSettled([probe(), createTask(ctx, `xcr import ${o.format}`)]);
+  if (probed.status === 'rejected' || created.status === 'rejected') {
     o.body.destroy();
-    throw mapTransportError(e, `${method} ${o.vdi}`, false, signal);
+    if (created.status === 'fulfilled') await ctx.caller.destroyTask(created.value);
+    const e: unknown =
+      probed.status === 'rejected' ? probed.reason : (created as PromiseRejectedResult).reason;
+    throw mapTransportError(e, `${method} ${o.vdi}`, false, [signal]);
   }
-
-  const task = await createTask(ctx, `xcr import ${o.format}`);
+  const target = probed.value;
+  const task = created.value;
   target.searchParams.set('task_id', task);
   try {
     let status: number;

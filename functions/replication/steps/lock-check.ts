@@ -46,7 +46,7 @@ export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise
     return {
       ...base,
       status: 'acquired',
-      vms: uuids.map((vmUuid) => ({ jobId: ctx.job.id, runId: input.runId, vmUuid })),
+      vms: uuids.map((vmUuid) => ({ jobId: ctx.job.id, runId: input.runId, vmUuid, startedAt })),
     };
   } catch (err) {
     await ctx.leases.release(leaseKey(ctx.job.id), input.runId);

@@ -1,4 +1,5 @@
 import type { DiskPlan, VmRunState, VmWorkItem } from '../../handlers/contract.js';
+import { pruneOldBases } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
 import { XcrPermanentError } from '../errors.js';
 import { findSr, findVmByUuid } from '../inventory.js';
@@ -8,13 +9,12 @@ import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js'
 import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
 import { createTarget, findTarget } from '../target.js';
 
-export type SnapshotInput = VmWorkItem & { startedAt: string };
 
 /**
  * Snapshots the source VM, finds the base on both sides, decides full or delta per disk and
  * prepares a writable target per disk on the destination. The last recovery point is only read.
  */
-export async function snapshotPrevious(ctx: RunContext, item: SnapshotInput): Promise<VmRunState> {
+export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promise<VmRunState> {
   await holdLease(ctx, item.runId);
   const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
   const vm = await findVmByUuid(source, item.vmUuid);
@@ -24,7 +24,9 @@ export async function snapshotPrevious(ctx: RunContext, item: SnapshotInput): Pr
   if (vm.rec.other_config[KEY.job] === ctx.job.id) {
     throw new XcrPermanentError('VM_IS_XCR_REPLICA', `${item.vmUuid} is a replica made by job ${ctx.job.id}`);
   }
-  const base = await findExportedBase(source, ctx.job.id, vm.rec);
+  // A run that died after its commit may have left an older base behind: only the newest one counts.
+  await pruneOldBases(source, ctx.job.id, vm.rec);
+  const base = await findExportedBase(source, ctx.job.id, (await findVmByUuid(source, item.vmUuid)).rec);
   const { snapshot, disks } = await takeSourceSnapshot(source, {
     jobId: ctx.job.id,
     runId: item.runId,

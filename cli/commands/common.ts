@@ -1,0 +1,49 @@
+import { findJob, loadConfigFile } from '../../functions/config/load.js';
+import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
+import { PoolSessions } from '../../functions/replication/context.js';
+import type { Xapi } from '../../functions/xapi/index.js';
+import { envPasswordResolver } from '../local-deps.js';
+
+export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
+
+export interface GlobalOptions {
+  config: string;
+  json?: boolean;
+}
+
+export function load(opts: GlobalOptions): XcrConfig {
+  return loadConfigFile(opts.config);
+}
+
+export function jobOf(config: XcrConfig, jobId: string | undefined): JobConfig {
+  if (jobId) return findJob(config, jobId);
+  if (config.jobs.length === 1) return config.jobs[0]!;
+  throw Object.assign(new Error(`--job is required: the config has ${config.jobs.length} jobs (${config.jobs.map((j) => j.id).join(', ')})`), {
+    name: 'UsageError',
+  });
+}
+
+/** Opens a pool of the config for a command, and always logs out. */
+export async function withPool<T>(config: XcrConfig, pool: string, fn: (xapi: Xapi) => Promise<T>): Promise<T> {
+  const sessions = new PoolSessions(config, envPasswordResolver(config));
+  try {
+    return await fn(await sessions.get(pool));
+  } finally {
+    await sessions.closeAll();
+  }
+}
+
+export function print(opts: GlobalOptions, json: unknown, text: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
+}
+
+/** A fixed-width text table. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function mb(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}

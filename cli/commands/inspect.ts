@@ -1,0 +1,87 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunResult } from '../../functions/handlers/contract.js';
+import { cloneRecoveryPoint, recoveryPointsOf } from '../../functions/replication/failover.js';
+import { defaultStateDir } from '../local-deps.js';
+import { type GlobalOptions, jobOf, load, print, table, withPool } from './common.js';
+
+export async function recoveryPointsCommand(jobId: string | undefined, opts: GlobalOptions): Promise<number> {
+  const config = load(opts);
+  const job = jobOf(config, jobId);
+  const rps = await withPool(config, job.destination.pool, (xapi) => recoveryPointsOf(xapi, job.id));
+  print(opts, rps, () =>
+    rps.length === 0
+      ? `job ${job.id}: no recovery point yet`
+      : table(
+          ['RECOVERY POINT', 'SOURCE VM', 'TIME', 'CHAIN', 'DISKS', 'NAME'],
+          rps.map((rp) => [rp.uuid, rp.sourceVm, rp.time, rp.chain, rp.disks.length, rp.name]),
+        ),
+  );
+  return 0;
+}
+
+function lastRuns(jobId: string, count: number): RunResult[] {
+  const file = join(defaultStateDir(), `runs-${jobId}.jsonl`);
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .slice(-count)
+    .map((l) => JSON.parse(l) as RunResult);
+}
+
+interface JobStatus {
+  jobId: string;
+  lastRuns: { runId: string; status: string; bytes: number; finishedAt: string }[];
+  vms: { vm: string; newestRecoveryPoint: string; lagMinutes: number; recoveryPoints: number }[];
+}
+
+export async function statusCommand(jobId: string | undefined, opts: GlobalOptions): Promise<number> {
+  const config = load(opts);
+  const jobs = jobId ? [jobOf(config, jobId)] : config.jobs;
+  const report: JobStatus[] = [];
+  for (const job of jobs) {
+    const rps = await withPool(config, job.destination.pool, (xapi) => recoveryPointsOf(xapi, job.id));
+    const newestByVm = new Map<string, string>();
+    for (const rp of rps) if (!newestByVm.has(rp.sourceVm)) newestByVm.set(rp.sourceVm, rp.time);
+    const now = Date.now();
+    report.push({
+      jobId: job.id,
+      lastRuns: lastRuns(job.id, 5).map((r) => ({ runId: r.runId, status: r.status, bytes: r.bytes, finishedAt: r.finishedAt })),
+      vms: [...newestByVm].map(([vm, time]) => ({
+        vm,
+        newestRecoveryPoint: time,
+        lagMinutes: Math.round((now - Date.parse(time)) / 60_000),
+        recoveryPoints: rps.filter((rp) => rp.sourceVm === vm).length,
+      })),
+    });
+  }
+  print(opts, report, () =>
+    report
+      .map((j) =>
+        [
+          `job ${j.jobId}`,
+          j.lastRuns.length
+            ? table(['RUN', 'STATUS', 'BYTES', 'FINISHED'], j.lastRuns.map((r) => [r.runId, r.status, r.bytes, r.finishedAt]))
+            : '  no local run recorded',
+          j.vms.length
+            ? table(['SOURCE VM', 'NEWEST RECOVERY POINT', 'LAG (MIN)', 'POINTS'], j.vms.map((v) => [v.vm, v.newestRecoveryPoint, v.lagMinutes, v.recoveryPoints]))
+            : '  no recovery point yet',
+        ].join('\n'),
+      )
+      .join('\n\n'),
+  );
+  return 0;
+}
+
+export async function cloneCommand(
+  recoveryPoint: string,
+  opts: GlobalOptions & { job?: string; name?: string },
+): Promise<number> {
+  const config = load(opts);
+  const job = jobOf(config, opts.job);
+  const uuid = await withPool(config, job.destination.pool, (xapi) => cloneRecoveryPoint(xapi, recoveryPoint, opts.name));
+  print(opts, { vm: uuid, clonedFrom: recoveryPoint }, () => `cloned recovery point ${recoveryPoint} into VM ${uuid} (startable)`);
+  return 0;
+}

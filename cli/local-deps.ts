@@ -1,0 +1,56 @@
+import { join } from 'node:path';
+import type { XcrConfig } from '../functions/config/schema.js';
+import type { RunResult } from '../functions/handlers/contract.js';
+import type { HandlerDeps, LeaseStore, Progress, StepLogger } from '../functions/handlers/deps.js';
+import { FileLeaseStore } from '../functions/lease/index.js';
+
+/** Where local runs keep their lease files (one per job), shared by every process on the machine. */
+export function defaultStateDir(): string {
+  return process.env.XCR_STATE_DIR ?? join(process.cwd(), '.xcr-state');
+}
+
+/** Reads pool passwords from the environment variables the config names (never from the config). */
+export function envPasswordResolver(config: XcrConfig, env: NodeJS.ProcessEnv = process.env) {
+  return async (poolName: string): Promise<string> => {
+    const ref = config.pools[poolName]?.password;
+    if (!ref) throw new Error(`pool "${poolName}" is not in the configuration`);
+    if ('secret' in ref) {
+      throw new Error(
+        `pools.${poolName}.password refers to a Secrets Manager secret; local runs read { "env": "VAR" } references`,
+      );
+    }
+    const value = env[ref.env];
+    if (!value) throw new Error(`pools.${poolName}.password: environment variable ${ref.env} is not set`);
+    return value;
+  };
+}
+
+/** A logger writing one JSON line per entry to stderr (or nowhere). */
+export function jsonLogger(write: ((line: string) => void) | undefined): StepLogger {
+  const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    write?.(JSON.stringify({ level, time: new Date().toISOString(), message, ...fields }));
+  return { info: log('INFO'), warn: log('WARN'), error: log('ERROR') };
+}
+
+export interface LocalDepsOptions {
+  config: XcrConfig;
+  stateDir?: string;
+  leases?: LeaseStore;
+  logger?: StepLogger;
+  progress?: Progress;
+  env?: NodeJS.ProcessEnv;
+  onRunResult?: (result: RunResult) => void;
+}
+
+/** The dependencies of the step handlers for a run on this machine. */
+export function localDeps(o: LocalDepsOptions): HandlerDeps {
+  return {
+    config: o.config,
+    resolvePassword: envPasswordResolver(o.config, o.env),
+    leases: o.leases ?? new FileLeaseStore(o.stateDir ?? defaultStateDir()),
+    events: { publish: async (result) => o.onRunResult?.(result) },
+    logger: o.logger ?? jsonLogger(undefined),
+    now: () => new Date(),
+    progress: o.progress,
+  };
+}

@@ -1,0 +1,58 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
+import type { RunResult } from '../functions/handlers/contract.js';
+import type { HandlerDeps } from '../functions/handlers/deps.js';
+import { createStepHandlers } from '../functions/handlers/steps.js';
+import { runExecution, synthesizeDefinitions } from './local-runner.js';
+
+/** Execution names as EventBridge Scheduler would make them unique: job + scheduled time. */
+export function executionName(jobId: string, at: Date): string {
+  return `${jobId}-${at.toISOString().replace(/[-:.]/g, '')}`.slice(0, 80);
+}
+
+export interface LocalJobRunner {
+  /** One execution of the job's synthesized state machine; resolves with the run result. */
+  run(scheduledAt?: Date): Promise<RunResult>;
+}
+
+/**
+ * Runs a job locally: the state machine definition CDK synthesizes, executed by the local ASL
+ * interpreter, with task states calling the step handlers in-process.
+ */
+export function localJobRunner(config: XcrConfig, job: JobConfig, deps: HandlerDeps, stateDir?: string): LocalJobRunner {
+  const definition = synthesizeDefinitions({ ...config, jobs: [job] }).get(job.id)!;
+  const handlers = createStepHandlers(deps);
+  return {
+    async run(scheduledAt = new Date()) {
+      const name = executionName(job.id, scheduledAt);
+      const result = await runExecution({
+        definition,
+        input: { jobId: job.id, scheduledTime: scheduledAt.toISOString() },
+        executionName: name,
+        handlers,
+      });
+      const run: RunResult =
+        result.status === 'SUCCEEDED'
+          ? (result.output as RunResult)
+          : {
+              jobId: job.id,
+              runId: name,
+              status: 'failed',
+              startedAt: scheduledAt.toISOString(),
+              finishedAt: new Date().toISOString(),
+              bytes: 0,
+              vms: [],
+              reason: `${result.error?.Error}: ${result.error?.Cause}`,
+            };
+      if (stateDir) recordRun(stateDir, run);
+      return run;
+    },
+  };
+}
+
+/** Appends a run to the local history `xcr status` reads. */
+export function recordRun(stateDir: string, run: RunResult): void {
+  mkdirSync(stateDir, { recursive: true });
+  appendFileSync(join(stateDir, `runs-${run.jobId}.jsonl`), `${JSON.stringify(run)}\n`);
+}

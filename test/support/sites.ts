@@ -1,0 +1,228 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { jsonLogger, localDeps } from '../../cli/local-deps.js';
+import { parseConfig } from '../../functions/config/load.js';
+import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
+import type { RunResult } from '../../functions/handlers/contract.js';
+import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
+import { FileLeaseStore } from '../../functions/lease/index.js';
+import { startPool } from '../../sim/index.js';
+import { runLocalExecution } from './run-local.js';
+import type { SimPool, SimVmSpec } from '../../sim/types.js';
+
+export const MiB = 2 ** 20;
+export const BLOCK = 2 * MiB;
+
+type Rec = Record<string, unknown> & { uuid: string; other_config: Record<string, string> };
+
+export interface SitesOptions {
+  vms: SimVmSpec[];
+  job?: Partial<JobConfig>;
+  /** Names of the VMs the job selects (default: all). */
+  select?: string[];
+  replicaSrBytes?: number;
+  sourceHosts?: number;
+  destinationHosts?: number;
+}
+
+export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
+
+export interface Sites {
+  source: SimPool;
+  destination: SimPool;
+  config: XcrConfig;
+  job: JobConfig;
+  handlers: Record<string, StepHandler>;
+  logs: Record<string, unknown>[];
+  /** Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates). */
+  run(runId?: string, wrap?: StepWrapper): Promise<RunResult>;
+  /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
+  advanceClock(ms: number): void;
+  vmUuid(name: string): string;
+  /** The live (non-snapshot) VDI uuids of a source VM, by userdevice order. */
+  liveDisks(name: string): string[];
+  recoveryPoints(vmName: string): Rec[];
+  /** [userdevice, hash] of a recovery point's disks. */
+  rpDiskHashes(rp: Rec): [string, string][];
+  exportedSnapshot(vmName: string): Rec | undefined;
+  snapshotDiskHashes(snapshot: Rec): [string, string][];
+  assertReplicasMatchSource(vmName: string): void;
+  /** Objects a run left that should not be there (empty when clean). */
+  leaks(): string[];
+  assertNoLeaks(): void;
+  close(): Promise<void>;
+}
+
+let runCounter = 0;
+
+export async function startSites(o: SitesOptions): Promise<Sites> {
+  const source = await startPool({
+    name: 'site-a',
+    hosts: o.sourceHosts,
+    srs: [{ name_label: 'Local storage', sizeBytes: 64 * 2 ** 30, shared: true }],
+    networks: [{ name_label: 'Pool-wide network' }],
+    vms: o.vms,
+  });
+  const destination = await startPool({
+    name: 'site-b',
+    hosts: o.destinationHosts,
+    srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
+    networks: [{ name_label: 'Replica network' }],
+  });
+  const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
+  const vmUuid = (name: string) => {
+    const vm = vmsByName.get(name);
+    if (!vm) throw new Error(`no source VM ${name}`);
+    return vm.uuid;
+  };
+  const config = parseConfig({
+    version: 1,
+    pools: {
+      a: { url: source.url, username: source.username, password: { env: 'XCR_TEST_A' }, allowPlainHttp: true },
+      b: { url: destination.url, username: destination.username, password: { env: 'XCR_TEST_B' }, allowPlainHttp: true },
+    },
+    jobs: [
+      {
+        id: 'job1',
+        source: { pool: 'a' },
+        destination: { pool: 'b', sr: { name: 'Replica storage' } },
+        vms: { uuids: (o.select ?? o.vms.map((v) => v.name_label)).map(vmUuid) },
+        schedule: { rate: '10 minutes' },
+        retention: 3,
+        ...o.job,
+      },
+    ],
+  });
+  const job = config.jobs[0]!;
+  const stateDir = mkdtempSync(join(tmpdir(), 'xcr-test-'));
+  const logs: Record<string, unknown>[] = [];
+  let clockOffset = 0;
+  const now = () => new Date(Date.now() + clockOffset);
+  const handlers = createStepHandlers(
+    localDeps({
+      config,
+      leases: new FileLeaseStore(stateDir, { now }),
+      env: { XCR_TEST_A: source.password, XCR_TEST_B: destination.password },
+      logger: jsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+    }),
+  );
+  const objects = (pool: SimPool, cls: 'VM' | 'VDI' | 'VBD' | 'task') =>
+    pool.test.objects(cls).map(([ref, r]) => [ref, r as Rec] as const);
+
+  const sites: Sites = {
+    source,
+    destination,
+    config,
+    job,
+    handlers,
+    logs,
+    vmUuid,
+    async run(runId = `run-${++runCounter}`, wrap) {
+      const wrapped = wrap
+        ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
+        : handlers;
+      return runLocalExecution(config, job, wrapped, runId);
+    },
+    advanceClock(ms) {
+      clockOffset += ms;
+    },
+    liveDisks(name) {
+      const vm = objects(source, 'VM').find(([, r]) => r.uuid === vmUuid(name))![1];
+      const vbds = new Map(objects(source, 'VBD'));
+      return (vm.VBDs as string[])
+        .map((ref) => vbds.get(ref)!)
+        .filter((vbd) => vbd.type === 'Disk')
+        .sort((a, b) => Number(a.userdevice) - Number(b.userdevice))
+        .map((vbd) => objects(source, 'VDI').find(([ref]) => ref === vbd.VDI)![1].uuid);
+    },
+    recoveryPoints(vmName) {
+      return objects(destination, 'VM')
+        .map(([, r]) => r)
+        .filter((r) => r.other_config['xcr:vm'] === vmUuid(vmName) && r.other_config['xcr:status'] === 'complete')
+        .sort((a, b) => (b.other_config['xcr:time'] ?? '').localeCompare(a.other_config['xcr:time'] ?? ''));
+    },
+    rpDiskHashes(rp) {
+      return diskHashes(destination, rp);
+    },
+    exportedSnapshot(vmName) {
+      return objects(source, 'VM')
+        .map(([, r]) => r)
+        .sort((a, b) => (b.other_config['xcr:time'] ?? '').localeCompare(a.other_config['xcr:time'] ?? ''))
+        .find(
+          (r) =>
+            r.is_a_snapshot === true &&
+            r.other_config['xcr:vm'] === vmUuid(vmName) &&
+            r.other_config['xcr:status'] === 'exported',
+        );
+    },
+    snapshotDiskHashes(snapshot) {
+      return diskHashes(source, snapshot);
+    },
+    assertReplicasMatchSource(vmName) {
+      const snap = sites.exportedSnapshot(vmName);
+      assert.ok(snap, `exported snapshot of ${vmName}`);
+      const rp = sites.recoveryPoints(vmName)[0];
+      assert.ok(rp, `recovery point of ${vmName}`);
+      assert.equal(rp.other_config['xcr:source-snapshot'], snap.uuid, 'recovery point made from the exported snapshot');
+      assert.deepEqual(sites.rpDiskHashes(rp), sites.snapshotDiskHashes(snap), `content of ${vmName}`);
+    },
+    leaks() {
+      const found: string[] = [];
+      const src = objects(source, 'VM');
+      // Source: only exported snapshots of the job, one per VM, and no orphan snapshot VDIs.
+      const perVm = new Map<string, number>();
+      for (const [, s] of src) {
+        if (String(s.name_label).includes('pending snapshot')) found.push(`source VM ${s.uuid} (pending snapshot)`);
+        if (s.other_config['xcr:job'] !== job.id) continue;
+        if (s.other_config['xcr:status'] !== 'exported') found.push(`source snapshot ${s.uuid} (${s.other_config['xcr:status']})`);
+        perVm.set(s.other_config['xcr:vm']!, (perVm.get(s.other_config['xcr:vm']!) ?? 0) + 1);
+      }
+      for (const [vm, count] of perVm) if (count > 1) found.push(`${count - 1} extra snapshot(s) of ${vm}`);
+      const attachedSrc = new Set(objects(source, 'VBD').map(([, v]) => v.VDI as string));
+      for (const [ref, r] of objects(source, 'VDI')) {
+        if (r.other_config['xcr:job'] === job.id && !attachedSrc.has(ref)) found.push(`source VDI ${r.uuid} (orphan)`);
+      }
+      // Destination: only complete recovery points within retention, every xcr VDI attached to one.
+      const replicas = objects(destination, 'VM').filter(([, r]) => r.other_config['xcr:job'] === job.id);
+      const perVmRp = new Map<string, number>();
+      for (const [, r] of replicas) {
+        if (r.other_config['xcr:status'] !== 'complete') found.push(`replica VM ${r.uuid} (${r.other_config['xcr:status']})`);
+        perVmRp.set(r.other_config['xcr:vm']!, (perVmRp.get(r.other_config['xcr:vm']!) ?? 0) + 1);
+      }
+      for (const [vm, count] of perVmRp) if (count > job.retention) found.push(`${count} recovery points of ${vm}`);
+      const rpRefs = new Set(replicas.map(([ref]) => ref));
+      const attachedToRp = new Set(
+        objects(destination, 'VBD')
+          .filter(([, v]) => rpRefs.has(v.VM as string))
+          .map(([, v]) => v.VDI as string),
+      );
+      for (const [ref, r] of objects(destination, 'VDI')) {
+        if (r.other_config['xcr:job'] === job.id && !attachedToRp.has(ref)) found.push(`destination VDI ${r.uuid} (stray)`);
+      }
+      for (const pool of [source, destination]) {
+        for (const [, t] of objects(pool, 'task')) found.push(`${pool.name} task ${t.name_label} (${t.status})`);
+      }
+      return found;
+    },
+    assertNoLeaks() {
+      assert.deepEqual(sites.leaks(), [], 'leaked objects');
+    },
+    async close() {
+      await Promise.all([source.close(), destination.close()]);
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+  return sites;
+}
+
+function diskHashes(pool: SimPool, vm: Rec): [string, string][] {
+  const vbds = new Map(pool.test.objects('VBD'));
+  const vdis = new Map(pool.test.objects('VDI'));
+  return (vm.VBDs as string[])
+    .map((ref) => vbds.get(ref)!)
+    .filter((vbd) => vbd.type === 'Disk')
+    .map((vbd) => [vbd.userdevice as string, pool.test.hashVdi(vdis.get(vbd.VDI as string)!.uuid as string)] as [string, string])
+    .sort((a, b) => Number(a[0]) - Number(b[0]));
+}
