@@ -11,6 +11,12 @@ export interface NbdExportInfo {
 }
 
 export interface NbdPoolOptions {
+  /**
+   * Plain NBD, for pools whose NBD network has purpose `insecure_nbd`. XAPI returns the host
+   * certificate in every record whatever the purpose, so this is never guessed: without it, every
+   * connection does STARTTLS and verifies the record's `cert`/`subject`.
+   */
+  insecure?: boolean;
   /** Connections to open (spread over the records). Default 4. */
   connections?: number;
   /** Per request, and per connect + handshake. Default 30 s. */
@@ -51,7 +57,15 @@ export class NbdPool implements NbdReader {
 
   static async open(infos: readonly NbdExportInfo[], options: NbdPoolOptions = {}): Promise<NbdPool> {
     if (infos.length === 0) throw new NbdProtocolError('no NBD export records (is a network NBD-enabled?)');
+    if (!options.insecure) {
+      const bare = infos.find((i) => !i.cert);
+      if (bare)
+        throw new NbdProtocolError(
+          `NBD record for ${bare.address} has no certificate (insecure_nbd needs insecure: true)`,
+        );
+    }
     const opts = {
+      insecure: options.insecure ?? false,
       connections: options.connections ?? 4,
       timeoutMs: options.timeoutMs ?? 30_000,
       attempts: options.attempts ?? 3,
@@ -149,7 +163,9 @@ export class NbdPool implements NbdReader {
             host: info.address,
             port: info.port,
             exportName: info.exportname,
-            ...(info.cert && info.subject ? { tls: { cert: info.cert, subject: info.subject } } : {}),
+            ...(this.opts.insecure
+              ? {}
+              : { tls: { cert: info.cert ?? '', subject: info.subject || info.address } }),
             timeoutMs: this.opts.timeoutMs,
             maxRequestBytes: this.opts.maxRequestBytes,
             ...(this.opts.maxInFlight === undefined ? {} : { maxInFlight: this.opts.maxInFlight }),

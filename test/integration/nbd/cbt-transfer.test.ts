@@ -39,6 +39,7 @@ it('replays exactly the changed blocks onto the base', async () => {
   const pool = await NbdPool.open(
     [{ address: '127.0.0.1', port: server.port, exportname: '/snap?session_id=s' }],
     {
+      insecure: true,
       connections: 2,
     },
   );

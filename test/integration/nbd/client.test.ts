@@ -109,7 +109,7 @@ describe('NbdPool', () => {
         { address: '127.0.0.1', port: dead, exportname: 'disk' },
         { address: '127.0.0.1', port: qemu.port, exportname: 'disk' },
       ],
-      { connections: 3, maxRequestBytes: 256 * 1024 },
+      { insecure: true, connections: 3, maxRequestBytes: 256 * 1024 },
     );
     try {
       expect(pool.size).toBe(DISK);
@@ -124,6 +124,7 @@ describe('NbdPool', () => {
   it('reconnects and retries reads after its connections are cut', async () => {
     const proxy = await cuttableProxy(qemu.port);
     const pool = await NbdPool.open([{ address: '127.0.0.1', port: proxy.port, exportname: 'disk' }], {
+      insecure: true,
       connections: 2,
       retryDelayMs: 20,
     });
@@ -174,6 +175,7 @@ describe('NbdClient against nbdkit', () => {
     ]);
     servers.push(faulty);
     const pool = await NbdPool.open([{ address: '127.0.0.1', port: faulty.port, exportname: '' }], {
+      insecure: true,
       connections: 2,
       attempts: 2,
       retryDelayMs: 10,
@@ -184,6 +186,7 @@ describe('NbdClient against nbdkit', () => {
     await pool.close();
 
     const patient = await NbdPool.open([{ address: '127.0.0.1', port: faulty.port, exportname: '' }], {
+      insecure: true,
       connections: 2,
       attempts: 6,
       retryDelayMs: 40,
@@ -198,6 +201,7 @@ describe('NbdClient against nbdkit', () => {
     const slow = await nbdkit(['--filter=delay', 'pattern', 'size=1M', 'delay-read=3']);
     servers.push(slow);
     const pool = await NbdPool.open([{ address: '127.0.0.1', port: slow.port, exportname: '' }], {
+      insecure: true,
       connections: 1,
       attempts: 2,
       retryDelayMs: 10,
@@ -294,6 +298,23 @@ describe('NbdClient with TLS (nbdkit --tls=require)', () => {
     } finally {
       rmSync(issued.dir, { recursive: true, force: true });
     }
+  });
+
+  it('opens a pool with TLS from get_nbd_info-like records, and never downgrades silently', async () => {
+    const record = {
+      address: '127.0.0.1',
+      port: secure.port,
+      exportname: '',
+      cert: certs.cert,
+      subject: 'nbd.test',
+    };
+    const pool = await NbdPool.open([record], { connections: 2 });
+    expect((await pool.read(0, pool.size)).equals(pattern(0, pool.size))).toBe(true);
+    await pool.close();
+    // A record without a certificate is refused unless the caller says the network is insecure_nbd.
+    await expect(NbdPool.open([{ ...record, cert: undefined }], { connections: 1 })).rejects.toThrow(
+      /insecure/,
+    );
   });
 
   it('fails cleanly when TLS is required but not requested', async () => {

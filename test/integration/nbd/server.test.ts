@@ -111,6 +111,7 @@ describe('sim NBD server with the xcr client', () => {
   it('serves a pool of connections, as get_nbd_info records', async () => {
     const before = plain.connections;
     const pool = await NbdPool.open([{ address: '127.0.0.1', port: plain.port, exportname: EXPORT }], {
+      insecure: true,
       connections: 3,
       maxRequestBytes: 128 * 1024,
     });
@@ -143,6 +144,7 @@ describe('sim NBD server with the xcr client', () => {
     });
     try {
       const pool = await NbdPool.open([{ address: '127.0.0.1', port: flaky.port, exportname: EXPORT }], {
+        insecure: true,
         connections: 2,
         attempts: 5,
         retryDelayMs: 5,
