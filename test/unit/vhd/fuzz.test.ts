@@ -96,7 +96,7 @@ describe('VHD fuzzing', () => {
           expect(parse(bytes, cuts, false)).toBeInstanceOf(VhdFormatError);
         },
       ),
-      { numRuns: 2500 },
+      { numRuns: 2000 },
     );
   });
 
@@ -150,7 +150,7 @@ describe('VHD fuzzing', () => {
           parse(bytes, cuts, false);
         },
       ),
-      { numRuns: 1500 },
+      { numRuns: 1000 },
     );
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 4000 }), cutsArb, (garbage, cuts) => {
