@@ -7,10 +7,15 @@
  * string, Buffers → `<base64>`, arrays/objects recursively (undefined members omitted).
  * Incoming: a XAPI envelope `{Status, Value | ErrorDescription}` (XML-RPC) or a JSON-RPC v1/v2 reply.
  */
-import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-
-const require = createRequire(import.meta.url);
+// Static imports, not createRequire: bundlers (the Lambda esbuild bundle) inline only static imports,
+// and a bundle has no node_modules to require from at run time.
+// @ts-expect-error xmlrpc ships no types for its internal modules
+import customTypeModule from 'xmlrpc/lib/customtype.js';
+// @ts-expect-error xmlrpc ships no types for its internal modules
+import deserializerModule from 'xmlrpc/lib/deserializer.js';
+// @ts-expect-error xmlrpc ships no types for its internal modules
+import serializerModule from 'xmlrpc/lib/serializer.js';
 
 interface XmlNode {
   ele(name: string): XmlNode;
@@ -24,11 +29,11 @@ interface XmlRpcDeserializer {
   deserializeMethodResponse(stream: Readable, cb: (err: Error | null, value: unknown) => void): void;
 }
 
-const serializer = require('xmlrpc/lib/serializer.js') as {
+const serializer = serializerModule as {
   serializeMethodCall(method: string, params: unknown[]): string;
 };
-const Deserializer = require('xmlrpc/lib/deserializer.js') as new () => XmlRpcDeserializer;
-const CustomType = require('xmlrpc/lib/customtype.js') as CustomTypeCtor;
+const Deserializer = deserializerModule as new () => XmlRpcDeserializer;
+const CustomType = customTypeModule as CustomTypeCtor;
 
 /** A float parameter that must go out as `<double>` even when integral (e.g. event.from's timeout). */
 export class XapiDouble {
