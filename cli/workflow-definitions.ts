@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import type { DeploymentConfig, XcrConfig } from '../functions/config/schema.js';
 import { XcrStack } from '../infra/stack.js';
@@ -52,12 +55,20 @@ export function resolveIntrinsics(value: unknown, resources: Resources): unknown
  * skipped, so this needs no esbuild and no AWS credentials), with ARNs resolved to placeholders.
  */
 export function synthesizeDefinitions(config: XcrConfig): Map<string, Record<string, unknown>> {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new XcrStack(app, 'XcrLocal', {
-    config: { ...config, deployment: config.deployment ?? PLACEHOLDER_DEPLOYMENT },
-    createVpcEndpoints: false,
-  });
-  const template = app.synth().getStackByName(stack.stackName).template as { Resources: Resources };
+  // A throwaway cloud assembly: nothing is bundled, and nothing is left behind in the temp dir.
+  const outdir = mkdtempSync(join(tmpdir(), 'xcr-synth-'));
+  let template: { Resources: Resources };
+  let stack: XcrStack;
+  try {
+    const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+    stack = new XcrStack(app, 'XcrLocal', {
+      config: { ...config, deployment: config.deployment ?? PLACEHOLDER_DEPLOYMENT },
+      createVpcEndpoints: false,
+    });
+    template = app.synth().getStackByName(stack.stackName).template as { Resources: Resources };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
   const definitions = new Map<string, Record<string, unknown>>();
   for (const [jobId, job] of stack.replication.jobs) {
     const logicalId = Stack.of(job).getLogicalId(job.stateMachine.node.defaultChild as CfnElement);

@@ -15,6 +15,10 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Where the validated configuration lands inside every bundle (`/var/task` is the code root). */
 export const BUNDLED_CONFIG_NAME = 'xcr.config.json';
 
+/** CommonJS dependencies (xmlrpc, …) call require() inside the ES module bundle. */
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __xcrRequire } from 'node:module'; const require = __xcrRequire(import.meta.url);";
+
 interface StepSizing {
   readonly memoryMiB: number;
   readonly timeout: Duration;
@@ -117,9 +121,7 @@ export class StepLambdas extends Construct {
           // Bundle the AWS SDK too: the runtime's copy is not resolvable from an ES module bundle.
           externalModules: [],
           mainFields: ['module', 'main'],
-          // CommonJS dependencies (xmlrpc, …) call require() inside the ES module bundle.
-          banner:
-            "import { createRequire as __xcrRequire } from 'node:module'; const require = __xcrRequire(import.meta.url);",
+          banner: ESM_REQUIRE_BANNER,
           commandHooks: {
             beforeBundling: () => [],
             beforeInstall: () => [],
