@@ -44,17 +44,32 @@ function startGuestWriter(pool: SimPool, vdis: { uuid: string; size: number }[])
 
 async function main(): Promise<number> {
   const layout = defaultLayout();
-  const [source, destination] = await Promise.all(layout.pools.map((spec) => startPool(spec))) as [SimPool, SimPool];
+  const [source, destination] = (await Promise.all(layout.pools.map((spec) => startPool(spec)))) as [
+    SimPool,
+    SimPool,
+  ];
   const stateDir = mkdtempSync(join(tmpdir(), 'xcr-demo-'));
   let stopWriter = () => {};
   try {
-    say(`source pool ${source.name} at ${source.url}, destination pool ${destination.name} at ${destination.url}`);
+    say(
+      `source pool ${source.name} at ${source.url}, destination pool ${destination.name} at ${destination.url}`,
+    );
     const vms = source.test.objects('VM').filter(([, r]) => !r.is_control_domain && !r.is_a_snapshot);
     const config = parseConfig({
       version: 1,
       pools: {
-        [source.name]: { url: source.url, username: source.username, password: { env: 'XCR_DEMO_SOURCE_PASSWORD' }, allowPlainHttp: true },
-        [destination.name]: { url: destination.url, username: destination.username, password: { env: 'XCR_DEMO_DESTINATION_PASSWORD' }, allowPlainHttp: true },
+        [source.name]: {
+          url: source.url,
+          username: source.username,
+          password: { env: 'XCR_DEMO_SOURCE_PASSWORD' },
+          allowPlainHttp: true,
+        },
+        [destination.name]: {
+          url: destination.url,
+          username: destination.username,
+          password: { env: 'XCR_DEMO_DESTINATION_PASSWORD' },
+          allowPlainHttp: true,
+        },
       },
       jobs: [
         {
@@ -70,9 +85,19 @@ async function main(): Promise<number> {
       ],
     });
     const job = config.jobs[0]!;
-    const env = { XCR_DEMO_SOURCE_PASSWORD: source.password, XCR_DEMO_DESTINATION_PASSWORD: destination.password };
-    const deps = localDeps({ config, stateDir, env, logger: jsonLogger(process.env.XCR_DEMO_LOG ? (l) => process.stderr.write(`${l}\n`) : undefined) });
-    say(`job "${job.id}": ${vms.length} VMs (${vms.map(([, r]) => r.name_label).join(', ')}), every ${SCHEDULED_MINUTES} minutes, retention ${job.retention}`);
+    const env = {
+      XCR_DEMO_SOURCE_PASSWORD: source.password,
+      XCR_DEMO_DESTINATION_PASSWORD: destination.password,
+    };
+    const deps = localDeps({
+      config,
+      stateDir,
+      env,
+      logger: jsonLogger(process.env.XCR_DEMO_LOG ? (l) => process.stderr.write(`${l}\n`) : undefined),
+    });
+    say(
+      `job "${job.id}": ${vms.length} VMs (${vms.map(([, r]) => r.name_label).join(', ')}), every ${SCHEDULED_MINUTES} minutes, retention ${job.retention}`,
+    );
     say(`synthesizing the state machine (the CDK definition the AWS deployment uses)…`);
     const runner = localJobRunner(config, job, deps);
 
@@ -81,9 +106,13 @@ async function main(): Promise<number> {
       .filter(([, r]) => !r.is_a_snapshot)
       .map(([, r]) => ({ uuid: r.uuid as string, size: Number(r.virtual_size) }));
     stopWriter = startGuestWriter(source, vdis);
-    say(`guest writes running; ${CYCLES} cycles, ${SCHEDULED_MINUTES} scheduled minutes = ${COMPRESSED_MS / 1000} s here\n`);
+    say(
+      `guest writes running; ${CYCLES} cycles, ${SCHEDULED_MINUTES} scheduled minutes = ${COMPRESSED_MS / 1000} s here\n`,
+    );
 
-    const sessions = new PoolSessions(config, async (pool) => (pool === source.name ? env.XCR_DEMO_SOURCE_PASSWORD : env.XCR_DEMO_DESTINATION_PASSWORD));
+    const sessions = new PoolSessions(config, async (pool) =>
+      pool === source.name ? env.XCR_DEMO_SOURCE_PASSWORD : env.XCR_DEMO_DESTINATION_PASSWORD,
+    );
     const rows: (string | number)[][] = [];
     let verifiedAll = true;
     const outcomes: RunResult[] = [];
@@ -105,7 +134,12 @@ async function main(): Promise<number> {
               .filter((v) => v.status === 'succeeded')
               .map(async (v) =>
                 verifyReplica(
-                  { source: await sessions.get(source.name), destination: await sessions.get(destination.name), sourcePool: source, destinationPool: destination },
+                  {
+                    source: await sessions.get(source.name),
+                    destination: await sessions.get(destination.name),
+                    sourcePool: source,
+                    destinationPool: destination,
+                  },
                   job.id,
                   v.vmUuid,
                 ),
@@ -113,11 +147,20 @@ async function main(): Promise<number> {
           );
           const ok = checks.every((c) => c.ok) && checks.length === run.vms.length;
           verifiedAll &&= ok;
-          verified = ok ? `yes (${checks.length} VMs)` : `NO: ${checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`;
+          verified = ok
+            ? `yes (${checks.length} VMs)`
+            : `NO: ${checks
+                .filter((c) => !c.ok)
+                .map((c) => c.detail)
+                .join('; ')}`;
         }
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
-        const errors = run.vms.filter((v) => v.status === 'failed').map((v) => `${v.vmUuid}: ${v.errorCode} ${v.message ?? ''}`);
-        say(`cycle ${tick + 1}: ${run.status} ${kinds} ${(run.bytes / 1e6).toFixed(1)} MB in ${seconds} s${run.reason ? ` — ${run.reason}` : ''}`);
+        const errors = run.vms
+          .filter((v) => v.status === 'failed')
+          .map((v) => `${v.vmUuid}: ${v.errorCode} ${v.message ?? ''}`);
+        say(
+          `cycle ${tick + 1}: ${run.status} ${kinds} ${(run.bytes / 1e6).toFixed(1)} MB in ${seconds} s${run.reason ? ` — ${run.reason}` : ''}`,
+        );
         for (const e of errors) say(`  failed ${e}`);
         rows.push([tick + 1, run.status, kinds, (run.bytes / 1e6).toFixed(1), seconds, verified]);
       },
@@ -125,14 +168,29 @@ async function main(): Promise<number> {
     stopWriter();
     await sessions.closeAll();
 
-    say(`\n${table(['CYCLE', 'STATUS', 'KIND', 'MB SENT', 'SECONDS', 'VERIFIED'], rows.sort((a, b) => Number(a[0]) - Number(b[0])))}`);
-    const rps = destination.test.objects('VM').filter(([, r]) => (r.other_config as Record<string, string>)['xcr:status'] === 'complete');
-    const snaps = source.test.objects('VM').filter(([, r]) => (r.other_config as Record<string, string>)['xcr:job'] === job.id);
-    say(`\ndestination: ${rps.length} recovery points (retention ${job.retention} × ${vms.length} VMs); source: ${snaps.length} base snapshots (one per VM)`);
+    say(
+      `\n${table(
+        ['CYCLE', 'STATUS', 'KIND', 'MB SENT', 'SECONDS', 'VERIFIED'],
+        rows.sort((a, b) => Number(a[0]) - Number(b[0])),
+      )}`,
+    );
+    const rps = destination.test
+      .objects('VM')
+      .filter(([, r]) => (r.other_config as Record<string, string>)['xcr:status'] === 'complete');
+    const snaps = source.test
+      .objects('VM')
+      .filter(([, r]) => (r.other_config as Record<string, string>)['xcr:job'] === job.id);
+    say(
+      `\ndestination: ${rps.length} recovery points (retention ${job.retention} × ${vms.length} VMs); source: ${snaps.length} base snapshots (one per VM)`,
+    );
     const skipped = outcomes.filter((o) => o.status === 'skipped').length;
     const failed = outcomes.filter((o) => o.status === 'failed' || o.status === 'partial').length;
     const ok = verifiedAll && failed === 0 && skipped >= 1;
-    say(ok ? 'demo: every recovery point verified; the overlapping cycle was skipped.' : 'demo: something did not go as expected (see above).');
+    say(
+      ok
+        ? 'demo: every recovery point verified; the overlapping cycle was skipped.'
+        : 'demo: something did not go as expected (see above).',
+    );
     return ok ? 0 : 1;
   } finally {
     stopWriter();

@@ -5,8 +5,8 @@
  */
 import { Command } from 'commander';
 import { ConfigError, loadConfigFile } from '../functions/config/load.js';
-import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { EXIT } from './commands/common.js';
+import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 
 function exitCodeFor(err: Error & { code?: unknown }): number {
@@ -48,7 +48,9 @@ async function main(argv: string[]): Promise<number> {
         const config = loadConfigFile(file);
         const summary = { valid: true, pools: Object.keys(config.pools), jobs: config.jobs.map((j) => j.id) };
         process.stdout.write(
-          opts.json ? `${JSON.stringify(summary)}\n` : `${file}: valid (${summary.jobs.length} job(s): ${summary.jobs.join(', ')})\n`,
+          opts.json
+            ? `${JSON.stringify(summary)}\n`
+            : `${file}: valid (${summary.jobs.length} job(s): ${summary.jobs.join(', ')})\n`,
         );
         return EXIT.ok;
       }),
@@ -69,7 +71,9 @@ async function main(argv: string[]): Promise<number> {
     .requiredOption('-c, --config <file>', 'the JSON configuration file')
     .option('-j, --job <id>', 'only this job')
     .option('--json', 'machine-readable output')
-    .action(action((opts: { config: string; job?: string; json?: boolean }) => statusCommand(opts.job, opts)));
+    .action(
+      action((opts: { config: string; job?: string; json?: boolean }) => statusCommand(opts.job, opts)),
+    );
   program
     .command('recovery-points')
     .argument('[job]', 'the job (default: the only one)')
@@ -80,7 +84,9 @@ async function main(argv: string[]): Promise<number> {
   program
     .command('clone')
     .argument('<recovery-point>', 'uuid of a recovery point (see recovery-points)')
-    .description('make a startable VM from a recovery point (failover or test restore); the recovery point stays as it is')
+    .description(
+      'make a startable VM from a recovery point (failover or test restore); the recovery point stays as it is',
+    )
     .requiredOption('-c, --config <file>', 'the JSON configuration file')
     .option('-j, --job <id>', 'the job whose destination holds it (default: the only one)')
     .option('--name <label>', 'name of the new VM')

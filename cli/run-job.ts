@@ -20,7 +20,12 @@ export interface LocalJobRunner {
  * Runs a job locally: the state machine definition CDK synthesizes, executed by the local ASL
  * interpreter, with task states calling the step handlers in-process.
  */
-export function localJobRunner(config: XcrConfig, job: JobConfig, deps: HandlerDeps, stateDir?: string): LocalJobRunner {
+export function localJobRunner(
+  config: XcrConfig,
+  job: JobConfig,
+  deps: HandlerDeps,
+  stateDir?: string,
+): LocalJobRunner {
   const definition = synthesizeDefinitions({ ...config, jobs: [job] }).get(job.id)!;
   const handlers = createStepHandlers(deps);
   return {

@@ -18,13 +18,22 @@ export function load(opts: GlobalOptions): XcrConfig {
 export function jobOf(config: XcrConfig, jobId: string | undefined): JobConfig {
   if (jobId) return findJob(config, jobId);
   if (config.jobs.length === 1) return config.jobs[0]!;
-  throw Object.assign(new Error(`--job is required: the config has ${config.jobs.length} jobs (${config.jobs.map((j) => j.id).join(', ')})`), {
-    name: 'UsageError',
-  });
+  throw Object.assign(
+    new Error(
+      `--job is required: the config has ${config.jobs.length} jobs (${config.jobs.map((j) => j.id).join(', ')})`,
+    ),
+    {
+      name: 'UsageError',
+    },
+  );
 }
 
 /** Opens a pool of the config for a command, and always logs out. */
-export async function withPool<T>(config: XcrConfig, pool: string, fn: (xapi: Xapi) => Promise<T>): Promise<T> {
+export async function withPool<T>(
+  config: XcrConfig,
+  pool: string,
+  fn: (xapi: Xapi) => Promise<T>,
+): Promise<T> {
   const sessions = new PoolSessions(config, envPasswordResolver(config));
   try {
     return await fn(await sessions.get(pool));
@@ -41,7 +50,14 @@ export function print(opts: GlobalOptions, json: unknown, text: () => string): v
 export function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function mb(bytes: number): string {

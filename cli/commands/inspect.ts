@@ -48,7 +48,12 @@ export async function statusCommand(jobId: string | undefined, opts: GlobalOptio
     const now = Date.now();
     report.push({
       jobId: job.id,
-      lastRuns: lastRuns(job.id, 5).map((r) => ({ runId: r.runId, status: r.status, bytes: r.bytes, finishedAt: r.finishedAt })),
+      lastRuns: lastRuns(job.id, 5).map((r) => ({
+        runId: r.runId,
+        status: r.status,
+        bytes: r.bytes,
+        finishedAt: r.finishedAt,
+      })),
       vms: [...newestByVm].map(([vm, time]) => ({
         vm,
         newestRecoveryPoint: time,
@@ -63,10 +68,16 @@ export async function statusCommand(jobId: string | undefined, opts: GlobalOptio
         [
           `job ${j.jobId}`,
           j.lastRuns.length
-            ? table(['RUN', 'STATUS', 'BYTES', 'FINISHED'], j.lastRuns.map((r) => [r.runId, r.status, r.bytes, r.finishedAt]))
+            ? table(
+                ['RUN', 'STATUS', 'BYTES', 'FINISHED'],
+                j.lastRuns.map((r) => [r.runId, r.status, r.bytes, r.finishedAt]),
+              )
             : '  no local run recorded',
           j.vms.length
-            ? table(['SOURCE VM', 'NEWEST RECOVERY POINT', 'LAG (MIN)', 'POINTS'], j.vms.map((v) => [v.vm, v.newestRecoveryPoint, v.lagMinutes, v.recoveryPoints]))
+            ? table(
+                ['SOURCE VM', 'NEWEST RECOVERY POINT', 'LAG (MIN)', 'POINTS'],
+                j.vms.map((v) => [v.vm, v.newestRecoveryPoint, v.lagMinutes, v.recoveryPoints]),
+              )
             : '  no recovery point yet',
         ].join('\n'),
       )
@@ -81,7 +92,13 @@ export async function cloneCommand(
 ): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, opts.job);
-  const uuid = await withPool(config, job.destination.pool, (xapi) => cloneRecoveryPoint(xapi, recoveryPoint, opts.name));
-  print(opts, { vm: uuid, clonedFrom: recoveryPoint }, () => `cloned recovery point ${recoveryPoint} into VM ${uuid} (startable)`);
+  const uuid = await withPool(config, job.destination.pool, (xapi) =>
+    cloneRecoveryPoint(xapi, recoveryPoint, opts.name),
+  );
+  print(
+    opts,
+    { vm: uuid, clonedFrom: recoveryPoint },
+    () => `cloned recovery point ${recoveryPoint} into VM ${uuid} (startable)`,
+  );
   return 0;
 }

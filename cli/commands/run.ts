@@ -1,4 +1,6 @@
 import type { RunResult } from '../../functions/handlers/contract.js';
+import { PoolSessions } from '../../functions/replication/context.js';
+import { preflight } from '../../functions/replication/preflight.js';
 import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
 import { progressView } from '../progress.js';
 import { localJobRunner } from '../run-job.js';
@@ -40,6 +42,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     progress: view?.update,
     logger: jsonLogger(opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
   });
+  const sessions = new PoolSessions(config, deps.resolvePassword);
+  const problems = await preflight(config, job, sessions).finally(() => sessions.closeAll());
+  if (problems.length) {
+    view?.stop();
+    for (const p of problems) process.stderr.write(`xcr: ${p.field}: ${p.message}\n`);
+    return problems.some((p) => p.kind === 'unreachable') ? EXIT.unreachable : EXIT.badInput;
+  }
   const runner = localJobRunner(config, job, deps, stateDir);
   const results: RunResult[] = [];
   const report = (run: RunResult) => {

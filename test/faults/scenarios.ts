@@ -122,7 +122,8 @@ export function scenarios(calls: { source: string[]; destination: string[] }): S
       name: `export cut at ${pct * 100}% on every attempt`,
       expect: 'failed',
       inject: (sites) => {
-        for (let nth = 1; nth <= 12; nth++) sites.source.test.cutStream({ path: 'export_raw_vdi', afterBytes: Math.floor(pct * 2 * MiB), nth });
+        for (let nth = 1; nth <= 12; nth++)
+          sites.source.test.cutStream({ path: 'export_raw_vdi', afterBytes: Math.floor(pct * 2 * MiB), nth });
         return undefined;
       },
     });
@@ -147,10 +148,11 @@ export function scenarios(calls: { source: string[]; destination: string[] }): S
     {
       name: 'sessions expire before stream-delta',
       expect: 'recovers',
-      inject: (sites) => before('stream-delta', () => {
-        sites.source.test.expireSessions();
-        sites.destination.test.expireSessions();
-      }),
+      inject: (sites) =>
+        before('stream-delta', () => {
+          sites.source.test.expireSessions();
+          sites.destination.test.expireSessions();
+        }),
     },
     {
       name: 'source pool master switches before snapshot-previous',
@@ -160,7 +162,12 @@ export function scenarios(calls: { source: string[]; destination: string[] }): S
     { name: 'every handler invoked twice', expect: 'recovers', inject: () => duplicateEveryStep },
   );
   for (const step of ['lock-check', 'snapshot-previous', 'stream-delta']) {
-    list.push({ name: `process dies after ${step}`, expect: 'failed', abandon: true, inject: () => crashAfter(step) });
+    list.push({
+      name: `process dies after ${step}`,
+      expect: 'failed',
+      abandon: true,
+      inject: () => crashAfter(step),
+    });
   }
   return list;
 }
@@ -194,7 +201,9 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
     const status = outcome instanceof Error ? 'failed' : outcome.status;
     if (s.expect === 'failed' && status !== 'failed') problems.push(`run 2 ${status}, expected failed`);
     if (s.expect === 'recovers' && status !== 'succeeded') {
-      problems.push(`run 2 ${status}: ${outcome instanceof Error ? outcome.message : JSON.stringify(outcome.vms)}`);
+      problems.push(
+        `run 2 ${status}: ${outcome instanceof Error ? outcome.message : JSON.stringify(outcome.vms)}`,
+      );
     }
     if (s.code && !(outcome instanceof Error) && outcome.vms[0]?.errorCode !== s.code) {
       problems.push(`reported ${outcome.vms[0]?.errorCode}, expected ${s.code}`);

@@ -53,6 +53,7 @@ export async function runLocalExecution(
   job: JobConfig,
   handlers: Record<string, StepHandler>,
   runId: string,
+  onStateEvent?: (event: unknown) => void,
 ): Promise<RunResult> {
   const result = await runExecution({
     definition: definitionFor(config, job),
@@ -60,11 +61,15 @@ export async function runLocalExecution(
     executionName: runId,
     handlers: handlers as never,
     retryIntervalMs: 0,
+    onStateEvent,
   });
   if (result.status !== 'SUCCEEDED') {
-    throw Object.assign(new Error(`execution ${runId} failed: ${result.error?.Error}: ${result.error?.Cause}`), {
-      name: result.error?.Error ?? 'ExecutionFailed',
-    });
+    throw Object.assign(
+      new Error(`execution ${runId} failed: ${result.error?.Error}: ${result.error?.Cause}`),
+      {
+        name: result.error?.Error ?? 'ExecutionFailed',
+      },
+    );
   }
   return result.output as RunResult;
 }

@@ -1,7 +1,7 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import assert from 'node:assert/strict';
 import { jsonLogger, localDeps } from '../../cli/local-deps.js';
 import { parseConfig } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
@@ -9,8 +9,8 @@ import type { RunResult } from '../../functions/handlers/contract.js';
 import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
 import { FileLeaseStore } from '../../functions/lease/index.js';
 import { startPool } from '../../sim/index.js';
-import { runLocalExecution } from './run-local.js';
 import type { SimPool, SimVmSpec } from '../../sim/types.js';
+import { runLocalExecution } from './run-local.js';
 
 export const MiB = 2 ** 20;
 export const BLOCK = 2 * MiB;
@@ -37,7 +37,7 @@ export interface Sites {
   handlers: Record<string, StepHandler>;
   logs: Record<string, unknown>[];
   /** Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates). */
-  run(runId?: string, wrap?: StepWrapper): Promise<RunResult>;
+  run(runId?: string, wrap?: StepWrapper, onStateEvent?: (event: unknown) => void): Promise<RunResult>;
   /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
   advanceClock(ms: number): void;
   vmUuid(name: string): string;
@@ -80,8 +80,18 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const config = parseConfig({
     version: 1,
     pools: {
-      a: { url: source.url, username: source.username, password: { env: 'XCR_TEST_A' }, allowPlainHttp: true },
-      b: { url: destination.url, username: destination.username, password: { env: 'XCR_TEST_B' }, allowPlainHttp: true },
+      a: {
+        url: source.url,
+        username: source.username,
+        password: { env: 'XCR_TEST_A' },
+        allowPlainHttp: true,
+      },
+      b: {
+        url: destination.url,
+        username: destination.username,
+        password: { env: 'XCR_TEST_B' },
+        allowPlainHttp: true,
+      },
     },
     jobs: [
       {
@@ -119,11 +129,11 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     handlers,
     logs,
     vmUuid,
-    async run(runId = `run-${++runCounter}`, wrap) {
+    async run(runId = `run-${++runCounter}`, wrap, onStateEvent) {
       const wrapped = wrap
         ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
         : handlers;
-      return runLocalExecution(config, job, wrapped, runId);
+      return runLocalExecution(config, job, wrapped, runId, onStateEvent);
     },
     advanceClock(ms) {
       clockOffset += ms;
@@ -140,7 +150,9 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     recoveryPoints(vmName) {
       return objects(destination, 'VM')
         .map(([, r]) => r)
-        .filter((r) => r.other_config['xcr:vm'] === vmUuid(vmName) && r.other_config['xcr:status'] === 'complete')
+        .filter(
+          (r) => r.other_config['xcr:vm'] === vmUuid(vmName) && r.other_config['xcr:status'] === 'complete',
+        )
         .sort((a, b) => (b.other_config['xcr:time'] ?? '').localeCompare(a.other_config['xcr:time'] ?? ''));
     },
     rpDiskHashes(rp) {
@@ -165,7 +177,11 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       assert.ok(snap, `exported snapshot of ${vmName}`);
       const rp = sites.recoveryPoints(vmName)[0];
       assert.ok(rp, `recovery point of ${vmName}`);
-      assert.equal(rp.other_config['xcr:source-snapshot'], snap.uuid, 'recovery point made from the exported snapshot');
+      assert.equal(
+        rp.other_config['xcr:source-snapshot'],
+        snap.uuid,
+        'recovery point made from the exported snapshot',
+      );
       assert.deepEqual(sites.rpDiskHashes(rp), sites.snapshotDiskHashes(snap), `content of ${vmName}`);
     },
     leaks() {
@@ -174,24 +190,29 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       // Source: only exported snapshots of the job, one per VM, and no orphan snapshot VDIs.
       const perVm = new Map<string, number>();
       for (const [, s] of src) {
-        if (String(s.name_label).includes('pending snapshot')) found.push(`source VM ${s.uuid} (pending snapshot)`);
+        if (String(s.name_label).includes('pending snapshot'))
+          found.push(`source VM ${s.uuid} (pending snapshot)`);
         if (s.other_config['xcr:job'] !== job.id) continue;
-        if (s.other_config['xcr:status'] !== 'exported') found.push(`source snapshot ${s.uuid} (${s.other_config['xcr:status']})`);
+        if (s.other_config['xcr:status'] !== 'exported')
+          found.push(`source snapshot ${s.uuid} (${s.other_config['xcr:status']})`);
         perVm.set(s.other_config['xcr:vm']!, (perVm.get(s.other_config['xcr:vm']!) ?? 0) + 1);
       }
       for (const [vm, count] of perVm) if (count > 1) found.push(`${count - 1} extra snapshot(s) of ${vm}`);
       const attachedSrc = new Set(objects(source, 'VBD').map(([, v]) => v.VDI as string));
       for (const [ref, r] of objects(source, 'VDI')) {
-        if (r.other_config['xcr:job'] === job.id && !attachedSrc.has(ref)) found.push(`source VDI ${r.uuid} (orphan)`);
+        if (r.other_config['xcr:job'] === job.id && !attachedSrc.has(ref))
+          found.push(`source VDI ${r.uuid} (orphan)`);
       }
       // Destination: only complete recovery points within retention, every xcr VDI attached to one.
       const replicas = objects(destination, 'VM').filter(([, r]) => r.other_config['xcr:job'] === job.id);
       const perVmRp = new Map<string, number>();
       for (const [, r] of replicas) {
-        if (r.other_config['xcr:status'] !== 'complete') found.push(`replica VM ${r.uuid} (${r.other_config['xcr:status']})`);
+        if (r.other_config['xcr:status'] !== 'complete')
+          found.push(`replica VM ${r.uuid} (${r.other_config['xcr:status']})`);
         perVmRp.set(r.other_config['xcr:vm']!, (perVmRp.get(r.other_config['xcr:vm']!) ?? 0) + 1);
       }
-      for (const [vm, count] of perVmRp) if (count > job.retention) found.push(`${count} recovery points of ${vm}`);
+      for (const [vm, count] of perVmRp)
+        if (count > job.retention) found.push(`${count} recovery points of ${vm}`);
       const rpRefs = new Set(replicas.map(([ref]) => ref));
       const attachedToRp = new Set(
         objects(destination, 'VBD')
@@ -199,10 +220,12 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
           .map(([, v]) => v.VDI as string),
       );
       for (const [ref, r] of objects(destination, 'VDI')) {
-        if (r.other_config['xcr:job'] === job.id && !attachedToRp.has(ref)) found.push(`destination VDI ${r.uuid} (stray)`);
+        if (r.other_config['xcr:job'] === job.id && !attachedToRp.has(ref))
+          found.push(`destination VDI ${r.uuid} (stray)`);
       }
       for (const pool of [source, destination]) {
-        for (const [, t] of objects(pool, 'task')) found.push(`${pool.name} task ${t.name_label} (${t.status})`);
+        for (const [, t] of objects(pool, 'task'))
+          found.push(`${pool.name} task ${t.name_label} (${t.status})`);
       }
       return found;
     },
@@ -223,6 +246,12 @@ function diskHashes(pool: SimPool, vm: Rec): [string, string][] {
   return (vm.VBDs as string[])
     .map((ref) => vbds.get(ref)!)
     .filter((vbd) => vbd.type === 'Disk')
-    .map((vbd) => [vbd.userdevice as string, pool.test.hashVdi(vdis.get(vbd.VDI as string)!.uuid as string)] as [string, string])
+    .map(
+      (vbd) =>
+        [vbd.userdevice as string, pool.test.hashVdi(vdis.get(vbd.VDI as string)!.uuid as string)] as [
+          string,
+          string,
+        ],
+    )
     .sort((a, b) => Number(a[0]) - Number(b[0]));
 }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Xapi } from '../../../functions/xapi/index.js';
 import { cloneRecoveryPoint } from '../../../functions/replication/failover.js';
+import { Xapi } from '../../../functions/xapi/index.js';
 import { MiB, type Sites, startSites } from '../../support/sites.js';
 
 let sites: Sites | undefined;
@@ -10,7 +10,12 @@ afterEach(async () => {
 });
 
 async function connect(pool: Sites['source']): Promise<Xapi> {
-  return Xapi.connect({ url: pool.url, username: pool.username, password: pool.password, allowPlainHttp: true });
+  return Xapi.connect({
+    url: pool.url,
+    username: pool.username,
+    password: pool.password,
+    allowPlainHttp: true,
+  });
 }
 
 const disk = (sizeMiB: number, seed: number) => ({
@@ -27,11 +32,25 @@ describe('what a run copies', () => {
       const vmRef = await xapi.getByUuid('VM', sites.vmUuid('app'));
       const sr = [...(await xapi.getAllRecords('SR')).keys()][0]!;
       const vdi = await xapi.call<string>('VDI.create', {
-        name_label: 'added', SR: sr, virtual_size: 8 * MiB, type: 'user', sharable: false, read_only: false, other_config: {},
+        name_label: 'added',
+        SR: sr,
+        virtual_size: 8 * MiB,
+        type: 'user',
+        sharable: false,
+        read_only: false,
+        other_config: {},
       });
       await xapi.call('VBD.create', {
-        VM: vmRef, VDI: vdi, userdevice: '2', bootable: false, mode: 'RW', type: 'Disk', empty: false,
-        other_config: {}, qos_algorithm_type: '', qos_algorithm_params: {},
+        VM: vmRef,
+        VDI: vdi,
+        userdevice: '2',
+        bootable: false,
+        mode: 'RW',
+        type: 'Disk',
+        empty: false,
+        other_config: {},
+        qos_algorithm_type: '',
+        qos_algorithm_params: {},
       });
       const added = (await xapi.getRecord('VDI', vdi)).uuid;
       sites.source.test.writeVdi(added, 0, Buffer.alloc(MiB, 9));
@@ -97,7 +116,9 @@ describe('recovery points', () => {
       expect(rp.power_state).toBe('Halted');
       expect(rp.blocked_operations.start).toMatch(/clone it/);
       expect(rp.blocked_operations.start_on).toMatch(/clone it/);
-      await expect(xapi.callAsync('VM.start', rpRef, false, false)).rejects.toMatchObject({ code: 'OPERATION_BLOCKED' });
+      await expect(xapi.callAsync('VM.start', rpRef, false, false)).rejects.toMatchObject({
+        code: 'OPERATION_BLOCKED',
+      });
       const cloneUuid = await cloneRecoveryPoint(xapi, rp.uuid, 'db restored');
       const cloneRef = await xapi.getByUuid('VM', cloneUuid);
       await xapi.callAsync('VM.start', cloneRef, false, false);
@@ -141,7 +162,11 @@ describe('recovery points', () => {
       const ref = await xapi.getByUuid('VM', rp.uuid);
       await xapi.call('VM.remove_from_blocked_operations', ref, 'start');
       const vbd = await xapi.getRecord('VBD', (await xapi.getRecord('VM', ref)).VBDs[0]!);
-      sites.destination.test.writeVdi((await xapi.getRecord('VDI', vbd.VDI)).uuid, 0, Buffer.alloc(4096, 0x66));
+      sites.destination.test.writeVdi(
+        (await xapi.getRecord('VDI', vbd.VDI)).uuid,
+        0,
+        Buffer.alloc(4096, 0x66),
+      );
     } finally {
       await xapi.logout();
     }
@@ -152,7 +177,10 @@ describe('recovery points', () => {
   });
 
   it('forces a full every `fullInterval` runs', async () => {
-    sites = await startSites({ vms: [{ name_label: 'web', disks: [disk(16, 8)] }], job: { fullInterval: 2 } });
+    sites = await startSites({
+      vms: [{ name_label: 'web', disks: [disk(16, 8)] }],
+      job: { fullInterval: 2 },
+    });
     const kinds: string[] = [];
     for (let i = 0; i < 4; i++) kinds.push((await sites.run()).vms[0]!.kind!);
     expect(kinds).toEqual(['full', 'delta', 'full', 'delta']);

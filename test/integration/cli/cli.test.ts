@@ -1,0 +1,237 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import selfsigned from 'selfsigned';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SimPool, startPool } from '../../../sim/index.js';
+
+/**
+ * The xcr command as a user runs it: spawned processes, exit codes, messages on stderr, --json.
+ * Bad input (config fields, unreachable host, wrong password, wrong certificate, missing SR or VM)
+ * must be refused with a message naming the field and the fix, and change nothing on either pool.
+ */
+const root = join(import.meta.dirname, '..', '..', '..');
+const MiB = 2 ** 20;
+let source: SimPool;
+let destination: SimPool;
+let tlsPool: SimPool;
+let dir: string;
+let vmUuid: string;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function xcr(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'cli/main.ts'), ...args], {
+      cwd: root,
+      env: {
+        ...process.env,
+        XCR_STATE_DIR: join(dir, 'state'),
+        SRC_PW: source.password,
+        DST_PW: destination.password,
+        TLS_PW: tlsPool.password,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function config(
+  overrides: { source?: object; destination?: object; job?: object } = {},
+): Record<string, unknown> {
+  return {
+    version: 1,
+    pools: {
+      src: {
+        url: source.url,
+        username: source.username,
+        password: { env: 'SRC_PW' },
+        allowPlainHttp: true,
+        ...overrides.source,
+      },
+      dst: {
+        url: destination.url,
+        username: destination.username,
+        password: { env: 'DST_PW' },
+        allowPlainHttp: true,
+        ...overrides.destination,
+      },
+    },
+    jobs: [
+      {
+        id: 'web',
+        source: { pool: 'src' },
+        destination: { pool: 'dst', sr: { name: 'Replica storage' } },
+        vms: { uuids: [vmUuid] },
+        schedule: { rate: '15 minutes' },
+        ...overrides.job,
+      },
+    ],
+  };
+}
+
+function writeConfig(name: string, content: unknown): string {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(content));
+  return file;
+}
+
+function inventory(): string {
+  const count = (p: SimPool) =>
+    (['VM', 'VDI', 'VBD', 'VIF', 'task'] as const).map((c) => p.test.objects(c).length).join('/');
+  return `${count(source)} ${count(destination)}`;
+}
+
+function mutatingCalls(): string[] {
+  const readOnly = /^(session\.|event\.from|task\.|.*\.get_|system\.)/;
+  return [...source.test.calls(), ...destination.test.calls()].filter((m) => !readOnly.test(m));
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'xcr-cli-'));
+  source = await startPool({
+    name: 'src',
+    srs: [{ name_label: 'Local storage', sizeBytes: 8 * 2 ** 30 }],
+    networks: [{ name_label: 'net' }],
+    vms: [
+      { name_label: 'web', disks: [{ sizeBytes: 16 * MiB, data: [{ offset: 0, length: MiB, seed: 4 }] }] },
+    ],
+  });
+  destination = await startPool({
+    name: 'dst',
+    srs: [{ name_label: 'Replica storage', sizeBytes: 8 * 2 ** 30 }],
+    networks: [{ name_label: 'replica net' }],
+  });
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+    keySize: 2048,
+    days: 2,
+  });
+  tlsPool = await startPool({
+    name: 'tls',
+    tls: { cert: pems.cert, key: pems.private },
+    srs: [{ name_label: 'Replica storage', sizeBytes: 2 ** 30 }],
+  });
+  vmUuid = source.test.objects('VM').find(([, r]) => r.name_label === 'web')![1].uuid as string;
+});
+
+afterAll(async () => {
+  await Promise.all([source?.close(), destination?.close(), tlsPool?.close()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('xcr validate', () => {
+  it('accepts a valid file (--json) and names each invalid field with exit code 2', async () => {
+    const ok = await xcr(['validate', writeConfig('ok', config()), '--json']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, jobs: ['web'] });
+    const bad = await xcr([
+      'validate',
+      writeConfig('bad', config({ job: { retention: 0, schedule: { rate: '1 minute' } } })),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/jobs\.0\.retention: keep at least 1 recovery point/);
+    expect(bad.stderr).toMatch(/jobs\.0\.schedule\.rate: must be between 10 minutes and 24 hours/);
+  });
+});
+
+describe('xcr run refuses bad input and changes nothing', () => {
+  const cases: [string, () => Record<string, unknown>, number, RegExp][] = [
+    ['an invalid config field', () => config({ job: { concurrency: 0 } }), 2, /jobs\.0\.concurrency/],
+    [
+      'an unreachable host',
+      () => config({ source: { url: 'http://127.0.0.1:9' } }),
+      3,
+      /pools\.src\.url: cannot reach pool "src"/,
+    ],
+    [
+      'a wrong password',
+      () => config({ destination: { password: { env: 'WRONG_PW' } } }),
+      3,
+      /pools\.dst\.password: pool "dst" refused .*WRONG_PW/,
+    ],
+    [
+      'a wrong TLS fingerprint',
+      () =>
+        config({
+          destination: {
+            url: tlsPool.url,
+            password: { env: 'TLS_PW' },
+            allowPlainHttp: false,
+            tlsFingerprint: 'ab'.repeat(32),
+          },
+        }),
+      3,
+      /pools\.dst\.tlsFingerprint: .*does not match/,
+    ],
+    [
+      'a missing SR',
+      () => config({ job: { destination: { pool: 'dst', sr: { name: 'Nope' } } } }),
+      2,
+      /destination\.sr: no SR with name "Nope".*available: "Replica storage"/,
+    ],
+    [
+      'a VM uuid that does not exist',
+      () => config({ job: { vms: { uuids: ['00000000-0000-4000-8000-000000000001'] } } }),
+      2,
+      /vms\.uuids: no VM with uuid 0{8}-0000-4000-8000-000000000001/,
+    ],
+  ];
+  it.each(cases)('%s', async (_name, make, exitCode, message) => {
+    const before = inventory();
+    const callsBefore = mutatingCalls().length;
+    const res = await xcr(['run', '-c', writeConfig('case', make())], { WRONG_PW: 'not-the-password' });
+    expect(res.stderr).toMatch(message);
+    expect(res.code).toBe(exitCode);
+    expect(inventory()).toBe(before);
+    expect(mutatingCalls().length).toBe(callsBefore);
+  });
+});
+
+describe('xcr as an operator uses it', () => {
+  it('runs a job, lists recovery points, reports status and clones a recovery point', async () => {
+    const file = writeConfig('good', config());
+    const run = await xcr(['run', '-c', file, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    expect(result).toMatchObject({
+      jobId: 'web',
+      status: 'succeeded',
+      vms: [{ vmUuid, status: 'succeeded', kind: 'full' }],
+    });
+
+    const rps = await xcr(['recovery-points', 'web', '-c', file, '--json']);
+    expect(rps.code).toBe(0);
+    const [rp] = JSON.parse(rps.stdout);
+    expect(rp).toMatchObject({ uuid: result.vms[0].recoveryPoint, sourceVm: vmUuid, chain: 0 });
+
+    const status = await xcr(['status', '-c', file, '--json']);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)[0]).toMatchObject({
+      jobId: 'web',
+      lastRuns: [{ status: 'succeeded' }],
+      vms: [{ vm: vmUuid, recoveryPoints: 1 }],
+    });
+
+    const clone = await xcr(['clone', rp.uuid, '-c', file, '--name', 'web restored', '--json']);
+    expect(clone.code).toBe(0);
+    const cloned = destination.test.objects('VM').find(([, r]) => r.uuid === JSON.parse(clone.stdout).vm)![1];
+    expect(cloned).toMatchObject({ name_label: 'web restored', blocked_operations: {} });
+
+    const missing = await xcr(['clone', '00000000-0000-4000-8000-000000000002', '-c', file]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/no VM with uuid/);
+  }, 240_000);
+});
