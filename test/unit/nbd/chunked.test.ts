@@ -142,7 +142,7 @@ describe('encodeChunked', () => {
           }
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 25 },
     );
   });
 });
