@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
@@ -18,6 +19,31 @@ export const BUNDLED_CONFIG_NAME = 'xcr.config.json';
 /** CommonJS dependencies (xmlrpc, …) call require() inside the ES module bundle. */
 export const ESM_REQUIRE_BANNER =
   "import { createRequire as __xcrRequire } from 'node:module'; const require = __xcrRequire(import.meta.url);";
+
+/**
+ * Files written into every bundle: the validated config (defaults applied, secrets only as
+ * references) and the CA bundles pools name by local path, with the config pointing at the copies.
+ */
+export function bundledFiles(config: XcrConfig): Map<string, string> {
+  const files = new Map<string, string>();
+  const pools = Object.fromEntries(
+    Object.entries(config.pools).map(([name, pool]) => {
+      if (!pool.tlsCaFile) return [name, pool];
+      let pem: string;
+      try {
+        pem = readFileSync(pool.tlsCaFile, 'utf8');
+      } catch (err) {
+        throw new Error(
+          `pools.${name}.tlsCaFile: cannot read ${pool.tlsCaFile} to bundle it: ${(err as Error).message}`,
+        );
+      }
+      files.set(`ca/${name}.pem`, pem);
+      return [name, { ...pool, tlsCaFile: `/var/task/ca/${name}.pem` }];
+    }),
+  );
+  files.set(BUNDLED_CONFIG_NAME, JSON.stringify({ ...config, pools }));
+  return files;
+}
 
 interface StepSizing {
   readonly memoryMiB: number;
@@ -54,7 +80,7 @@ export class StepLambdas extends Construct {
   constructor(scope: Construct, id: string, props: StepLambdasProps) {
     super(scope, id);
     // Defaults applied, secrets only as references: this is what the handlers read at run time.
-    const configJson = JSON.stringify(props.config);
+    const files = bundledFiles(props.config);
     const functions: Partial<Record<StepName, NodejsFunction>> = {};
     const roles: Partial<Record<StepName, iam.Role>> = {};
 
@@ -127,7 +153,11 @@ export class StepLambdas extends Construct {
             beforeInstall: () => [],
             // The config travels inside the bundle: no environment size limit, one file per deploy.
             afterBundling: (_inputDir: string, outputDir: string) => [
-              `echo ${Buffer.from(configJson).toString('base64')} | base64 -d > "${join(outputDir, BUNDLED_CONFIG_NAME)}"`,
+              `mkdir -p "${join(outputDir, 'ca')}"`,
+              ...[...files].map(
+                ([name, content]) =>
+                  `echo ${Buffer.from(content).toString('base64')} | base64 -d > "${join(outputDir, name)}"`,
+              ),
             ],
           },
         },

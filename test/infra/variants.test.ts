@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +9,7 @@ import { parseConfig } from '../../functions/config/load.js';
 import type { XcrConfig } from '../../functions/config/schema.js';
 import { lagThresholdMinutes, scheduleExpression } from '../../infra/job-workflow.js';
 import { XcrStack } from '../../infra/stack.js';
+import { bundledFiles } from '../../infra/step-lambdas.js';
 
 const base = {
   version: 1,
@@ -138,5 +142,34 @@ describe('a deployment without endpoints, email or secrets for every pool', () =
   it('a stack without a deployment block is refused with the fix', () => {
     const { deployment: _omit, ...local } = config;
     expect(() => new XcrStack(new App(), 'NoDeployment', { config: local })).toThrow(/"deployment" block/);
+  });
+});
+
+describe('files bundled with the step Lambdas', () => {
+  it('the validated config, and CA bundles copied in with the config pointing at the copies', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xcr-ca-'));
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    writeFileSync(join(dir, 'ca.pem'), pem);
+    const config = parseConfig({
+      ...base,
+      pools: {
+        ...base.pools,
+        b: { url: 'https://10.1.0.10', password: { secret: 'xcr/b' }, tlsCaFile: join(dir, 'ca.pem') },
+      },
+    });
+    const files = bundledFiles(config);
+    expect(files.get('ca/b.pem')).toBe(pem);
+    const bundled = parseConfig(JSON.parse(files.get('xcr.config.json')!));
+    expect(bundled.pools.b?.tlsCaFile).toBe('/var/task/ca/b.pem');
+    expect(bundled.jobs).toEqual(config.jobs);
+    rmSync(dir, { recursive: true, force: true });
+    const missing = parseConfig({
+      ...base,
+      pools: {
+        ...base.pools,
+        b: { url: 'https://10.1.0.10', password: { secret: 'xcr/b' }, tlsCaFile: '/nonexistent.pem' },
+      },
+    });
+    expect(() => bundledFiles(missing)).toThrow(/pools\.b\.tlsCaFile: cannot read \/nonexistent\.pem/);
   });
 });
