@@ -150,7 +150,10 @@ export async function commitRecoveryPoint(
   }
   const rec = await dest.getRecord('VM', vm);
   if (rec.other_config[KEY.status] !== STATUS.complete || rec.other_config[KEY.self] !== rec.uuid) {
-    await mergeOtherConfig(dest, 'VM', vm, rec.other_config, { [KEY.status]: STATUS.complete, [KEY.self]: rec.uuid });
+    await mergeOtherConfig(dest, 'VM', vm, rec.other_config, {
+      [KEY.status]: STATUS.complete,
+      [KEY.self]: rec.uuid,
+    });
   }
   return { ref: vm, rec: await dest.getRecord('VM', vm) };
 }

@@ -45,14 +45,24 @@ export async function cloneRecoveryPoint(xapi: Xapi, rpUuid: string, name?: stri
   if (rp.rec.other_config[KEY.role] !== ROLE.recoveryPoint) {
     throw new Error(`VM ${rpUuid} is not an xcr recovery point`);
   }
-  const clone = await xapi.callAsync<string>('VM.clone', rp.ref, name ?? rp.rec.name_label.replace(/ \(xcr .*\)$/, ''));
+  const clone = await xapi.callAsync<string>(
+    'VM.clone',
+    rp.ref,
+    name ?? rp.rec.name_label.replace(/ \(xcr .*\)$/, ''),
+  );
   const rec = await xapi.getRecord('VM', clone);
   const other = Object.fromEntries(Object.entries(rec.other_config).filter(([k]) => !k.startsWith('xcr:')));
   await xapi.call('VM.set_other_config', clone, { ...other, 'xcr:cloned-from': rp.rec.uuid });
   await xapi.call('VM.set_blocked_operations', clone, {});
-  await xapi.call('VM.set_tags', clone, rec.tags.filter((t) => t !== REPLICA_TAG && !t.startsWith('xcr:')));
+  await xapi.call(
+    'VM.set_tags',
+    clone,
+    rec.tags.filter((t) => t !== REPLICA_TAG && !t.startsWith('xcr:')),
+  );
   for (const disk of await vmDisks(xapi, rec)) {
-    const oc = Object.fromEntries(Object.entries(disk.vdi.rec.other_config).filter(([k]) => !k.startsWith('xcr:')));
+    const oc = Object.fromEntries(
+      Object.entries(disk.vdi.rec.other_config).filter(([k]) => !k.startsWith('xcr:')),
+    );
     await xapi.call('VDI.set_other_config', disk.vdi.ref, oc);
   }
   return (await xapi.getRecord('VM', clone)).uuid;

@@ -9,7 +9,6 @@ import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js'
 import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
 import { createTarget, findTarget } from '../target.js';
 
-
 /**
  * Snapshots the source VM, finds the base on both sides, decides full or delta per disk and
  * prepares a writable target per disk on the destination. The last recovery point is only read.

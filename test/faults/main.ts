@@ -1,0 +1,43 @@
+/**
+ * `npm run test:faults`: the whole fault matrix, as a table and as JSON figures
+ * (faults.scenarios, faults.failed, faults.leaked_objects). Exits non-zero if a scenario failed.
+ */
+
+import { report } from '../../bench/figure.js';
+import { table } from '../../cli/commands/common.js';
+import { discoverCalls, runScenario, scenarios } from './scenarios.js';
+
+const filter = process.argv[2];
+const all = scenarios(await discoverCalls()).filter((s) => !filter || s.name.includes(filter));
+const results = [];
+for (const s of all) {
+  const r = await runScenario(s);
+  process.stderr.write(`${r.passed ? 'pass' : 'FAIL'}  ${s.name}${r.detail ? `: ${r.detail}` : ''}\n`);
+  results.push(r);
+}
+process.stderr.write(
+  `\n${table(
+    ['SCENARIO', 'PASSED', 'RECOVERY POINTS INTACT', 'LEAKED OBJECTS'],
+    results.map((r) => [
+      r.name,
+      r.passed ? 'yes' : 'NO',
+      r.recoveryPointsIntact ? 'yes' : 'NO',
+      r.leakedObjects,
+    ]),
+  )}\n\n`,
+);
+const failed = results.filter((r) => !r.passed).length;
+report({ name: 'faults.scenarios', value: results.length, unit: 'count', baseline: 'scenarios run' });
+report({
+  name: 'faults.failed',
+  value: failed,
+  unit: 'count',
+  baseline: 'scenarios whose invariants did not hold',
+});
+report({
+  name: 'faults.leaked_objects',
+  value: results.reduce((sum, r) => sum + r.leakedObjects, 0),
+  unit: 'count',
+  baseline: 'objects left on either pool after the next successful run',
+});
+process.exitCode = failed ? 1 : 0;
