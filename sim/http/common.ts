@@ -1,7 +1,7 @@
 /** What the HTTP data handlers share: auth, task, redirects, throttled writes. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { XapiError } from '../errors.js';
+import { XapiError } from '../errors.js';
 import type { PoolState } from '../state.js';
 
 export interface Transfer {
@@ -10,6 +10,8 @@ export interface Transfer {
   task: string;
   /** a temporary session made from Basic credentials, logged out at the end */
   tempSession: boolean;
+  /** the handler made the task (no task_id): like xapi's exec_with_new_task, it is destroyed at the end */
+  ownTask: boolean;
 }
 
 function cookie(req: IncomingMessage, name: string): string | undefined {
@@ -62,6 +64,9 @@ export function begin(
     }
   }
   if (!session) {
+    const given = param(req, query, 'task_id');
+    if (given && pool.db.has('task', given))
+      pool.failTask(given, new XapiError('SESSION_AUTHENTICATION_FAILED', []));
     req.resume();
     plain(res, 401, '<html><body><h1>HTTP 401 unauthorised</h1></body></html>', {
       'www-authenticate': 'Basic realm="xapi"',
@@ -69,14 +74,14 @@ export function begin(
     return undefined;
   }
   const given = param(req, query, 'task_id');
-  let task: string;
-  if (given && pool.db.has('task', given)) task = given;
-  else task = pool.createTask(label);
-  return { query, session, task, tempSession };
+  const ownTask = !(given && pool.db.has('task', given));
+  const task = ownTask ? pool.createTask(label) : given!;
+  return { query, session, task, tempSession, ownTask };
 }
 
 export function finish(pool: PoolState, t: Transfer): void {
   if (t.tempSession && pool.db.has('session', t.session)) pool.db.destroy('session', t.session);
+  if (t.ownTask && pool.db.has('task', t.task)) pool.db.destroy('task', t.task);
 }
 
 /** Fail the task and reply with a bare status (errors before the 200). */

@@ -68,14 +68,17 @@ async function download(
   return { body, headers: r.headers, status: r.statusCode };
 }
 
+/** PUT with a client-made task (task_id), as clients must: a server-made task is gone when the transfer ends. */
 async function upload(q: Record<string, string>, body: Buffer): Promise<{ status: number; task: string }> {
-  const r = await request(url('/import_raw_vdi', q), {
+  const task = await s.call<string>('task.create', 'upload', '');
+  const r = await request(url('/import_raw_vdi', { ...q, task_id: task }), {
     method: 'PUT',
     body,
     headers: { 'content-length': String(body.length) },
   });
   await r.body.dump();
-  return { status: r.statusCode, task: String(r.headers['task-id'] ?? '') };
+  expect(r.headers['task-id']).toBe(task);
+  return { status: r.statusCode, task };
 }
 
 const newVdi = (sizeBytes: number, sr?: string): Promise<string> =>
@@ -164,11 +167,24 @@ describe('export_raw_vdi', () => {
     expect(rec).toMatchObject({ status: 'success', result: '' });
   });
 
-  it('refuses without a session (401), unknown formats (404 + task failure)', async () => {
-    const noAuth = await request(`${pool.url}/export_raw_vdi?vdi=${vmDisk}`);
+  it('a task the server made (no task_id) is destroyed when the transfer ends', async () => {
+    const before = pool.test.objects('task').length;
+    const r = await request(url('/export_raw_vdi', { vdi: vmDisk, format: 'vhd' }));
+    const task = String(r.headers['task-id']);
+    expect(task).toMatch(/^OpaqueRef:/);
+    await r.body.arrayBuffer();
+    await new Promise((res) => setTimeout(res, 20));
+    expect(await s.failure('task.get_status', task)).toEqual(['HANDLE_INVALID', 'task', task]);
+    expect(pool.test.objects('task').length).toBe(before);
+  });
+
+  it('refuses without a session (401, task failed), unknown formats (404 + task failure)', async () => {
+    const t401 = await s.call<string>('task.create', 'x', '');
+    const noAuth = await request(`${pool.url}/export_raw_vdi?vdi=${vmDisk}&task_id=${t401}`);
     await noAuth.body.dump();
     expect(noAuth.statusCode).toBe(401);
     expect(noAuth.headers['www-authenticate']).toMatch(/^Basic realm=/);
+    expect(await s.call('task.get_error_info', t401)).toEqual(['SESSION_AUTHENTICATION_FAILED']);
     const basic = await request(`${pool.url}/export_raw_vdi?vdi=${vmDisk}&format=vhd`, {
       headers: { authorization: `Basic ${Buffer.from('root:pw').toString('base64')}` },
     });
@@ -320,7 +336,8 @@ describe('import_raw_vdi', () => {
       await gate;
       yield Buffer.alloc(1024, 2);
     }
-    const pending = request(url('/import_raw_vdi', { vdi: target, format: 'raw' }), {
+    const slowTask = await s.call<string>('task.create', 'slow', '');
+    const pending = request(url('/import_raw_vdi', { vdi: target, format: 'raw', task_id: slowTask }), {
       method: 'PUT',
       body: Readable.from(slowBody()),
       headers: { 'content-length': '2048' },
