@@ -86,3 +86,34 @@ export function alignExtents(extents: readonly Extent[], granularity: number, si
 export function totalLength(extents: readonly Extent[]): number {
   return extents.reduce((sum, e) => sum + e.length, 0);
 }
+
+/**
+ * Cuts extents into consecutive batches of at most `maxBytes` data each (an extent may straddle
+ * two batches). One batch = one resumable unit of the NBD transfer mode: one chunked upload that
+ * fits a Lambda invocation; a run records the index of the last finished batch.
+ */
+export function batchExtents(extents: readonly Extent[], maxBytes: number): Extent[][] {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)
+    throw new RangeError('maxBytes must be a positive integer');
+  const batches: Extent[][] = [];
+  let current: Extent[] = [];
+  let room = maxBytes;
+  for (const e of extents) {
+    let offset = e.offset;
+    let left = e.length;
+    while (left > 0) {
+      const take = Math.min(left, room);
+      current.push({ offset, length: take });
+      offset += take;
+      left -= take;
+      room -= take;
+      if (room === 0) {
+        batches.push(current);
+        current = [];
+        room = maxBytes;
+      }
+    }
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}

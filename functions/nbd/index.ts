@@ -10,6 +10,7 @@ export {
 } from './errors.js';
 export {
   alignExtents,
+  batchExtents,
   CBT_BLOCK_SIZE,
   coalesceExtents,
   decodeCbtBitmap,

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   alignExtents,
+  batchExtents,
   CBT_BLOCK_SIZE,
   coalesceExtents,
   decodeCbtBitmap,
@@ -104,5 +105,36 @@ describe('coalesceExtents / alignExtents', () => {
       { offset: 0, length: 2 * MiB2 },
       { offset: 5 * MiB2, length: 4096 },
     ]);
+  });
+});
+
+describe('batchExtents', () => {
+  it('cuts extents into batches of bounded size, in order, losing and duplicating nothing', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(1000), fc.integer({ min: 1, max: 5000 })), { maxLength: 20 }),
+        fc.integer({ min: 1, max: 6000 }),
+        (gapsAndLengths, maxBytes) => {
+          let at = 0;
+          const extents = gapsAndLengths.map(([gap, length]) => {
+            const e = { offset: at + gap, length };
+            at = e.offset + length;
+            return e;
+          });
+          const batches = batchExtents(extents, maxBytes);
+          for (const [i, b] of batches.entries()) {
+            expect(totalLength(b)).toBeLessThanOrEqual(maxBytes);
+            if (i < batches.length - 1) expect(totalLength(b)).toBe(maxBytes);
+          }
+          expect(coalesceExtents(batches.flat())).toEqual(coalesceExtents(extents));
+          expect(totalLength(batches.flat())).toBe(totalLength(extents));
+        },
+      ),
+    );
+  });
+
+  it('gives no batch for no extents', () => {
+    expect(batchExtents([], 10)).toEqual([]);
+    expect(() => batchExtents([], 0)).toThrow(RangeError);
   });
 });
