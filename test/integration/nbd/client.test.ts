@@ -140,6 +140,11 @@ describe('NbdPool', () => {
       proxy.cutAfter(DISK / 2);
       expect((await pool.read(0, DISK)).equals(data)).toBe(true);
       expect(proxy.accepted).toBeGreaterThan(before);
+      // The server gone for good: the read fails after the bounded attempts, not never.
+      await proxy.close();
+      const started = Date.now();
+      await expect(pool.read(0, 4096)).rejects.toBeInstanceOf(NbdConnectionError);
+      expect(Date.now() - started).toBeLessThan(5_000);
     } finally {
       await pool.close();
       await proxy.close();
