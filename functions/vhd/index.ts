@@ -1,3 +1,10 @@
+/**
+ * VHD stream codec (MS-VHD dynamic and differencing disks), no XAPI knowledge.
+ * - readVhdStream: forward-only reader (any layout whose structures ascend in the file), one block at a time.
+ * - VhdVerifier: pass-through Transform that forwards the exact input chunks while checking them.
+ * - createVhdWriter: XAPI's /export_raw_vdi layout, length known up front.
+ * Every violation is a VhdFormatError with a code and the stream offset where it was found.
+ */
 export { chsGeometry, decodeFooter, encodeFooter, vhdChecksum } from './footer.js';
 export { decodeHeader, encodeHeader } from './header.js';
 export {

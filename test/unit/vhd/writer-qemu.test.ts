@@ -3,7 +3,9 @@
  * qemu derives the virtual size of a VHD whose creator is not one it knows from the CHS geometry
  * (cylinders × heads × sectors × 512), not from current_size: for 'caml' (XAPI's creator) it reports
  * the CHS size, which is below current_size unless the size is CHS-exact. The runtime option
- * `force_size_calc=current_size` makes it use current_size, as XAPI and blktap do.
+ * `force_size_calc=current_size` makes it use current_size, as XAPI and blktap do. qemu also ignores
+ * sector bitmaps when reading (an allocated block reads as all data), so partial-bitmap cases keep
+ * zeros in unset sectors for the content comparison.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
