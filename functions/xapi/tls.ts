@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { XapiTransportError } from './errors.js';
+import { guardSocket } from './undici-workaround.js';
 
 export interface TlsOptions {
   /** SHA-256 fingerprint of the server certificate, hex, colons optional. */
@@ -81,6 +82,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           return;
         }
       }
+      guardSocket(socket);
       callback(null, socket);
     });
   };

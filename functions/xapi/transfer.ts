@@ -269,6 +269,7 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
   }
   const target = probed.value;
   const task = created.value;
+  let ok = false;
   target.searchParams.set('task_id', task);
   try {
     let status: number;
@@ -304,8 +305,11 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
       await ctx.caller.cancelTask(task);
       throw new XapiError(ClientCodes.TRANSFER_INCOMPLETE, ['task still pending after the upload'], method);
     }
+    ok = true;
   } finally {
-    if (!o.body.destroyed) o.body.destroy();
+    // On failure stop the producer; on success leave it alone: it may still be delivering its own
+    // end (an export body sees EOF after the import has its Content-Length bytes).
+    if (!ok && !o.body.destroyed) o.body.destroy();
     await ctx.caller.destroyTask(task);
   }
 }
