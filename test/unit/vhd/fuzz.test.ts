@@ -96,7 +96,7 @@ describe('VHD fuzzing', () => {
           expect(parse(bytes, cuts, false)).toBeInstanceOf(VhdFormatError);
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: 1500 },
     );
   });
 
