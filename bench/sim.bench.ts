@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   });
   const dir = mkdtempSync(join(tmpdir(), 'sim-bench-'));
   const file = join(dir, 'plain.bin');
-  const plain = createServer((req, res) => {
+  const plain = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     createReadStream(file, { highWaterMark: 2 * MiB }).pipe(res);
   });

@@ -1,4 +1,6 @@
 /** Conformance of the RPC surface with xapi.md §1–§3 (expected values come from the reference). */
+import { Readable } from 'node:stream';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SimPool, startPool } from '../../../sim/index.js';
 import { json, parseResponse, rawXml, TestSession, xml } from './client.js';
@@ -96,6 +98,13 @@ describe('wire format over HTTP', () => {
     expect(await bad.text()).toMatch(/^<html><body><h1>HTTP 500 internal server error<\/h1>/);
     const badJson = await fetch(`${pool.url}/jsonrpc`, { method: 'POST', body: '{"method":' });
     expect(badJson.status).toBe(500);
+    // RPC bodies need a Content-Length: a chunked request is refused the same way
+    const body = new TextEncoder().encode(
+      '<?xml version="1.0"?><methodCall><methodName>VM.get_all</methodName></methodCall>',
+    );
+    const chunked = await request(pool.url, { method: 'POST', body: Readable.from([Buffer.from(body)]) });
+    expect(chunked.statusCode).toBe(500);
+    expect(await chunked.body.text()).toMatch(/Content-Length required/);
   });
 
   it('system.listMethods lists implicit, explicit and Async names', async () => {
