@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveIntrinsics } from '../../cli/workflow-definitions.js';
 import { parseConfig } from '../../functions/config/load.js';
@@ -137,6 +138,11 @@ describe('a deployment without endpoints, email or secrets for every pool', () =
       Period: 360 * 60,
       EvaluationPeriods: 1,
     });
+  });
+
+  it('cdk-nag is clean in this variant too', () => {
+    const report = new AwsSolutionsChecks(stack.node.root as App).validateScope(stack);
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
   });
 
   it('a stack without a deployment block is refused with the fix', () => {
