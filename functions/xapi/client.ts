@@ -103,8 +103,8 @@ export class Xapi implements SessionCaller {
 
   /** Logs in (following HOST_IS_SLAVE, at most 3 hops). */
   static async connect(opts: XapiOptions): Promise<Xapi> {
-    registerSecret(opts.password);
     const x = new Xapi(opts);
+    registerSecret(opts.password);
     try {
       await x.#login();
     } catch (e) {
