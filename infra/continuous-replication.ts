@@ -4,6 +4,7 @@ import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -12,6 +13,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { XcrConfig } from '../functions/config/schema.js';
 import { STATE, STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
+import { ENV } from '../functions/handlers/lambda/names.js';
 import { JobWorkflow } from './job-workflow.js';
 import { acknowledgeNagFindings } from './nag.js';
 import { StepNetwork } from './network.js';
@@ -80,7 +82,7 @@ export interface ContinuousReplicationProps {
  * DynamoDB lease table, run events, alarms for failed runs and replication lag.
  */
 export class ContinuousReplication extends Construct {
-  readonly functions: Readonly<Record<StepName, StepLambdas['functions'][StepName]>>;
+  readonly functions: Readonly<Record<StepName, NodejsFunction>>;
   readonly leaseTable: dynamodb.Table;
   readonly jobs: ReadonlyMap<string, JobWorkflow>;
   readonly deadLetterQueue: sqs.Queue;
@@ -121,8 +123,8 @@ export class ContinuousReplication extends Construct {
       securityGroup: network.securityGroup,
       environment: {
         ...network.environment,
-        XCR_LEASE_TABLE: this.leaseTable.tableName,
-        XCR_EVENT_BUS: eventBus.eventBusName,
+        [ENV.leaseTable]: this.leaseTable.tableName,
+        [ENV.eventBus]: eventBus.eventBusName,
       },
       logRetention,
       removalPolicy,

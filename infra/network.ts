@@ -1,6 +1,7 @@
 import { Fn } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
+import { ENV } from '../functions/handlers/lambda/names.js';
 
 /** TCP ports the steps open towards XenServer hosts: XAPI over HTTPS/HTTP, and NBD for the CBT mode. */
 export const XAPI_PORTS = [443, 80, 10809] as const;
@@ -63,6 +64,6 @@ export class StepNetwork extends Construct {
     // DynamoDB's interface endpoint has no private DNS name of its own: the SDK gets its URL.
     const dynamo = endpoint('DynamoDb', ec2.InterfaceVpcEndpointAwsService.DYNAMODB, false);
     const dnsName = Fn.select(1, Fn.split(':', Fn.select(0, dynamo.vpcEndpointDnsEntries)));
-    this.environment.XCR_DYNAMODB_ENDPOINT = Fn.join('', ['https://', dnsName]);
+    this.environment[ENV.dynamoEndpoint] = Fn.join('', ['https://', dnsName]);
   }
 }

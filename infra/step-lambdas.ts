@@ -10,6 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { XcrConfig } from '../functions/config/schema.js';
 import { STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
+import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -132,9 +133,9 @@ export class StepLambdas extends Construct {
         environment: {
           ...props.environment,
           XCR_STEP: step,
-          XCR_CONFIG_FILE: `/var/task/${BUNDLED_CONFIG_NAME}`,
-          POWERTOOLS_SERVICE_NAME: 'xcr',
-          POWERTOOLS_METRICS_NAMESPACE: 'xcr',
+          [ENV.configFile]: `/var/task/${BUNDLED_CONFIG_NAME}`,
+          POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
           POWERTOOLS_LOG_LEVEL: 'INFO',
           NODE_OPTIONS: '--enable-source-maps',
         },
