@@ -14,6 +14,7 @@ import { Construct } from 'constructs';
 import type { XcrConfig } from '../functions/config/schema.js';
 import { STATE, STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
 import { ENV } from '../functions/handlers/lambda/names.js';
+import { runDashboard } from './dashboard.js';
 import { JobWorkflow } from './job-workflow.js';
 import { acknowledgeNagFindings } from './nag.js';
 import { StepNetwork } from './network.js';
@@ -87,6 +88,8 @@ export class ContinuousReplication extends Construct {
   readonly jobs: ReadonlyMap<string, JobWorkflow>;
   readonly deadLetterQueue: sqs.Queue;
   readonly alarmTopic?: sns.Topic;
+  /** One row per job: runs, replication lag against its alarm threshold, bytes moved. */
+  readonly dashboard: cw.Dashboard;
 
   constructor(scope: Construct, id: string, props: ContinuousReplicationProps) {
     super(scope, id);
@@ -177,6 +180,7 @@ export class ContinuousReplication extends Construct {
       );
     }
     this.jobs = jobs;
+    this.dashboard = runDashboard(this, jobs);
 
     const dlqAlarm = this.deadLetterQueue
       .metricApproximateNumberOfMessagesVisible()

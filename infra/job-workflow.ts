@@ -57,6 +57,8 @@ export class JobWorkflow extends Construct {
   readonly schedule: scheduler.Schedule;
   readonly failedAlarm: cw.Alarm;
   readonly lagAlarm: cw.Alarm;
+  /** Replication lag (minutes) above which `lagAlarm` fires. */
+  readonly lagThresholdMinutes: number;
 
   constructor(scope: Construct, id: string, props: JobWorkflowProps) {
     super(scope, id);
@@ -113,6 +115,7 @@ export class JobWorkflow extends Construct {
     });
 
     const lag = lagThresholdMinutes(job, props.lagAlarmMinutes);
+    this.lagThresholdMinutes = lag;
     if (lag > MAX_LAG_MINUTES) {
       throw new Error(
         `job ${job.id}: lagAlarmMinutes ${lag} exceeds ${MAX_LAG_MINUTES} (CloudWatch evaluates at most 7 days); lower it`,

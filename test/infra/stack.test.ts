@@ -280,6 +280,19 @@ describe('observability', () => {
   });
 });
 
+describe('dashboard', () => {
+  it('one dashboard with a row per job (runs, lag, bytes)', () => {
+    const boards = resourcesOf('AWS::CloudWatch::Dashboard');
+    expect(boards).toHaveLength(1);
+    const body = JSON.stringify(boards[0]![1].Properties.DashboardBody);
+    for (const job of config.jobs) {
+      for (const title of ['runs', 'newest recovery point age (minutes)', 'bytes moved and failed VMs']) {
+        expect(body).toContain(`${job.id}: ${title}`);
+      }
+    }
+  });
+});
+
 describe('cdk-nag', () => {
   it('AwsSolutions checks pass with every acknowledgement reasoned', () => {
     expect(s.nagFindings).toEqual([]);
