@@ -24,7 +24,11 @@ function giveBack(buf: Buffer): void {
   if (spare.length < MAX_SPARE && buf.length === BLOCK_SIZE) spare.push(buf);
 }
 
+let nextBlockId = 1;
+
 export class Block {
+  /** identity that outlives the data (CBT metadata of a data-destroyed snapshot keeps it) */
+  readonly id = nextBlockId++;
   refs = 0;
   /** the buffer may be shared with another Block (e.g. a copy to another SR): never write in place */
   frozen = false;
@@ -156,6 +160,13 @@ export class Disk {
 
   allocated(): number[] {
     return [...this.blocks.keys()].sort((a, b) => a - b);
+  }
+
+  /** Block index → block id: what CBT metadata remembers once the data is gone. */
+  identities(): Map<number, number> {
+    const m = new Map<number, number>();
+    for (const [i, blk] of this.blocks) m.set(i, blk.id);
+    return m;
   }
 
   /** Blocks written since the common ancestor with `base`, on either side. */

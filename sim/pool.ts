@@ -12,7 +12,7 @@ import { registerCore } from './api/core.js';
 import { registerImplicit } from './api/implicit.js';
 import { Registry } from './api/registry.js';
 import { makeTestApi, registerTestApi } from './api/testapi.js';
-import { registerVdi } from './api/vdi.js';
+import { registerCbt, registerVdi } from './api/vdi.js';
 import { registerVm } from './api/vm.js';
 import { handleExport } from './http/export.js';
 import { handleImport } from './http/import.js';
@@ -27,6 +27,7 @@ export function buildRegistry(testApi: boolean): Registry {
   registerCore(reg);
   registerVm(reg);
   registerVdi(reg);
+  registerCbt(reg);
   if (testApi) registerTestApi(reg);
   return reg;
 }

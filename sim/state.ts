@@ -17,6 +17,8 @@ export interface HostState {
 export class PoolState {
   readonly db = new Db();
   readonly disks = new Map<string, Disk>();
+  /** block identities kept by VDI.data_destroy (CBT metadata only) */
+  readonly cbtMetadata = new Map<string, Map<number, number>>();
   readonly stores = new Map<string, BlockStore>();
   readonly hosts: HostState[] = [];
   readonly faults = new Faults();

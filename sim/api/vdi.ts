@@ -69,7 +69,13 @@ function inherited(src: XRecord): XRecord {
   return out;
 }
 
+function assertHasData(pool: PoolState, vdi: string): void {
+  if (pool.db.get('VDI', vdi).type === 'cbt_metadata')
+    throw new XapiError('VDI_INCOMPATIBLE_TYPE', [vdi, 'cbt_metadata']);
+}
+
 export function snapshotVdi(pool: PoolState, vdi: string): string {
+  assertHasData(pool, vdi);
   const src = pool.db.get('VDI', vdi);
   if (src.sharable === true) throw new XapiError('VDI_IS_SHARABLE', [vdi]);
   const d = pool.disk(vdi);
@@ -88,6 +94,7 @@ export function snapshotVdi(pool: PoolState, vdi: string): string {
 }
 
 export function cloneVdi(pool: PoolState, vdi: string): string {
+  assertHasData(pool, vdi);
   const src = pool.db.get('VDI', vdi);
   const d = pool.disk(vdi);
   return createVdi(
@@ -105,6 +112,7 @@ export function cloneVdi(pool: PoolState, vdi: string): string {
 }
 
 export function copyVdi(pool: PoolState, vdi: string, sr: string): string {
+  assertHasData(pool, vdi);
   const src = pool.db.get('VDI', vdi);
   const d = pool.disk(vdi);
   const copy = d.copyTo(pool.store(sr));
@@ -116,6 +124,7 @@ export function destroyVdiData(pool: PoolState, vdi: string): void {
   for (const v of [...(rec.VBDs as string[])]) pool.db.destroy('VBD', v);
   pool.disks.get(vdi)?.release();
   pool.disks.delete(vdi);
+  pool.cbtMetadata.delete(vdi);
   pool.db.destroy('VDI', vdi);
   pool.syncSr(rec.SR as string);
 }
@@ -219,4 +228,75 @@ export function registerVdi(reg: Registry): void {
       },
     });
   }
+}
+
+/** What a VDI's changed-block log can be compared by: its live blocks, or the ids kept by data_destroy. */
+function cbtIdentities(pool: PoolState, vdi: string): Map<number, number> {
+  return pool.cbtMetadata.get(vdi) ?? pool.disk(vdi).identities();
+}
+
+/**
+ * CBT (xapi.md §6): VDI.list_changed_blocks returns base64 of one bit per 64 KiB, MSB first. The
+ * simulator tracks writes per 2 MiB block, so a changed block sets all of its 32 bits (a superset of
+ * what tapdisk would log, which is what a CBT client must tolerate anyway).
+ */
+export function registerCbt(reg: Registry): void {
+  reg.add({
+    name: 'VDI.list_changed_blocks',
+    params: [p('vdi_from', 'ref'), p('vdi_to', 'ref')],
+    handler: ({ pool }, [from, to]) => {
+      const a = self(pool, 'VDI', from);
+      const b = self(pool, 'VDI', to);
+      const ra = pool.db.get('VDI', a);
+      const rb = pool.db.get('VDI', b);
+      if (ra.cbt_enabled !== true || rb.cbt_enabled !== true || ra.SR !== rb.SR) {
+        throw new XapiError('SR_BACKEND_FAILURE_460', [
+          '',
+          'Failed to calculate changed blocks for given VDIs.',
+          'Source and target VDI are unrelated',
+        ]);
+      }
+      for (const v of rb.VBDs as string[]) {
+        const vbd = pool.db.find('VBD', v);
+        const vm = vbd && pool.db.find('VM', vbd.VM as string);
+        if (vbd?.currently_attached === true && vm?.is_a_snapshot !== true)
+          throw new XapiError('VDI_IN_USE', [b, 'list_changed_blocks']);
+      }
+      const ia = cbtIdentities(pool, a);
+      const ib = cbtIdentities(pool, b);
+      const size = Number(rb.virtual_size);
+      const bits = Math.ceil(size / (64 * 1024));
+      const out = Buffer.alloc(Math.ceil(bits / 8));
+      const changed = new Set<number>();
+      for (const [i, id] of ib) if (ia.get(i) !== id) changed.add(i);
+      for (const [i, id] of ia) if (ib.get(i) !== id) changed.add(i);
+      for (const i of changed) {
+        // 32 bits = 4 bytes per 2 MiB block
+        for (let k = 0; k < 4 && i * 4 + k < out.length; k++) out[i * 4 + k] = 0xff;
+      }
+      return out.toString('base64');
+    },
+  });
+  reg.add({
+    name: 'VDI.data_destroy',
+    params: [p('self', 'ref')],
+    async: true,
+    handler: ({ pool }, [vdi]) => {
+      const ref = self(pool, 'VDI', vdi);
+      const rec = pool.db.get('VDI', ref);
+      if (rec.is_a_snapshot !== true)
+        throw new XapiError('OPERATION_NOT_ALLOWED', [`VDI is not a snapshot: ${ref}`]);
+      if (rec.cbt_enabled !== true) throw new XapiError('VDI_NO_CBT_METADATA', [ref]);
+      assertNotInUse(pool, ref, 'data_destroy');
+      const d = pool.disks.get(ref);
+      if (d) {
+        pool.cbtMetadata.set(ref, d.identities());
+        d.release();
+        pool.disks.set(ref, new Disk(d.store, d.size));
+      }
+      pool.db.set('VDI', ref, 'type', 'cbt_metadata');
+      pool.syncVdi(ref);
+      return undefined;
+    },
+  });
 }

@@ -32,6 +32,9 @@ export async function handleExport(
   } catch (e) {
     return refuse(pool, t, res, 500, e as XapiError, req);
   }
+  if (pool.db.get('VDI', vdi).type === 'cbt_metadata') {
+    return refuse(pool, t, res, 500, new XapiError('VDI_INCOMPATIBLE_TYPE', [vdi, 'cbt_metadata']), req);
+  }
   if (redirectIfElsewhere(pool, hostIndex, pool.db.get('VDI', vdi).SR as string, req, res))
     return finish(pool, t);
   const format = param(req, t.query, 'format') ?? 'raw';
