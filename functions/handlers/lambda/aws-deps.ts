@@ -45,6 +45,8 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRunti
   return { deps, logger, metrics };
 }
 
+type LambdaContext = Parameters<Logger['addContext']>[0];
+
 let runtime: { aws: AwsRuntime; handlers: Record<StepName, StepHandler> } | undefined;
 
 /**
@@ -53,13 +55,15 @@ let runtime: { aws: AwsRuntime; handlers: Record<StepName, StepHandler> } | unde
  * their `name`, which is the ASL error name the state machine retries or catches.
  */
 export function stepHandler(step: StepName, build: () => AwsRuntime = createAwsRuntime) {
-  return async (event: unknown): Promise<unknown> => {
+  return async (event: unknown, context?: LambdaContext): Promise<unknown> => {
     if (!runtime) {
       const aws = build();
       runtime = { aws, handlers: createStepHandlers(aws.deps) };
     }
     const { aws, handlers } = runtime;
     aws.logger.resetKeys();
+    // Request id, function name and cold start on every line.
+    if (context) aws.logger.addContext(context);
     aws.logger.appendKeys({ step, ...correlationKeys(event) });
     try {
       const output = await handlers[step](event);
