@@ -17,6 +17,7 @@ import { registerVm } from './api/vm.js';
 import { handleExport } from './http/export.js';
 import { handleImport } from './http/import.js';
 import { handleJsonRpc, handleXmlRpc, http500 } from './http/rpc.js';
+import { NbdHosts } from './nbd-hosts.js';
 import { populate } from './populate.js';
 import { PoolState } from './state.js';
 import type { SimPool, SimPoolSpec } from './types.js';
@@ -107,6 +108,7 @@ export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
     throw e;
   }
   populate(pool, spec);
+  pool.nbd = new NbdHosts(pool, bind, spec.tls);
   let closed = false;
   return {
     name: pool.name,
@@ -121,6 +123,7 @@ export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
       if (closed) return;
       closed = true;
       for (const s of sockets) s.destroy();
+      await pool.nbd?.close();
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const d of pool.disks.values()) d.release();
     },

@@ -270,7 +270,7 @@ export const SCHEMA: Record<ClassName, Record<string, FieldSpec>> = {
     other_config: m(REQ),
     tags: ss(RW),
     managed: b(true, { ctor: true }),
-    purpose: ss(),
+    purpose: ss(RW),
     default_locking_mode: s('unlocked'),
     allowed_operations: ss(),
     current_operations: m(),

@@ -4,6 +4,7 @@ import { Db } from './db.js';
 import { BLOCK_SIZE, BlockStore, type Disk } from './disk.js';
 import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
+import type { NbdHosts } from './nbd-hosts.js';
 import type { ClassName } from './schema.js';
 import { NULL_REF, toXmlString, XFloat, type XValue } from './wire/values.js';
 
@@ -27,6 +28,8 @@ export class PoolState {
   poolRef = NULL_REF;
   scheme: 'http' | 'https' = 'http';
   certificate: string | undefined;
+  /** set by startPool: the hosts' NBD listeners */
+  nbd: NbdHosts | undefined;
 
   constructor(
     readonly name: string,

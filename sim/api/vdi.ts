@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Disk } from '../disk.js';
 import { SR_FULL_ERROR, XapiError } from '../errors.js';
+import { nbdInfo } from '../nbd-hosts.js';
 import { PoolState } from '../state.js';
 import { EPOCH, NULL_REF, type XRecord } from '../wire/values.js';
 import { constructorFields, self } from './implicit.js';
@@ -275,6 +276,15 @@ export function registerCbt(reg: Registry): void {
         for (let k = 0; k < 4 && i * 4 + k < out.length; k++) out[i * 4 + k] = 0xff;
       }
       return out.toString('base64');
+    },
+  });
+  reg.add({
+    name: 'VDI.get_nbd_info',
+    params: [p('self', 'ref')],
+    handler: async ({ pool, session }, [vdi]) => {
+      const ref = self(pool, 'VDI', vdi);
+      if (!pool.nbd) return [];
+      return nbdInfo(pool, pool.nbd, ref, session);
     },
   });
   reg.add({
