@@ -54,7 +54,10 @@ export function resolveIntrinsics(value: unknown, resources: Resources): unknown
  * The state machine definitions exactly as the CDK app synthesizes them, one per job (bundling
  * skipped, so this needs no esbuild and no AWS credentials), with ARNs resolved to placeholders.
  */
-export function synthesizeDefinitions(config: XcrConfig): Map<string, Record<string, unknown>> {
+export function synthesizeDefinitions(
+  config: XcrConfig,
+  opts: { distributedMap?: boolean } = {},
+): Map<string, Record<string, unknown>> {
   // A throwaway cloud assembly: nothing is bundled, and nothing is left behind in the temp dir.
   const outdir = mkdtempSync(join(tmpdir(), 'xcr-synth-'));
   let template: { Resources: Resources };
@@ -64,6 +67,7 @@ export function synthesizeDefinitions(config: XcrConfig): Map<string, Record<str
     stack = new XcrStack(app, 'XcrLocal', {
       config: { ...config, deployment: config.deployment ?? PLACEHOLDER_DEPLOYMENT },
       createVpcEndpoints: false,
+      distributedMap: opts.distributedMap ?? false,
     });
     template = app.synth().getStackByName(stack.stackName).template as { Resources: Resources };
   } finally {

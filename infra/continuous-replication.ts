@@ -71,6 +71,13 @@ export interface ContinuousReplicationProps {
    */
   readonly executionTimeout?: Duration;
   /**
+   * Replicate each VM in a child execution (Distributed Map) so that a run's own history
+   * (25,000 events at most; ~12 + 7 per disk per VM with the inline Map) no longer bounds the job
+   * size. The Step Functions graph then shows each VM under the Map Run.
+   * @default false
+   */
+  readonly distributedMap?: boolean;
+  /**
    * What happens to the lease table and the log groups when the stack is deleted.
    * @default RemovalPolicy.RETAIN
    */
@@ -174,6 +181,7 @@ export class ContinuousReplication extends Construct {
           logRetention,
           removalPolicy,
           executionTimeout: props.executionTimeout ?? Duration.hours(12),
+          distributedMap: props.distributedMap ?? false,
           ...(props.lagAlarmMinutes !== undefined ? { lagAlarmMinutes: props.lagAlarmMinutes } : {}),
           ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
         }),
@@ -198,6 +206,7 @@ export class ContinuousReplication extends Construct {
       functions: STEP_NAMES.map((s) => lambdas.functions[s]),
       stateMachines: [...jobs.values()].map((j) => j.stateMachine),
       deadLetterQueue: this.deadLetterQueue,
+      distributedMap: props.distributedMap ?? false,
     });
   }
 

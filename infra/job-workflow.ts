@@ -28,6 +28,7 @@ export interface JobWorkflowProps {
   readonly lagAlarmMinutes?: number;
   readonly alarmTopic?: sns.ITopic;
   readonly executionTimeout: Duration;
+  readonly distributedMap?: boolean;
 }
 
 /** Minutes of replication lag that raise the alarm: explicit, or 3× the schedule interval. */
@@ -71,7 +72,12 @@ export class JobWorkflow extends Construct {
       comment: `xcr job ${job.id}: one run replicates every selected VM once`,
       stateMachineType: sfn.StateMachineType.STANDARD,
       definitionBody: sfn.DefinitionBody.fromChainable(
-        buildWorkflow(this, { job, functions: props.functions, timeouts: props.timeouts }),
+        buildWorkflow(this, {
+          job,
+          functions: props.functions,
+          timeouts: props.timeouts,
+          distributedMap: props.distributedMap ?? false,
+        }),
       ),
       timeout: props.executionTimeout,
       tracingEnabled: true,

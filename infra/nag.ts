@@ -1,4 +1,4 @@
-import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -13,6 +13,7 @@ export function acknowledgeNagFindings(o: {
   functions: IFunction[];
   stateMachines: sfn.StateMachine[];
   deadLetterQueue: sqs.IQueue;
+  distributedMap: boolean;
 }): void {
   for (const role of o.stepRoles) {
     Validations.of(role).acknowledge({
@@ -27,6 +28,21 @@ export function acknowledgeNagFindings(o: {
       reason:
         'Step Functions log delivery (logs:CreateLogDelivery, …) and X-Ray (PutTraceSegments) support no resource-level permissions.',
     });
+    if (o.distributedMap) {
+      // The ARN of the state machine's own executions (child runs of the Distributed Map), as nag prints it.
+      const stack = Stack.of(sm);
+      const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+      const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+      const smLogicalId = stack.getLogicalId(sm.node.defaultChild as CfnElement);
+      const name = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${smLogicalId}"}]}]}`;
+      for (const suffix of [':*', '/*:*']) {
+        Validations.of(sm).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:${region}:${account}:execution:${name}${suffix}]`,
+          reason:
+            'Describe/Stop/Redrive the child executions of this state machine only (Distributed Map); their names are generated.',
+        });
+      }
+    }
     for (const fn of o.functions) {
       const logicalId = Stack.of(fn).getLogicalId(fn.node.defaultChild as CfnElement);
       Validations.of(sm.role).acknowledge({

@@ -30,6 +30,12 @@ export interface WorkflowProps {
   readonly job: JobConfig;
   readonly functions: Readonly<Record<StepName, IFunction>>;
   readonly timeouts: Readonly<Record<StepName, Duration>>;
+  /**
+   * Run each VM as a child execution (Distributed Map) instead of inside the run's own history,
+   * which holds at most 25,000 events (~12 + 7 per disk per VM inline).
+   * @default false
+   */
+  readonly distributedMap?: boolean;
 }
 
 function task(scope: Construct, step: StepName, props: WorkflowProps, payload?: sfn.TaskInput) {
@@ -79,12 +85,18 @@ export function buildWorkflow(scope: Construct, props: WorkflowProps): sfn.IChai
   const perVm = snapshot.next(stream).next(disksDone);
 
   const finish = task(scope, STATE.finishRun, props);
-  const replicate = new sfn.Map(scope, STATE.replicateVms, {
+  const mapProps = {
     stateName: STATE.replicateVms,
     itemsPath: '$.vms',
     maxConcurrency: props.job.concurrency,
     resultPath: '$.results',
-  });
+  };
+  const replicate = props.distributedMap
+    ? new sfn.DistributedMap(scope, STATE.replicateVms, {
+        ...mapProps,
+        mapExecutionType: sfn.StateMachineType.STANDARD,
+      })
+    : new sfn.Map(scope, STATE.replicateVms, mapProps);
   replicate.itemProcessor(perVm);
   replicate.addCatch(finish, { errors: [sfn.Errors.ALL], resultPath: '$.mapFailure' });
 

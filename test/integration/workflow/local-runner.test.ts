@@ -190,6 +190,30 @@ describe('local runner on the synthesized definition', () => {
     expect(peak).toBe(3);
   });
 
+  it('the Distributed Map variant runs the same way (results, failures, finish-run)', async () => {
+    const distributed = synthesizeDefinitions(workflowTestConfig, { distributedMap: true }).get('web')!;
+    const bad = fakeUuid(2);
+    const f = fakeHandlers({
+      vmCount: 4,
+      inject: (step, input) => {
+        if (step === 'stream-delta' && (input as { vmUuid: string }).vmUuid === bad) {
+          throw new NamedError('XcrPermanentError', 'VDI_IO_ERROR');
+        }
+      },
+    });
+    const result = await runExecution({
+      definition: distributed,
+      input: { jobId: 'web', scheduledTime: '2026-11-26T18:00:00Z' },
+      executionName: 'distributed',
+      handlers: f.handlers,
+      retryIntervalMs: 0,
+    });
+    const out = result.output as RunResult;
+    expect(out.status).toBe('partial');
+    expect(out.vms.filter((v) => v.status === 'failed').map((v) => v.vmUuid)).toEqual([bad]);
+    expect(f.counts.get('finish-run')).toBe(1);
+  }, 120_000);
+
   it('500 VMs: every state input and output stays far below the 256 KiB limit', async () => {
     const r = await run({ vmCount: 500, disksPerVm: 2 }, 'wide');
     expect(r.result.status).toBe('SUCCEEDED');
