@@ -33,11 +33,12 @@ export function acknowledgeNagFindings(o: {
       const stack = Stack.of(sm);
       const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
       const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+      const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
       const smLogicalId = stack.getLogicalId(sm.node.defaultChild as CfnElement);
       const name = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${smLogicalId}"}]}]}`;
       for (const suffix of [':*', '/*:*']) {
         Validations.of(sm).acknowledge({
-          id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:${region}:${account}:execution:${name}${suffix}]`,
+          id: `AwsSolutions-IAM5[Resource::arn:${partition}:states:${region}:${account}:execution:${name}${suffix}]`,
           reason:
             'Describe/Stop/Redrive the child executions of this state machine only (Distributed Map); their names are generated.',
         });
