@@ -26,10 +26,20 @@ function giveBack(buf: Buffer): void {
 
 let nextBlockId = 1;
 
+/** CBT logs at 64 KiB: 32 regions per 2 MiB block, one bit each in a Block's `dirty` mask. */
+export const CBT_GRAIN = 64 * 1024;
+const REGIONS = BLOCK_SIZE / CBT_GRAIN;
+const ALL_REGIONS = 0xffffffff;
+const NO_DATA = Buffer.alloc(0);
+
 export class Block {
   /** identity that outlives the data (CBT metadata of a data-destroyed snapshot keeps it) */
   readonly id = nextBlockId++;
   refs = 0;
+  /** the generation this one was copied from on write (undefined: made from zeros or imported whole) */
+  parent: Block | undefined;
+  /** 64 KiB regions written since this generation was made (bit k = region k of the block) */
+  dirty = 0;
   /** the buffer may be shared with another Block (e.g. a copy to another SR): never write in place */
   frozen = false;
   constructor(
@@ -86,6 +96,8 @@ export class Disk {
     if (blk.refs === 0) {
       blk.store.release();
       if (!blk.frozen) giveBack(blk.buf);
+      // CBT history (parent links, data-destroyed snapshots) may keep the Block: never its bytes
+      blk.buf = NO_DATA;
     }
   }
 
@@ -97,6 +109,7 @@ export class Disk {
     if (cur) cur.buf.copy(buf);
     else buf.fill(0);
     const blk = this.store.alloc(buf);
+    blk.parent = cur;
     this.hold(i, blk);
     return blk;
   }
@@ -121,7 +134,9 @@ export class Disk {
       const i = Math.floor(abs / BLOCK_SIZE);
       const within = abs - i * BLOCK_SIZE;
       const n = Math.min(BLOCK_SIZE - within, data.length - pos);
-      data.copy(this.writable(i).buf, within, pos, pos + n);
+      const blk = this.writable(i);
+      data.copy(blk.buf, within, pos, pos + n);
+      blk.dirty |= regionMask(within, n);
       pos += n;
     }
   }
@@ -131,6 +146,7 @@ export class Disk {
     if (i < 0 || i * BLOCK_SIZE >= this.size) throw VDI_IO_ERROR();
     const blk = this.store.alloc(buf);
     blk.frozen = frozen;
+    blk.dirty = ALL_REGIONS;
     this.hold(i, blk);
   }
 
@@ -162,11 +178,9 @@ export class Disk {
     return [...this.blocks.keys()].sort((a, b) => a - b);
   }
 
-  /** Block index → block id: what CBT metadata remembers once the data is gone. */
-  identities(): Map<number, number> {
-    const m = new Map<number, number>();
-    for (const [i, blk] of this.blocks) m.set(i, blk.id);
-    return m;
+  /** Block index → the Block generation: what CBT metadata keeps once the data is gone. */
+  generations(): Map<number, Block> {
+    return new Map(this.blocks);
   }
 
   /** Blocks written since the common ancestor with `base`, on either side. */
@@ -235,4 +249,34 @@ export class Disk {
     }
     return h.digest('hex');
   }
+}
+
+/** Bits of the 64 KiB regions that [within, within+length) of a block touches. */
+function regionMask(within: number, length: number): number {
+  const first = Math.floor(within / CBT_GRAIN);
+  const last = Math.floor((within + length - 1) / CBT_GRAIN);
+  if (last - first + 1 >= REGIONS) return ALL_REGIONS;
+  return (((1 << (last - first + 1)) - 1) << first) >>> 0;
+}
+
+/**
+ * The 64 KiB regions of one block index that differ between two generations of it, as tapdisk's CBT
+ * log would report them: the writes along the copy-on-write chain from one to the other. Generations
+ * with no such chain between them (an import replaced the block, a resize dropped it) differ everywhere.
+ */
+export function changedRegions(from: Block | undefined, to: Block | undefined): number {
+  if (from === to) return 0;
+  for (const [newer, older] of [
+    [to, from],
+    [from, to],
+  ] as const) {
+    if (!newer) continue;
+    let mask = 0;
+    for (let b: Block | undefined = newer; b; b = b.parent) {
+      if (b === older) return mask >>> 0;
+      mask |= b.dirty;
+    }
+    if (!older) return mask >>> 0;
+  }
+  return ALL_REGIONS;
 }

@@ -1,7 +1,7 @@
 /** Everything one simulated pool holds, shared by its hosts' listeners and the test API. */
 import { randomBytes } from 'node:crypto';
 import { Db } from './db.js';
-import { BLOCK_SIZE, BlockStore, type Disk } from './disk.js';
+import { BLOCK_SIZE, type Block, BlockStore, type Disk } from './disk.js';
 import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
 import type { NbdHosts } from './nbd-hosts.js';
@@ -19,7 +19,7 @@ export class PoolState {
   readonly db = new Db();
   readonly disks = new Map<string, Disk>();
   /** block identities kept by VDI.data_destroy (CBT metadata only) */
-  readonly cbtMetadata = new Map<string, Map<number, number>>();
+  readonly cbtMetadata = new Map<string, Map<number, Block>>();
   readonly stores = new Map<string, BlockStore>();
   readonly hosts: HostState[] = [];
   readonly faults = new Faults();

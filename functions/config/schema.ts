@@ -141,9 +141,24 @@ export const jobSchema = z.strictObject({
   bandwidthLimitMBps: z.number().positive().optional(),
   /** Limit for one disk transfer in one invocation (Lambda allows at most 900 s). */
   transferTimeoutSec: z.number().int().min(30).max(900).default(840),
+  /**
+   * How disks travel: `vhd` = one VHD stream per disk per invocation (2 MiB blocks); `cbt` = changed
+   * 64 KiB extents (VDI.list_changed_blocks) read over NBD and written with chunked raw imports, in
+   * resumable pieces (a VM fails when CBT/NBD are not usable); `auto` = cbt per disk when usable, else vhd.
+   */
   transferMode: z.enum(['vhd', 'cbt', 'auto']).default('vhd'),
   /** Turn CBT on for source disks (needed by the cbt mode). */
   enableCbt: z.boolean().default(false),
+  /**
+   * cbt mode: data bytes one stream-delta invocation sends (MiB, 2^20 bytes). It is the resumable
+   * unit: a disk takes ceil(changed bytes / this) invocations, and a failure costs at most this much.
+   */
+  cbtChunkMiB: z.number().int().min(16, 'at least 16 MiB').default(1024),
+  /**
+   * cbt mode: after a commit, reduce the previous base snapshot's VDIs to CBT metadata
+   * (VDI.data_destroy) to give their space back on the source; the next delta still works from them.
+   */
+  cbtDestroySnapshotData: z.boolean().default(false),
 });
 export type JobConfig = z.infer<typeof jobSchema>;
 

@@ -82,6 +82,24 @@ export interface DiskPlan {
   virtualSize: number;
   bytes: number;
   done: boolean;
+  /** How the disk travels (absent = vhd, as before the cbt mode existed). */
+  mode?: TransferMode;
+  /** Why this mode was chosen (e.g. why auto fell back to vhd). */
+  modeReason?: string;
+  /**
+   * cbt mode: disk byte offset below which every extent has been written to the target. The
+   * extents are recomputed each invocation (the snapshot is immutable), so the offset alone resumes.
+   */
+  cursor?: number;
+}
+
+export type TransferMode = 'vhd' | 'cbt';
+
+/** The transfer mode of one disk, as a VM result reports it. */
+export interface DiskModeReport {
+  userdevice: string;
+  mode: TransferMode;
+  reason?: string;
 }
 
 /** State of one VM through snapshot-previous → stream-delta (looped) → commit-or-rollback. */
@@ -108,6 +126,8 @@ export interface VmResult {
   durationMs: number;
   /** The recovery point (replica VM uuid) this run produced. */
   recoveryPoint?: string;
+  /** The transfer mode of each disk and why it was chosen. */
+  modes?: DiskModeReport[];
   /** The XAPI error code (or error name) of a failure. */
   errorCode?: string;
   message?: string;

@@ -19,6 +19,9 @@ const diskPlan = z.object({
   virtualSize: z.number(),
   bytes: z.number(),
   done: z.boolean(),
+  mode: z.enum(['vhd', 'cbt']).optional(),
+  modeReason: z.string().optional(),
+  cursor: z.number().int().nonnegative().optional(),
 });
 
 export const vmStateInput = z.object({
@@ -46,6 +49,9 @@ const vmResult = z.object({
   bytes: z.number(),
   durationMs: z.number(),
   recoveryPoint: z.string().optional(),
+  modes: z
+    .array(z.object({ userdevice: z.string(), mode: z.enum(['vhd', 'cbt']), reason: z.string().optional() }))
+    .optional(),
   errorCode: z.string().optional(),
   message: z.string().optional(),
   warnings: z.array(z.string()).optional(),

@@ -64,6 +64,13 @@ export function classifyError(err: unknown): Error {
       ? new XcrTransientError(code, e.message)
       : new XcrPermanentError(code, e.message);
   }
+  // NBD reads (cbt mode): a dropped connection or a timeout is worth another attempt of the step.
+  if (e.name.startsWith('Nbd')) {
+    const retryable = (err as { retryable?: unknown }).retryable === true;
+    return retryable
+      ? new XcrTransientError('NBD_ERROR', e.message)
+      : new XcrPermanentError('NBD_ERROR', e.message);
+  }
   if (e.name === 'AbortError' || e.name === 'TimeoutError')
     return new XcrTransientError('TIMEOUT', e.message);
   return new XcrPermanentError('INTERNAL_ERROR', e.message);

@@ -1,6 +1,6 @@
 /** VDI messages and the disk-level helpers VM.snapshot/clone/copy share. */
 import { randomUUID } from 'node:crypto';
-import { Disk } from '../disk.js';
+import { BLOCK_SIZE, type Block, CBT_GRAIN, changedRegions, Disk } from '../disk.js';
 import { SR_FULL_ERROR, XapiError } from '../errors.js';
 import { nbdInfo } from '../nbd-hosts.js';
 import { PoolState } from '../state.js';
@@ -231,15 +231,15 @@ export function registerVdi(reg: Registry): void {
   }
 }
 
-/** What a VDI's changed-block log can be compared by: its live blocks, or the ids kept by data_destroy. */
-function cbtIdentities(pool: PoolState, vdi: string): Map<number, number> {
-  return pool.cbtMetadata.get(vdi) ?? pool.disk(vdi).identities();
+/** What a VDI's changed-block log can be compared by: its live generations, or those kept by data_destroy. */
+function cbtGenerations(pool: PoolState, vdi: string): Map<number, Block> {
+  return pool.cbtMetadata.get(vdi) ?? pool.disk(vdi).generations();
 }
 
 /**
- * CBT (xapi.md §6): VDI.list_changed_blocks returns base64 of one bit per 64 KiB, MSB first. The
- * simulator tracks writes per 2 MiB block, so a changed block sets all of its 32 bits (a superset of
- * what tapdisk would log, which is what a CBT client must tolerate anyway).
+ * CBT (xapi.md §6): VDI.list_changed_blocks returns base64 of one bit per 64 KiB, MSB first. Every
+ * write marks the 64 KiB regions it touches on the block generation it lands in, so the bitmap is
+ * exact at 64 KiB, as tapdisk logs it.
  */
 export function registerCbt(reg: Registry): void {
   reg.add({
@@ -263,17 +263,18 @@ export function registerCbt(reg: Registry): void {
         if (vbd?.currently_attached === true && vm?.is_a_snapshot !== true)
           throw new XapiError('VDI_IN_USE', [b, 'list_changed_blocks']);
       }
-      const ia = cbtIdentities(pool, a);
-      const ib = cbtIdentities(pool, b);
+      const ga = cbtGenerations(pool, a);
+      const gb = cbtGenerations(pool, b);
       const size = Number(rb.virtual_size);
-      const bits = Math.ceil(size / (64 * 1024));
+      const bits = Math.ceil(size / CBT_GRAIN);
       const out = Buffer.alloc(Math.ceil(bits / 8));
-      const changed = new Set<number>();
-      for (const [i, id] of ib) if (ia.get(i) !== id) changed.add(i);
-      for (const [i, id] of ia) if (ib.get(i) !== id) changed.add(i);
-      for (const i of changed) {
-        // 32 bits = 4 bytes per 2 MiB block
-        for (let k = 0; k < 4 && i * 4 + k < out.length; k++) out[i * 4 + k] = 0xff;
+      const perBlock = BLOCK_SIZE / CBT_GRAIN;
+      for (const i of new Set([...ga.keys(), ...gb.keys()])) {
+        const mask = changedRegions(ga.get(i), gb.get(i));
+        for (let k = 0; k < perBlock; k++) {
+          const bit = i * perBlock + k;
+          if (bit < bits && mask & (1 << k)) out[bit >> 3]! |= 0x80 >> (bit & 7);
+        }
       }
       return out.toString('base64');
     },
@@ -300,7 +301,10 @@ export function registerCbt(reg: Registry): void {
       assertNotInUse(pool, ref, 'data_destroy');
       const d = pool.disks.get(ref);
       if (d) {
-        pool.cbtMetadata.set(ref, d.identities());
+        // frozen: a disk still sharing these generations copies on its next write instead of
+        // writing in place, so the kept generations keep meaning "the content at this snapshot"
+        for (const blk of d.blocks.values()) blk.frozen = true;
+        pool.cbtMetadata.set(ref, d.generations());
         d.release();
         pool.disks.set(ref, new Disk(d.store, d.size));
       }

@@ -8,6 +8,7 @@ import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
 import type { RunResult } from '../../functions/handlers/contract.js';
 import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
 import { FileLeaseStore } from '../../functions/lease/index.js';
+import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
 import type { SimPool, SimVmSpec } from '../../sim/types.js';
 import { runLocalExecution } from './run-local.js';
@@ -25,6 +26,8 @@ export interface SitesOptions {
   replicaSrBytes?: number;
   sourceHosts?: number;
   destinationHosts?: number;
+  /** Purpose given to the source pool's network, which makes VDI.get_nbd_info return records. */
+  sourceNbdPurpose?: 'nbd' | 'insecure_nbd';
 }
 
 export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
@@ -71,6 +74,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
     networks: [{ name_label: 'Replica network' }],
   });
+  if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
   const vmUuid = (name: string) => {
     const vm = vmsByName.get(name);
@@ -254,4 +258,20 @@ function diskHashes(pool: SimPool, vm: Rec): [string, string][] {
         ],
     )
     .sort((a, b) => Number(a[0]) - Number(b[0]));
+}
+
+async function addNetworkPurpose(pool: SimPool, purpose: string): Promise<void> {
+  const xapi = await Xapi.connect({
+    url: pool.url,
+    username: pool.username,
+    password: pool.password,
+    allowPlainHttp: true,
+  });
+  try {
+    for (const ref of (await xapi.getAllRecords('network')).keys()) {
+      await xapi.call('network.add_purpose', ref, purpose);
+    }
+  } finally {
+    await xapi.logout();
+  }
 }

@@ -1,4 +1,5 @@
 import type { VmResult, VmRunState } from '../../handlers/contract.js';
+import { destroySnapshotData } from '../cbt-mode.js';
 import { pruneOldBases, sweepDestination, sweepSource } from '../cleanup.js';
 import { commitRecoveryPoint, markExported } from '../commit.js';
 import { holdLease, type RunContext } from '../context.js';
@@ -11,6 +12,15 @@ function summary(state: VmRunState, ctx: RunContext) {
     vmUuid: state.vmUuid,
     bytes: state.disks.reduce((sum, d) => sum + d.bytes, 0),
     durationMs: ctx.now().getTime() - Date.parse(state.startedAt),
+    ...(state.disks.length > 0
+      ? {
+          modes: state.disks.map((d) => ({
+            userdevice: d.userdevice,
+            mode: d.mode ?? ('vhd' as const),
+            ...(d.modeReason ? { reason: d.modeReason } : {}),
+          })),
+        }
+      : {}),
   };
 }
 
@@ -55,6 +65,18 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
   });
   await markExported(source, snapshot, state.chain);
   const prunedBases = await pruneOldBases(source, ctx.job.id, (await findVmByUuid(source, state.vmUuid)).rec);
+  const warnings = [...state.warnings];
+  if (ctx.job.cbtDestroySnapshotData) {
+    const cbtDisks = new Set(state.disks.filter((d) => d.mode === 'cbt').map((d) => d.userdevice));
+    const problems = await destroySnapshotData(
+      source,
+      sourceDisks.filter((d) => cbtDisks.has(d.userdevice)),
+    );
+    for (const p of problems) {
+      warnings.push(p);
+      ctx.logger.warn(p, { vmUuid: state.vmUuid });
+    }
+  }
   const expired = await applyRetention(destination, ctx.job.id, state.vmUuid, ctx.job.retention);
   ctx.logger.info('recovery point committed', {
     vmUuid: state.vmUuid,
@@ -68,7 +90,7 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
     status: 'succeeded',
     kind: allFull ? 'full' : 'delta',
     recoveryPoint: rp.rec.uuid,
-    warnings: state.warnings,
+    warnings,
   };
 }
 

@@ -1,10 +1,11 @@
 import type { DiskPlan, VmRunState, VmWorkItem } from '../../handlers/contract.js';
+import { chooseMode, enableCbt, fitDecision, type ModeChoice } from '../cbt-mode.js';
 import { pruneOldBases } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
 import { XcrPermanentError } from '../errors.js';
-import { findSr, findVmByUuid } from '../inventory.js';
+import { findSr, findVmByUuid, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { planTransfer } from '../plan.js';
+import { type DiskDecision, planTransfer } from '../plan.js';
 import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js';
 import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
 import { createTarget, findTarget } from '../target.js';
@@ -26,6 +27,13 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   // A run that died after its commit may have left an older base behind: only the newest one counts.
   await pruneOldBases(source, ctx.job.id, vm.rec);
   const base = await findExportedBase(source, ctx.job.id, (await findVmByUuid(source, item.vmUuid)).rec);
+  // CBT must be on before the snapshot, so the snapshot carries a CBT log.
+  const enableErrors = ctx.job.enableCbt ? await enableCbt(source, await vmDisks(source, vm.rec)) : new Map();
+  const warnings: string[] = [];
+  for (const [userdevice, reason] of enableErrors) {
+    warnings.push(`disk ${userdevice}: ${reason}; it uses vhd mode`);
+    ctx.logger.warn('could not enable CBT', { vmUuid: item.vmUuid, userdevice, reason });
+  }
   const { snapshot, disks } = await takeSourceSnapshot(source, {
     jobId: ctx.job.id,
     runId: item.runId,
@@ -46,10 +54,32 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   });
   for (const warning of plan.warnings) ctx.logger.warn(warning, { vmUuid: item.vmUuid });
 
+  const choices: { decision: DiskDecision; mode: ModeChoice }[] = [];
+  for (const [i, disk] of disks.entries()) {
+    const planned = plan.disks[i]!;
+    const baseVdi = base?.disks.find((d) => d.vdi.rec.uuid === planned.baseVdi)?.vdi.rec;
+    const mode = await chooseMode(source, ctx.job, {
+      userdevice: disk.userdevice,
+      snapshot: disk.vdi,
+      base: planned.kind === 'delta' ? baseVdi : undefined,
+      enableError: enableErrors.get(disk.userdevice),
+    });
+    const decision = fitDecision(planned, mode.mode, baseVdi);
+    ctx.logger.info('transfer mode chosen', {
+      vmUuid: item.vmUuid,
+      userdevice: disk.userdevice,
+      mode: mode.mode,
+      reason: mode.reason,
+      kind: decision.kind,
+    });
+    choices.push({ decision, mode });
+  }
+  const chain = choices.some((c) => c.decision.kind === 'delta') ? plan.chain : 0;
+
   const existing = await destination.getAllRecords('VDI');
   const planned: DiskPlan[] = [];
   for (const [i, disk] of disks.entries()) {
-    const decision = plan.disks[i]!;
+    const { decision, mode } = choices[i]!;
     const found = findTarget(existing, item.runId, item.vmUuid, disk.userdevice);
     const targetRef =
       found?.[0] ??
@@ -73,14 +103,17 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       virtualSize: disk.vdi.rec.virtual_size,
       bytes: 0,
       done: false,
+      mode: mode.mode,
+      modeReason: mode.reason,
+      ...(mode.mode === 'cbt' ? { cursor: 0 } : {}),
     });
   }
   return {
     ...item,
     sourceSnapshot: snapshot.rec.uuid,
     disks: planned,
-    chain: plan.chain,
+    chain,
     done: planned.length === 0,
-    warnings: plan.warnings,
+    warnings: [...warnings, ...plan.warnings],
   };
 }

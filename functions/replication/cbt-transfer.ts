@@ -1,0 +1,224 @@
+import {
+  batchExtents,
+  decodeCbtBitmap,
+  type Extent,
+  encodeChunked,
+  type NbdExportInfo,
+  NbdPool,
+  totalLength,
+} from '../nbd/index.js';
+import { readVhdStream } from '../vhd/index.js';
+import type { Xapi } from '../xapi/index.js';
+import { XcrPermanentError } from './errors.js';
+
+/**
+ * The cbt transfer mode of one disk: the changed 64 KiB extents (VDI.list_changed_blocks) of a delta,
+ * or the allocated 2 MiB blocks (the BAT of a VHD export) of a full, read over NBD from the source
+ * snapshot and written into the target with `import_raw_vdi?format=raw&chunked`. One call sends at
+ * most `budgetBytes` of data in uploads of at most `uploadBytes`, and returns a cursor (a disk byte
+ * offset: every extent below it is written) from which the next call resumes. Uploads are idempotent
+ * writes, so a failed one is simply sent again.
+ */
+export interface CbtDiskTransfer {
+  source: Xapi;
+  destination: Xapi;
+  /** Source snapshot VDI (ref) and, for a delta, its base snapshot VDI (ref, may be cbt_metadata). */
+  vdi: string;
+  base?: string;
+  /** Writable target VDI (ref). */
+  target: string;
+  virtualSize: number;
+  cursor: number;
+  budgetBytes: number;
+  /** Stop starting new uploads after this long. */
+  budgetMs: number;
+  /** Largest single chunked upload (default: budgetBytes, capped at 256 MiB). */
+  uploadBytes?: number;
+  /** Per upload. */
+  timeoutMs: number;
+  /** Attempts per upload inside one call (first included). Default 3. */
+  attempts?: number;
+  connections?: number;
+  onProgress?: (bytes: number) => void;
+  onRetry?: (err: Error, attempt: number) => void;
+}
+
+export interface CbtStepResult {
+  cursor: number;
+  done: boolean;
+  /** Bytes on the wire (chunk headers included) this call. */
+  bytes: number;
+  /** Data bytes written this call. */
+  dataBytes: number;
+  /** Uploads finished this call. */
+  uploads: number;
+  /** Data bytes still to send after this call. */
+  remaining: number;
+  /** The error that stopped the call early after some progress (the next call retries from the cursor). */
+  interrupted?: Error;
+}
+
+const MAX_UPLOAD = 256 * 1024 * 1024;
+const UNALLOCATED = 0xffffffff;
+
+/** The pool's NBD security from its networks' purposes (xapi-nbd: `nbd` → TLS forced, `insecure_nbd` → plain). */
+export async function nbdSecurity(xapi: Xapi): Promise<'tls' | 'insecure' | undefined> {
+  const purposes = new Set<string>();
+  for (const n of (await xapi.getAllRecords('network')).values())
+    for (const p of n.purpose ?? []) purposes.add(p);
+  const tls = purposes.has('nbd');
+  const plain = purposes.has('insecure_nbd');
+  if (tls === plain) return undefined; // xapi-nbd refuses connections when both or neither are set
+  return tls ? 'tls' : 'insecure';
+}
+
+export async function nbdRecords(xapi: Xapi, vdi: string): Promise<NbdExportInfo[]> {
+  const records = await xapi.call<Record<string, unknown>[]>('VDI.get_nbd_info', vdi);
+  return records.map((r) => ({
+    address: String(r.address),
+    port: Number(r.port),
+    exportname: String(r.exportname),
+    ...(r.cert ? { cert: String(r.cert) } : {}),
+    ...(r.subject ? { subject: String(r.subject) } : {}),
+  }));
+}
+
+/** Opens NBD connections to a source snapshot VDI (TLS with the record's certificate unless the pool is insecure_nbd). */
+export async function openNbd(
+  xapi: Xapi,
+  vdi: string,
+  connections: number,
+  timeoutMs = 30_000,
+): Promise<NbdPool> {
+  const security = await nbdSecurity(xapi);
+  if (!security)
+    throw new XcrPermanentError('NBD_UNAVAILABLE', 'no network of the source pool has an NBD purpose');
+  const records = await nbdRecords(xapi, vdi);
+  if (records.length === 0)
+    throw new XcrPermanentError('NBD_UNAVAILABLE', 'VDI.get_nbd_info returned no record');
+  return NbdPool.open(records, { connections, insecure: security === 'insecure', timeoutMs });
+}
+
+/** Changed 64 KiB extents between the base and the new snapshot. */
+export async function changedExtents(
+  xapi: Xapi,
+  base: string,
+  vdi: string,
+  virtualSize: number,
+): Promise<Extent[]> {
+  const bitmap = await xapi.call<string>('VDI.list_changed_blocks', base, vdi);
+  return decodeCbtBitmap(bitmap, { virtualSize });
+}
+
+/** Allocated 2 MiB blocks of a VDI: the BAT of its VHD export, whose data is then not read. */
+export async function allocatedExtents(xapi: Xapi, vdi: string, virtualSize: number): Promise<Extent[]> {
+  const abort = new AbortController();
+  const exp = await xapi.exportVdi({ vdi, format: 'vhd', signal: abort.signal });
+  try {
+    const { info } = await readVhdStream(exp.body);
+    const out: Extent[] = [];
+    for (let i = 0; i < info.bat.length; i++) {
+      if (info.bat[i] === UNALLOCATED) continue;
+      const offset = i * info.blockSize;
+      if (offset >= virtualSize) break;
+      const length = Math.min(info.blockSize, virtualSize - offset);
+      const last = out[out.length - 1];
+      if (last && last.offset + last.length === offset) last.length += length;
+      else out.push({ offset, length });
+    }
+    return out;
+  } finally {
+    abort.abort(new Error('block list read; the data travels over NBD'));
+    exp.body.destroy();
+    await exp.done.catch(() => undefined);
+  }
+}
+
+/** The extents at or after `cursor` (an extent straddling it is cut). */
+export function fromCursor(extents: readonly Extent[], cursor: number): Extent[] {
+  const out: Extent[] = [];
+  for (const e of extents) {
+    const end = e.offset + e.length;
+    if (end <= cursor) continue;
+    const offset = Math.max(e.offset, cursor);
+    out.push({ offset, length: end - offset });
+  }
+  return out;
+}
+
+export async function transferCbtChunk(t: CbtDiskTransfer): Promise<CbtStepResult> {
+  const started = Date.now();
+  const all = t.base
+    ? await changedExtents(t.source, t.base, t.vdi, t.virtualSize)
+    : await allocatedExtents(t.source, t.vdi, t.virtualSize);
+  const pending = fromCursor(all, t.cursor);
+  const result: CbtStepResult = {
+    cursor: t.cursor,
+    done: false,
+    bytes: 0,
+    dataBytes: 0,
+    uploads: 0,
+    remaining: totalLength(pending),
+  };
+  if (pending.length === 0) return { ...result, cursor: t.virtualSize, done: true };
+  const budget = batchExtents(pending, t.budgetBytes)[0]!;
+  const uploads = batchExtents(budget, Math.min(t.uploadBytes ?? t.budgetBytes, MAX_UPLOAD, t.budgetBytes));
+  const nbd = await openNbd(t.source, t.vdi, t.connections ?? 4);
+  try {
+    for (const upload of uploads) {
+      if (result.uploads > 0 && Date.now() - started > t.budgetMs) break;
+      try {
+        result.bytes += await sendWithRetry(t, nbd, upload);
+      } catch (err) {
+        if (result.uploads === 0) throw err;
+        result.interrupted = err as Error;
+        break;
+      }
+      const last = upload[upload.length - 1]!;
+      const data = totalLength(upload);
+      result.cursor = last.offset + last.length;
+      result.dataBytes += data;
+      result.remaining -= data;
+      result.uploads++;
+      t.onProgress?.(result.bytes);
+    }
+  } finally {
+    await nbd.close();
+  }
+  if (result.remaining === 0) return { ...result, cursor: t.virtualSize, done: true };
+  return result;
+}
+
+async function sendWithRetry(t: CbtDiskTransfer, nbd: NbdPool, extents: Extent[]): Promise<number> {
+  const attempts = t.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    const body = encodeChunked(extents, (offset, length) => nbd.read(offset, length), {
+      diskSize: t.virtualSize,
+      readAhead: 4,
+    });
+    try {
+      await t.destination.importVdi({
+        vdi: t.target,
+        format: 'raw',
+        chunked: true,
+        body: body.stream,
+        contentLength: body.length,
+        signal: AbortSignal.timeout(t.timeoutMs),
+      });
+      return body.length;
+    } catch (err) {
+      body.stream.destroy();
+      if (attempt >= attempts || !retryable(err)) throw err;
+      t.onRetry?.(err as Error, attempt);
+      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** (attempt - 1)));
+    }
+  }
+}
+
+function retryable(err: unknown): boolean {
+  const e = err as { name?: string; code?: unknown; retryable?: boolean };
+  if (e.name === 'XapiTransportError' || e.name === 'TimeoutError' || e.name === 'AbortError') return true;
+  if (e.name === 'XapiError')
+    return ['VDI_IO_ERROR', 'TRANSFER_INCOMPLETE', 'TASK_CANCELLED'].includes(String(e.code));
+  return e.retryable === true;
+}

@@ -1,0 +1,181 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JobConfig } from '../../../functions/config/schema.js';
+import { MiB, type Sites, startSites } from '../../support/sites.js';
+
+let sites: Sites | undefined;
+afterEach(async () => {
+  await sites?.close();
+  sites = undefined;
+});
+
+const KiB = 1024;
+const CHUNK_HEADER = 12;
+
+function vm(data: { offset: number; length: number; seed?: number; byte?: number }[] = []) {
+  return {
+    name_label: 'db',
+    power_state: 'Running' as const,
+    disks: [
+      { sizeBytes: 64 * MiB, data: [{ offset: 0, length: 5 * MiB, seed: 1 }, ...data] },
+      { sizeBytes: 32 * MiB, data: [{ offset: 8 * MiB, length: 1 * MiB, byte: 0x5a }] },
+    ],
+  };
+}
+
+async function start(job: Partial<JobConfig>, purpose: 'insecure_nbd' | 'none' = 'insecure_nbd') {
+  sites = await startSites({
+    vms: [vm()],
+    job: { enableCbt: true, transferMode: 'cbt', ...job },
+    ...(purpose === 'none' ? {} : { sourceNbdPurpose: purpose }),
+  });
+  return sites;
+}
+
+function modes(result: { vms: { modes?: { mode: string; reason?: string }[] }[] }) {
+  return result.vms[0]!.modes!.map((m) => m.mode);
+}
+
+describe('cbt transfer mode (CBT + NBD + chunked raw import)', () => {
+  it('copies allocated blocks in full, then only changed 64 KiB extents, run after run', async () => {
+    const s = await start({});
+    const first = await s.run();
+    expect(first.status).toBe('succeeded');
+    expect(first.vms[0]!.kind).toBe('full');
+    expect(modes(first)).toEqual(['cbt', 'cbt']);
+    // a full sends allocated 2 MiB blocks only: 3 blocks for 5 MiB, 1 for the second disk
+    expect(first.bytes).toBeGreaterThanOrEqual(4 * 2 * MiB);
+    expect(first.bytes).toBeLessThan(4 * 2 * MiB + 4 * KiB);
+    s.assertReplicasMatchSource('db');
+    s.assertNoLeaks();
+
+    const [d0, d1] = s.liveDisks('db');
+    // scattered small writes: 20 writes of 4 KiB, each in its own 64 KiB region
+    for (let k = 0; k < 20; k++) s.source.test.writeVdi(d0!, k * 3 * MiB + 4096, Buffer.alloc(4096, k + 1));
+    s.source.test.writeVdi(d1!, 0, Buffer.alloc(512, 3));
+    const second = await s.run();
+    expect(second.status).toBe('succeeded');
+    expect(second.vms[0]!.kind).toBe('delta');
+    const changed = 21 * 64 * KiB;
+    expect(second.bytes).toBeGreaterThanOrEqual(changed);
+    expect(second.bytes).toBeLessThan(changed + 22 * CHUNK_HEADER + 2 * CHUNK_HEADER);
+    s.assertReplicasMatchSource('db');
+    s.assertNoLeaks();
+
+    const third = await s.run();
+    expect(third.vms[0]!.kind).toBe('delta');
+    expect(third.bytes).toBe(0);
+    s.assertReplicasMatchSource('db');
+    expect(s.recoveryPoints('db')).toHaveLength(3);
+    s.assertNoLeaks();
+  });
+
+  it('cuts a disk into resumable chunks; a chunk failing mid-disk is sent again and the run completes', async () => {
+    const s = await start({ cbtChunkMiB: 16 });
+    await s.run();
+    const [d0] = s.liveDisks('db');
+    s.source.test.writeVdi(d0!, 10 * MiB, Buffer.alloc(40 * MiB, 9)); // 40 MiB: 3 chunks of ≤ 16 MiB
+    // each chunked import is a probe PUT + the upload: 4 = the 2nd upload, 6 = its first resend
+    s.destination.test.cutStream({ path: 'import_raw_vdi', afterBytes: 5 * MiB, nth: 4 });
+    s.destination.test.cutStream({ path: 'import_raw_vdi', afterBytes: 1 * MiB, nth: 6 });
+    const invocations: unknown[] = [];
+    const result = await s.run(undefined, (step, handler) =>
+      step === 'stream-delta'
+        ? async (input) => {
+            invocations.push(input);
+            return handler(input);
+          }
+        : handler,
+    );
+    expect(result.status).toBe('succeeded');
+    expect(result.vms[0]!.kind).toBe('delta');
+    // 3 chunks of disk 0 + disk 1 (nothing changed), each in its own invocation
+    expect(invocations.length).toBeGreaterThanOrEqual(4);
+    expect(result.bytes).toBeGreaterThanOrEqual(40 * MiB);
+    expect(result.bytes).toBeLessThan(40 * MiB + 64 * KiB);
+    const retried = s.logs.filter((l) => l.message === 'cbt upload failed; sending it again');
+    expect(retried.length).toBe(2);
+    s.assertReplicasMatchSource('db');
+    s.assertNoLeaks();
+  });
+
+  it('auto falls back to vhd with the reason when CBT was disabled between runs', async () => {
+    const s = await start({ transferMode: 'auto', enableCbt: false });
+    const first = await s.run();
+    expect(modes(first)).toEqual(['vhd', 'vhd']);
+    expect(first.vms[0]!.modes![0]!.reason).toMatch(/CBT is not enabled/);
+    s.assertReplicasMatchSource('db');
+
+    const x = await s.source.test.objects('VDI');
+    const live = new Set(s.liveDisks('db'));
+    const refs = x.filter(([, r]) => live.has(r.uuid as string)).map(([ref]) => ref);
+    const { Xapi } = await import('../../../functions/xapi/index.js');
+    const api = await Xapi.connect({
+      url: s.source.url,
+      username: s.source.username,
+      password: s.source.password,
+      allowPlainHttp: true,
+    });
+    for (const ref of refs) await api.call('VDI.enable_cbt', ref);
+    const second = await s.run();
+    // the base snapshot has no CBT log: still vhd, a delta
+    expect(modes(second)).toEqual(['vhd', 'vhd']);
+    expect(second.vms[0]!.modes![0]!.reason).toMatch(/base snapshot/);
+    expect(second.vms[0]!.kind).toBe('delta');
+    const third = await s.run();
+    expect(modes(third)).toEqual(['cbt', 'cbt']);
+    s.assertReplicasMatchSource('db');
+    for (const ref of refs) await api.call('VDI.disable_cbt', ref);
+    await api.logout();
+    const [d0] = s.liveDisks('db');
+    s.source.test.writeVdi(d0!, 30 * MiB, Buffer.alloc(4096, 4));
+    const fourth = await s.run();
+    expect(fourth.status).toBe('succeeded');
+    expect(modes(fourth)).toEqual(['vhd', 'vhd']);
+    expect(fourth.vms[0]!.modes![0]!.reason).toMatch(/auto fell back to vhd: CBT is not enabled/);
+    s.assertReplicasMatchSource('db');
+    s.assertNoLeaks();
+  });
+
+  it('NBD unreachable: auto uses vhd; cbt fails the VM cleanly and keeps the last recovery point', async () => {
+    const s = await start({ transferMode: 'auto' }, 'none');
+    const first = await s.run();
+    expect(first.status).toBe('succeeded');
+    expect(modes(first)).toEqual(['vhd', 'vhd']);
+    expect(first.vms[0]!.modes![0]!.reason).toMatch(/NBD is not usable/);
+    s.assertReplicasMatchSource('db');
+    const rp = s.recoveryPoints('db')[0]!;
+    const hashes = s.rpDiskHashes(rp);
+
+    const strict = { ...s.job, transferMode: 'cbt' as const };
+    Object.assign(s.job, strict);
+    const [d0] = s.liveDisks('db');
+    s.source.test.writeVdi(d0!, 0, Buffer.alloc(4096, 8));
+    const second = await s.run();
+    expect(second.status).toBe('failed');
+    expect(second.vms[0]!.errorCode).toBe('CBT_UNAVAILABLE');
+    expect(s.recoveryPoints('db')[0]!.uuid).toBe(rp.uuid);
+    expect(s.rpDiskHashes(s.recoveryPoints('db')[0]!)).toEqual(hashes);
+    s.assertNoLeaks();
+  });
+
+  it('cbtDestroySnapshotData leaves the base as CBT metadata and deltas still work from it', async () => {
+    const s = await start({ cbtDestroySnapshotData: true });
+    await s.run();
+    const vdis = () => s.source.test.objects('VDI').map(([, r]) => r);
+    const base = s.exportedSnapshot('db')!;
+    const meta = vdis().filter((r) => r.type === 'cbt_metadata');
+    expect(meta).toHaveLength(2);
+    const [d0] = s.liveDisks('db');
+    s.source.test.writeVdi(d0!, 33 * MiB, Buffer.alloc(8192, 6));
+    const second = await s.run();
+    expect(second.status).toBe('succeeded');
+    expect(second.vms[0]!.kind).toBe('delta');
+    expect(second.bytes).toBeLessThan(2 * 64 * KiB);
+    expect(s.exportedSnapshot('db')!.uuid).not.toBe(base.uuid);
+    // content: the recovery point equals the live disk at the snapshot (the snapshot has no data now)
+    const rp = s.recoveryPoints('db')[0]!;
+    const live = s.liveDisks('db').map((u, i) => [String(i), s.source.test.hashVdi(u)]);
+    expect(s.rpDiskHashes(rp)).toEqual(live);
+    s.assertNoLeaks();
+  });
+});
