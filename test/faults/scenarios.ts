@@ -5,7 +5,6 @@
  * nothing created by the failed run remains on either side.
  */
 import type { RunResult } from '../../functions/handlers/contract.js';
-import type { StepHandler } from '../../functions/handlers/steps.js';
 import { MiB, type Sites, type StepWrapper, startSites } from '../support/sites.js';
 
 export interface Scenario {
@@ -131,7 +130,12 @@ export function scenarios(calls: { source: string[]; destination: string[] }): S
       name: `import cut at ${pct * 100}% once (retried)`,
       expect: 'recovers',
       inject: (sites) => {
-        sites.destination.test.cutStream({ path: 'import_raw_vdi', afterBytes: Math.floor(pct * 2 * MiB) });
+        // nth 2: each import is an empty probe (to discover a redirect) followed by the upload.
+        sites.destination.test.cutStream({
+          path: 'import_raw_vdi',
+          afterBytes: Math.floor(pct * 2 * MiB),
+          nth: 2,
+        });
         return undefined;
       },
     });

@@ -55,7 +55,13 @@ const faults: { name: string; apply(sites: Sites): StepWrapper | undefined; aban
       return undefined;
     },
   },
-  { name: 'sessions expire', apply: (sites) => (sites.source.test.expireSessions(), undefined) },
+  {
+    name: 'sessions expire',
+    apply: (sites) => {
+      sites.source.test.expireSessions();
+      return undefined;
+    },
+  },
   {
     name: 'crash after stream-delta',
     abandon: true,

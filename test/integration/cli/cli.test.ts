@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import selfsigned from 'selfsigned';
+import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SimPool, startPool } from '../../../sim/index.js';
 
@@ -114,9 +114,9 @@ beforeAll(async () => {
     srs: [{ name_label: 'Replica storage', sizeBytes: 8 * 2 ** 30 }],
     networks: [{ name_label: 'replica net' }],
   });
-  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
     keySize: 2048,
-    days: 2,
+    algorithm: 'sha256',
   });
   tlsPool = await startPool({
     name: 'tls',

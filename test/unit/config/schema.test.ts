@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../../functions/config/load.js';
 
-const fp = 'AB:'.repeat(31) + 'AB';
+const fp = `${'AB:'.repeat(31)}AB`;
 
 function valid() {
   return {
