@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,8 @@ export interface SitesOptions {
   destinationHosts?: number;
   /** Purpose given to the source pool's network, which makes VDI.get_nbd_info return records. */
   sourceNbdPurpose?: 'nbd' | 'insecure_nbd';
+  /** Serve the source pool over https with this certificate (pinned by fingerprint in the config). */
+  sourceTls?: { cert: string; key: string };
 }
 
 export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
@@ -67,6 +70,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     srs: [{ name_label: 'Local storage', sizeBytes: 64 * 2 ** 30, shared: true }],
     networks: [{ name_label: 'Pool-wide network' }],
     vms: o.vms,
+    ...(o.sourceTls ? { tls: o.sourceTls } : {}),
   });
   const destination = await startPool({
     name: 'site-b',
@@ -74,7 +78,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
     networks: [{ name_label: 'Replica network' }],
   });
-  if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose);
+  if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
   const vmUuid = (name: string) => {
     const vm = vmsByName.get(name);
@@ -88,7 +92,9 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
         url: source.url,
         username: source.username,
         password: { env: 'XCR_TEST_A' },
-        allowPlainHttp: true,
+        ...(o.sourceTls
+          ? { tlsFingerprint: new X509Certificate(o.sourceTls.cert).fingerprint256 }
+          : { allowPlainHttp: true }),
       },
       b: {
         url: destination.url,
@@ -260,12 +266,14 @@ function diskHashes(pool: SimPool, vm: Rec): [string, string][] {
     .sort((a, b) => Number(a[0]) - Number(b[0]));
 }
 
-async function addNetworkPurpose(pool: SimPool, purpose: string): Promise<void> {
+async function addNetworkPurpose(pool: SimPool, purpose: string, cert?: string): Promise<void> {
   const xapi = await Xapi.connect({
     url: pool.url,
     username: pool.username,
     password: pool.password,
-    allowPlainHttp: true,
+    ...(cert
+      ? { tls: { fingerprint256: new X509Certificate(cert).fingerprint256 } }
+      : { allowPlainHttp: true }),
   });
   try {
     for (const ref of (await xapi.getAllRecords('network')).keys()) {

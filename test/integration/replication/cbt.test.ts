@@ -1,3 +1,4 @@
+import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobConfig } from '../../../functions/config/schema.js';
 import { MiB, type Sites, startSites } from '../../support/sites.js';
@@ -156,6 +157,30 @@ describe('cbt transfer mode (CBT + NBD + chunked raw import)', () => {
     expect(s.recoveryPoints('db')[0]!.uuid).toBe(rp.uuid);
     expect(s.rpDiskHashes(s.recoveryPoints('db')[0]!)).toEqual(hashes);
     s.assertNoLeaks();
+  });
+
+  it('reads over TLS when the NBD network has purpose nbd, verifying the certificate get_nbd_info returns', async () => {
+    const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+    });
+    sites = await startSites({
+      vms: [vm()],
+      job: { enableCbt: true, transferMode: 'cbt' },
+      sourceNbdPurpose: 'nbd',
+      sourceTls: { cert: pems.cert, key: pems.private },
+    });
+    const first = await sites.run();
+    expect(first.status).toBe('succeeded');
+    expect(modes(first)).toEqual(['cbt', 'cbt']);
+    const [d0] = sites.liveDisks('db');
+    sites.source.test.writeVdi(d0!, 7 * MiB, Buffer.alloc(4096, 2));
+    const second = await sites.run();
+    expect(second.vms[0]!.kind).toBe('delta');
+    expect(second.bytes).toBe(64 * KiB + 2 * CHUNK_HEADER);
+    sites.assertReplicasMatchSource('db');
+    sites.assertNoLeaks();
   });
 
   it('cbtDestroySnapshotData leaves the base as CBT metadata and deltas still work from it', async () => {
