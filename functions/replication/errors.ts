@@ -38,6 +38,16 @@ const TRANSIENT_XAPI_CODES = new Set([
   'TASK_CANCELLED',
 ]);
 
+const NETWORK_ERRNO = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
 interface CodedError {
   name: string;
   message: string;
@@ -73,6 +83,10 @@ export function classifyError(err: unknown): Error {
   }
   if (e.name === 'AbortError' || e.name === 'TimeoutError')
     return new XcrTransientError('TIMEOUT', e.message);
+  // A socket that broke under a stream (the import side reset, the export side vanished).
+  if (typeof e.code === 'string' && NETWORK_ERRNO.has(e.code)) {
+    return new XcrTransientError('TRANSPORT_ERROR', e.message);
+  }
   return new XcrPermanentError('INTERNAL_ERROR', e.message);
 }
 

@@ -32,8 +32,12 @@ export async function streamDisk(t: DiskTransfer): Promise<number> {
   const verifier = new VhdVerifier();
   let total = 0;
   const meter = new MeteredStream(t.bytesPerSecond, (bytes) => t.onProgress?.(bytes, total));
+  // Settled before an error is rethrown: the client's cleanup (cancelling and destroying the
+  // transfer tasks) must finish while the step's sessions are still open.
+  const inFlight: Promise<unknown>[] = [];
   try {
     const exp = await t.source.exportVdi({ vdi: t.vdi, base: t.base, format: 'vhd', signal: abort.signal });
+    inFlight.push(exp.done);
     exp.done.catch(ignore); // awaited below; never an unhandled rejection meanwhile
     const relay = pipeline(exp.body, verifier, meter);
     relay.catch(ignore);
@@ -52,12 +56,14 @@ export async function streamDisk(t: DiskTransfer): Promise<number> {
       contentLength: info.totalLength,
       signal: abort.signal,
     });
+    inFlight.push(imported);
     await Promise.all([imported, relay, exp.done]);
     return meter.bytes;
   } catch (err) {
     abort.abort(err);
     meter.destroy();
     verifier.destroy();
+    await Promise.allSettled(inFlight);
     throw err;
   } finally {
     clearTimeout(timer);

@@ -23,6 +23,11 @@ describe('classifyError', () => {
     expect(classifyError(bad).message).toMatch(/^VHD_BAD_CHECKSUM: /);
   });
 
+  it('retries a step whose stream broke on a socket error', () => {
+    const reset = Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' });
+    expect(classifyError(reset)).toMatchObject({ name: 'XcrTransientError', code: 'TRANSPORT_ERROR' });
+  });
+
   it('keeps configuration errors as they are', () => {
     const err = new ConfigError(['jobId: unknown'], 'input');
     expect(classifyError(err)).toBe(err);
