@@ -163,9 +163,14 @@ function deserialize(xml: string): Promise<unknown> {
     },
   } as unknown as Readable;
   return new Promise((resolve, reject) => {
-    new Deserializer().deserializeMethodResponse(source, (err, v) =>
-      err ? reject(new MalformedResponseError(`invalid XML-RPC: ${err.message}`)) : resolve(v),
-    );
+    try {
+      new Deserializer().deserializeMethodResponse(source, (err, v) =>
+        err ? reject(new MalformedResponseError(`invalid XML-RPC: ${err.message}`)) : resolve(v),
+      );
+    } catch (err) {
+      // The package throws (e.g. a TypeError) on some malformed documents such as an empty <fault/>.
+      reject(new MalformedResponseError(`invalid XML-RPC: ${(err as Error).message}`));
+    }
   });
 }
 
