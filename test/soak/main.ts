@@ -93,6 +93,7 @@ const started = Date.now();
 let succeeded = 0;
 let failedRuns = 0;
 let verified = 0;
+let leaked = -1;
 try {
   for (let cycle = 1; cycle <= cycles + 1; cycle++) {
     for (const vm of ['web', 'db']) {
@@ -126,6 +127,7 @@ try {
       `cycle ${cycle}${clean ? ' (clean)' : ''}: ${status}${fault ? ` — fault: ${fault.name}` : ''}\n`,
     );
   }
+  leaked = sites.leaks().length;
   sites.assertNoLeaks();
 } finally {
   await sites.close();
@@ -139,7 +141,7 @@ report({
 });
 report({
   name: 'soak.leaked_objects',
-  value: 0,
+  value: leaked,
   unit: 'count',
   baseline: 'checked after a final clean cycle',
 });
