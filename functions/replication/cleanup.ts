@@ -2,7 +2,8 @@ import type { VbdRecord, VmRecord, Xapi } from '../xapi/index.js';
 import { destroyVmWithDisks } from './destroy.js';
 import { KEY, parsePendingSnapshotName, ROLE, STATUS } from './metadata.js';
 import { isCompleteRecoveryPoint } from './recovery-points.js';
-import { byTimeDesc, mergeOtherConfig } from './tagging.js';
+import { jobSnapshots } from './snapshot.js';
+import { mergeOtherConfig } from './tagging.js';
 
 /**
  * Removing what runs left behind. The same code serves the rollback of a failed run (`match` = that
@@ -116,18 +117,10 @@ export async function snapshotsWithRecoveryPoints(dest: Xapi, jobId: string): Pr
 
 /** Keeps only the newest exported snapshot of a source VM (the next delta's base). */
 export async function pruneOldBases(xapi: Xapi, jobId: string, vm: VmRecord): Promise<string[]> {
-  const exported: { ref: string; rec: VmRecord }[] = [];
-  for (const ref of vm.snapshots) {
-    try {
-      const rec = await xapi.getRecord('VM', ref);
-      if (rec.other_config[KEY.job] === jobId && rec.other_config[KEY.status] === STATUS.exported) {
-        exported.push({ ref, rec });
-      }
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'HANDLE_INVALID') throw err;
-    }
-  }
-  const old = exported.sort(byTimeDesc(KEY.time)).slice(1);
+  const exported = (await jobSnapshots(xapi, jobId, vm)).filter(
+    (s) => s.rec.other_config[KEY.status] === STATUS.exported,
+  );
+  const old = exported.slice(1);
   for (const s of old) await destroyVmWithDisks(xapi, s.ref);
   return old.map((s) => s.rec.uuid);
 }
