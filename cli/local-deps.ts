@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { XcrConfig } from '../functions/config/schema.js';
-import type { RunResult } from '../functions/handlers/contract.js';
-import type { HandlerDeps, LeaseStore, Progress, StepLogger } from '../functions/handlers/deps.js';
 import { FileLeaseStore } from '../functions/lease/index.js';
+import type { RunResult } from '../functions/replication/contract.js';
+import type { HandlerDeps, LeaseStore, Progress, StepLogger } from '../functions/replication/ports.js';
 
 /** Where local runs keep their lease files (one per job), shared by every process on the machine. */
 export function defaultStateDir(): string {

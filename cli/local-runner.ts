@@ -1,6 +1,6 @@
 import './promise-polyfill.js';
 import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
+import { STEP_NAMES, type StepName } from '../functions/replication/contract.js';
 
 export { resolveIntrinsics, synthesizeDefinitions } from './workflow-definitions.js';
 

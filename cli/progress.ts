@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { Progress } from '../functions/handlers/deps.js';
+import type { Progress } from '../functions/replication/ports.js';
 
 export interface ProgressView {
   update: Progress;

@@ -1,9 +1,9 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
-import type { RunResult } from '../functions/handlers/contract.js';
-import type { HandlerDeps } from '../functions/handlers/deps.js';
 import { createStepHandlers } from '../functions/handlers/steps.js';
+import type { RunResult } from '../functions/replication/contract.js';
+import type { HandlerDeps } from '../functions/replication/ports.js';
 import { runExecution, synthesizeDefinitions } from './local-runner.js';
 
 /** Execution names as EventBridge Scheduler would make them unique: job + scheduled time. */

@@ -10,8 +10,8 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { type JobConfig, rateMinutes } from '../functions/config/schema.js';
-import type { StepName } from '../functions/handlers/contract.js';
 import { LAG_METRIC_NAME, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
+import type { StepName } from '../functions/replication/contract.js';
 import { buildWorkflow } from './workflow.js';
 
 /** Lag alarms without an interval to derive from (cron schedules) default to this. */

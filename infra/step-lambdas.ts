@@ -9,8 +9,8 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { XcrConfig } from '../functions/config/schema.js';
-import { STEP_NAMES, type StepName } from '../functions/handlers/contract.js';
 import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
+import { STEP_NAMES, type StepName } from '../functions/replication/contract.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -4,7 +4,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 import type { JobConfig } from '../functions/config/schema.js';
-import { ERROR, STATE, type StepName } from '../functions/handlers/contract.js';
+import { ERROR, STATE, type StepName } from '../functions/replication/contract.js';
 
 /** Retry for the project's transient errors; other error names are not retried (they go to a Catch). */
 export const TRANSIENT_RETRY: sfn.RetryProps = {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunResult } from '../../functions/handlers/contract.js';
+import type { RunResult } from '../../functions/replication/contract.js';
 import { cloneRecoveryPoint, recoveryPointsOf } from '../../functions/replication/failover.js';
 import { defaultStateDir } from '../local-deps.js';
 import { type GlobalOptions, jobOf, load, print, table, withPool } from './common.js';

@@ -1,5 +1,5 @@
-import type { RunResult } from '../../functions/handlers/contract.js';
 import { PoolSessions } from '../../functions/replication/context.js';
+import type { RunResult } from '../../functions/replication/contract.js';
 import { preflight } from '../../functions/replication/preflight.js';
 import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
 import { progressView } from '../progress.js';

@@ -1,14 +1,14 @@
 import { findJob } from '../config/load.js';
 import type { RunContext } from '../replication/context.js';
 import { PoolSessions } from '../replication/context.js';
+import { STATE, type StepName } from '../replication/contract.js';
 import { classifyError } from '../replication/errors.js';
+import type { HandlerDeps } from '../replication/ports.js';
 import { commitOrRollback } from '../replication/steps/commit-or-rollback.js';
 import { finishRun } from '../replication/steps/finish-run.js';
 import { lockCheck } from '../replication/steps/lock-check.js';
 import { snapshotPrevious } from '../replication/steps/snapshot-previous.js';
 import { streamDelta } from '../replication/steps/stream-delta.js';
-import { STATE, type StepName } from './contract.js';
-import type { HandlerDeps } from './deps.js';
 import {
   commitInput,
   finishRunInput,

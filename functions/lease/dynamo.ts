@@ -6,8 +6,8 @@ import {
   GetItemCommand,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { LeaseResult, LeaseStore } from '../handlers/deps.js';
 import { checkLeaseArgs, LeaseContentionError } from './errors.js';
+import type { LeaseResult, LeaseStore } from './port.js';
 
 export interface DynamoLeaseStoreOptions {
   client: DynamoDBClient;

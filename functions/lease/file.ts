@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { link, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LeaseResult, LeaseStore } from '../handlers/deps.js';
 import { checkLeaseArgs, LeaseContentionError } from './errors.js';
 import { leaseDirName } from './key.js';
+import type { LeaseResult, LeaseStore } from './port.js';
 
 export interface FileLeaseStoreOptions {
   now?: () => Date;

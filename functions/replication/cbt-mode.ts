@@ -1,7 +1,7 @@
 import type { JobConfig } from '../config/schema.js';
-import type { TransferMode } from '../handlers/contract.js';
 import type { VdiRecord, Xapi } from '../xapi/index.js';
 import { openNbd } from './cbt-transfer.js';
+import type { TransferMode } from './contract.js';
 import { XcrPermanentError } from './errors.js';
 import type { DiskRef, Ref } from './inventory.js';
 import type { DiskDecision } from './plan.js';

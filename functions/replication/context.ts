@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { JobConfig, PoolConfig, XcrConfig } from '../config/schema.js';
-import type { LeaseStore, Progress, RunEventSink, StepLogger } from '../handlers/deps.js';
 import { Xapi } from '../xapi/index.js';
 import { XcrPermanentError } from './errors.js';
+import type { LeaseStore, Progress, RunEventSink, StepLogger } from './ports.js';
 
 /** What a step of a run works with: the job, lazily opened pool sessions, the lease store. */
 export interface RunContext {

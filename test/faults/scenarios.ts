@@ -4,7 +4,7 @@
  * are byte-identical, the failure is reported with its XAPI code, and after the next successful run
  * nothing created by the failed run remains on either side.
  */
-import type { RunResult } from '../../functions/handlers/contract.js';
+import type { RunResult } from '../../functions/replication/contract.js';
 import { MiB, type Sites, type StepWrapper, startSites } from '../support/sites.js';
 
 export interface Scenario {

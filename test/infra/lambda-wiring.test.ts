@@ -2,8 +2,6 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../functions/config/load.js';
-import type { RunResult } from '../../functions/handlers/contract.js';
-import type { HandlerDeps } from '../../functions/handlers/deps.js';
 import { resetStepRuntime, stepHandler } from '../../functions/handlers/lambda/aws-deps.js';
 import { EventBridgeRunEventSink } from '../../functions/handlers/lambda/events.js';
 import { LAG_METRIC_NAME } from '../../functions/handlers/lambda/names.js';
@@ -12,6 +10,8 @@ import {
   passwordFromSecretString,
   secretsManagerPasswordResolver,
 } from '../../functions/handlers/lambda/secrets.js';
+import type { RunResult } from '../../functions/replication/contract.js';
+import type { HandlerDeps } from '../../functions/replication/ports.js';
 
 const SECRET = 'Known-Fake-Pa55word-7f3a';
 const config = parseConfig({

@@ -3,7 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveIntrinsics } from '../../cli/workflow-definitions.js';
 import { loadConfigFile } from '../../functions/config/load.js';
-import { ERROR, STEP_NAMES } from '../../functions/handlers/contract.js';
+import { ERROR, STEP_NAMES } from '../../functions/replication/contract.js';
 import { type Synthesized, synthesize } from './synth.js';
 
 type AslValidator = (definition: unknown) => { isValid: boolean; errorsText: () => string };

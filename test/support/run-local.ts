@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runExecution, synthesizeDefinitions } from '../../cli/local-runner.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
-import type { RunResult } from '../../functions/handlers/contract.js';
 import type { StepHandler } from '../../functions/handlers/steps.js';
+import type { RunResult } from '../../functions/replication/contract.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const memo = new Map<string, Record<string, unknown>>();
@@ -15,7 +15,7 @@ function sourceDigest(): string {
   const hash = createHash('sha256');
   const files = [
     ...readdirSync(join(root, 'infra')).map((f) => join('infra', f)),
-    'functions/handlers/contract.ts',
+    'functions/replication/contract.ts',
     'functions/config/schema.ts',
     'cli/workflow-definitions.ts',
   ].sort();

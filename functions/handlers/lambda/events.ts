@@ -1,6 +1,6 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import type { RunResult } from '../contract.js';
-import type { RunEventSink } from '../deps.js';
+import type { RunResult } from '../../replication/contract.js';
+import type { RunEventSink } from '../../replication/ports.js';
 
 export const RUN_EVENT_SOURCE = 'xcr';
 

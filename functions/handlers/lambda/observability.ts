@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { RunResult } from '../contract.js';
-import type { StepLogger } from '../deps.js';
+import type { RunResult } from '../../replication/contract.js';
+import type { StepLogger } from '../../replication/ports.js';
 import { LAG_METRIC_NAME } from './names.js';
 
 /** The step logger over Powertools Logger: structured JSON with the correlation keys appended per call. */

@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { XcrConfig } from '../../config/schema.js';
-import type { PasswordResolver } from '../deps.js';
+import type { PasswordResolver } from '../../replication/ports.js';
 
 /** How long a container reuses a password it read (a rotated secret is picked up after this). */
 export const SECRET_CACHE_MS = 5 * 60 * 1000;

@@ -1,8 +1,8 @@
-import type { VmResult, VmRunState } from '../../handlers/contract.js';
 import { destroySnapshotData } from '../cbt-mode.js';
 import { pruneOldBases, sweepDestination, sweepSource } from '../cleanup.js';
 import { commitRecoveryPoint, markExported } from '../commit.js';
 import { holdLease, type RunContext } from '../context.js';
+import type { VmResult, VmRunState } from '../contract.js';
 import { failureCode } from '../errors.js';
 import { findNetwork, findVmByUuid, vmDisks } from '../inventory.js';
 import { applyRetention } from '../recovery-points.js';

@@ -1,5 +1,5 @@
-import type { FinishRunInput, RunResult, RunStatus, VmResult } from '../../handlers/contract.js';
 import { leaseKey, type RunContext } from '../context.js';
+import type { FinishRunInput, RunResult, RunStatus, VmResult } from '../contract.js';
 import { failureCode } from '../errors.js';
 
 function runStatus(input: FinishRunInput, vms: VmResult[]): RunStatus {

@@ -1,6 +1,6 @@
-import type { LockCheckInput, LockCheckOutput } from '../../handlers/contract.js';
 import { snapshotsWithRecoveryPoints, sweepDestination, sweepSource } from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
+import type { LockCheckInput, LockCheckOutput } from '../contract.js';
 import { vmsWithTag } from '../inventory.js';
 import { KEY } from '../metadata.js';
 

@@ -1,7 +1,7 @@
-import type { DiskPlan, VmRunState, VmWorkItem } from '../../handlers/contract.js';
 import { chooseMode, enableCbt, fitDecision, type ModeChoice } from '../cbt-mode.js';
 import { pruneOldBases } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
+import type { DiskPlan, VmRunState, VmWorkItem } from '../contract.js';
 import { XcrPermanentError } from '../errors.js';
 import { findSr, findVmByUuid, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';

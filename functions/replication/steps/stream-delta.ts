@@ -1,7 +1,7 @@
-import type { DiskPlan, VmRunState } from '../../handlers/contract.js';
 import type { Xapi } from '../../xapi/index.js';
 import { transferCbtChunk } from '../cbt-transfer.js';
 import { holdLease, type RunContext } from '../context.js';
+import type { DiskPlan, VmRunState } from '../contract.js';
 import { streamDisk } from '../transfer.js';
 
 /**

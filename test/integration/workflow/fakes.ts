@@ -8,7 +8,7 @@ import type {
   VmResult,
   VmRunState,
   VmWorkItem,
-} from '../../../functions/handlers/contract.js';
+} from '../../../functions/replication/contract.js';
 
 /** A deterministic, realistic-looking uuid for VM `i` (payload sizes match real ones). */
 export function fakeUuid(i: number, salt = 0): string {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runExecution, type StateEvent, synthesizeDefinitions } from '../../../cli/local-runner.js';
-import type { FinishRunInput, RunResult, VmRunState } from '../../../functions/handlers/contract.js';
+import type { FinishRunInput, RunResult, VmRunState } from '../../../functions/replication/contract.js';
 import { workflowTestConfig } from './config.js';
 import { type FakeOptions, fakeHandlers, fakeUuid, NamedError } from './fakes.js';
 
