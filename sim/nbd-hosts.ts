@@ -95,7 +95,7 @@ export function certificateSubject(pem: string | undefined, fallback: string): s
   }
 }
 
-/** VDI.get_nbd_info: one record per host that can see the VDI's SR (xapi.md §6.3). */
+/** VDI.get_nbd_info: one record per host that can see the VDI's SR (docs/xapi.md, "CBT and NBD"). */
 export async function nbdInfo(
   pool: PoolState,
   nbd: NbdHosts,

@@ -24,7 +24,7 @@ export interface CommitRequest {
   network?: string;
 }
 
-/** Fields VM.create requires (reference §3.4), taken from the source snapshot. */
+/** Fields VM.create requires (docs/xapi.md, "Object model"), taken from the source snapshot. */
 const VM_CREATE_FIELDS = [
   'user_version',
   'memory_static_max',

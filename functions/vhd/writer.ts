@@ -1,4 +1,4 @@
-/** Builds a VHD stream in exactly the layout XAPI's `/export_raw_vdi?format=vhd` produces (xapi.md §5.5). */
+/** Builds a VHD stream in exactly the layout XAPI's `/export_raw_vdi?format=vhd` produces (docs/xapi.md). */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { chsGeometry, encodeFooter } from './footer.js';

@@ -1,4 +1,4 @@
-/** The messages XAPI generates for every class (§3.1): getters, setters, map/set helpers, get_all... */
+/** The messages XAPI generates for every class: getters, setters, map/set helpers, get_all... */
 import { XapiError } from '../errors.js';
 import { CLASSES, type ClassName, CONSTRUCTOR_CLASSES, type FieldSpec, SCHEMA } from '../schema.js';
 import type { PoolState } from '../state.js';

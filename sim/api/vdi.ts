@@ -237,7 +237,7 @@ function cbtGenerations(pool: PoolState, vdi: string): Map<number, Block> {
 }
 
 /**
- * CBT (xapi.md §6): VDI.list_changed_blocks returns base64 of one bit per 64 KiB, MSB first. Every
+ * CBT (docs/xapi.md): VDI.list_changed_blocks returns base64 of one bit per 64 KiB, MSB first. Every
  * write marks the 64 KiB regions it touches on the block generation it lands in, so the bitmap is
  * exact at 64 KiB, as tapdisk logs it.
  */

@@ -1,4 +1,4 @@
-/** VM messages: admission checks (§3.4 order), snapshot/clone/copy, power operations, destroy. */
+/** VM messages: admission checks (in XAPI's order), snapshot/clone/copy, power operations, destroy. */
 import { randomUUID } from 'node:crypto';
 import { XapiError } from '../errors.js';
 import type { PoolState } from '../state.js';

@@ -1,5 +1,5 @@
 /**
- * An NBD server that behaves like xapi-nbd (reference: xapi.md §6.4): fixed newstyle only,
+ * An NBD server that behaves like xapi-nbd (docs/xapi.md, "CBT and NBD"): fixed newstyle only,
  * NBD_OPT_EXPORT_NAME as the only way in, optional forced TLS, read-only simple replies.
  * Written independently of functions/nbd (the client) so each checks the other.
  */

@@ -1,4 +1,4 @@
-/** Byte-level checks of the xapi-nbd behaviours the simulator server reproduces (xapi.md §6.4). */
+/** Byte-level checks of the xapi-nbd behaviours the simulator server reproduces (docs/xapi.md, NBD). */
 
 import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';

@@ -1,4 +1,4 @@
-/** Changed block tracking (xapi.md §6.1–6.2): list_changed_blocks bitmaps and data_destroy. */
+/** Changed block tracking (docs/xapi.md, "CBT and NBD"): list_changed_blocks bitmaps and data_destroy. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type SimPool, startPool } from '../../../sim/index.js';
 import { TestSession } from './client.js';

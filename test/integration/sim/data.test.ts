@@ -1,4 +1,4 @@
-/** HTTP data paths (xapi.md §4): export/import raw and VHD, checked with qemu-img and the VHD reader. */
+/** HTTP data paths (docs/xapi.md): export/import raw and VHD, checked with qemu-img and the VHD reader. */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

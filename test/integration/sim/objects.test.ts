@@ -1,4 +1,4 @@
-/** VM/VDI semantics (xapi.md §3.4, §3.5), tasks (§1.6) and event.from (§1.7). */
+/** VM/VDI semantics, snapshots and clones, tasks and event.from, as docs/xapi.md describes them. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SimPool, startPool } from '../../../sim/index.js';
 import { TestSession, XapiFailure } from './client.js';

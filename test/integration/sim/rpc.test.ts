@@ -1,4 +1,4 @@
-/** Conformance of the RPC surface with xapi.md §1–§3 (expected values come from the reference). */
+/** Conformance of the RPC surface with XAPI's (docs/xapi.md; expected values come from xen-api's sources). */
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -10,7 +10,7 @@ import {
   xmlResponse,
 } from '../../../sim/wire/values.js';
 
-// Expected bytes are taken from xapi.md §1.2/§1.3 (XAPI's serialiser: rpc xmlrpc.ml add_value/add_response).
+// Expected bytes are what XAPI's serialiser writes (ocaml-rpc xmlrpc.ml add_value/add_response).
 describe('XML-RPC encoding (byte for byte)', () => {
   it('success response: Status first, untyped string, no whitespace', () => {
     expect(xmlResponse(true, 'OpaqueRef:abc')).toBe(

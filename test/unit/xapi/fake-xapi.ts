@@ -1,6 +1,6 @@
 /**
  * A tiny XAPI stand-in for unit tests: a real HTTP(S) server on 127.0.0.1 that writes responses the
- * way xapi does (§1.2/1.3: untyped strings, ints as decimal strings, Status first, no whitespace),
+ * way xapi does (untyped strings, ints as decimal strings, Status first, no whitespace: docs/xapi.md),
  * with sessions, tasks, Async.* and event.from. Methods are plain handlers; throw `Fault` to fail.
  */
 import { once } from 'node:events';

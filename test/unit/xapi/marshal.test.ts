@@ -13,7 +13,7 @@ import {
 } from '../../../functions/xapi/marshal.js';
 import { Dbl, xmlResponse, xmlValue } from './fake-xapi.js';
 
-// §1.2 of the reference, byte for byte (the ref made concrete).
+// XAPI's success envelope byte for byte (docs/xapi.md, "Transport and wire format"; the ref made concrete).
 const SUCCESS_BYTES =
   '<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value>OpaqueRef:0b4bd1a8-3e5b-4bd9-a32e-9b6a8e3b1c11</value></member></struct></value></param></params></methodResponse>';
 
