@@ -19,6 +19,9 @@ export const BLOCK = 2 * MiB;
 
 type Rec = Record<string, unknown> & { uuid: string; other_config: Record<string, string> };
 
+/** A user's copy (VM.clone, VDI.copy…) carries the job's keys with someone else's `xcr:self`. */
+const isCopy = (r: Rec) => r.other_config['xcr:self'] !== undefined && r.other_config['xcr:self'] !== r.uuid;
+
 export interface SitesOptions {
   vms: SimVmSpec[];
   job?: Partial<JobConfig>;
@@ -161,7 +164,10 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       return objects(destination, 'VM')
         .map(([, r]) => r)
         .filter(
-          (r) => r.other_config['xcr:vm'] === vmUuid(vmName) && r.other_config['xcr:status'] === 'complete',
+          (r) =>
+            r.other_config['xcr:vm'] === vmUuid(vmName) &&
+            r.other_config['xcr:status'] === 'complete' &&
+            !isCopy(r),
         )
         .sort((a, b) => (b.other_config['xcr:time'] ?? '').localeCompare(a.other_config['xcr:time'] ?? ''));
     },
@@ -202,7 +208,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       for (const [, s] of src) {
         if (String(s.name_label).includes('pending snapshot'))
           found.push(`source VM ${s.uuid} (pending snapshot)`);
-        if (s.other_config['xcr:job'] !== job.id) continue;
+        if (s.other_config['xcr:job'] !== job.id || isCopy(s)) continue;
         if (s.other_config['xcr:status'] !== 'exported')
           found.push(`source snapshot ${s.uuid} (${s.other_config['xcr:status']})`);
         perVm.set(s.other_config['xcr:vm']!, (perVm.get(s.other_config['xcr:vm']!) ?? 0) + 1);
@@ -210,11 +216,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       for (const [vm, count] of perVm) if (count > 1) found.push(`${count - 1} extra snapshot(s) of ${vm}`);
       const attachedSrc = new Set(objects(source, 'VBD').map(([, v]) => v.VDI as string));
       for (const [ref, r] of objects(source, 'VDI')) {
-        if (r.other_config['xcr:job'] === job.id && !attachedSrc.has(ref))
+        if (r.other_config['xcr:job'] === job.id && !isCopy(r) && !attachedSrc.has(ref))
           found.push(`source VDI ${r.uuid} (orphan)`);
       }
       // Destination: only complete recovery points within retention, every xcr VDI attached to one.
-      const replicas = objects(destination, 'VM').filter(([, r]) => r.other_config['xcr:job'] === job.id);
+      const replicas = objects(destination, 'VM').filter(
+        ([, r]) => r.other_config['xcr:job'] === job.id && !isCopy(r),
+      );
       const perVmRp = new Map<string, number>();
       for (const [, r] of replicas) {
         if (r.other_config['xcr:status'] !== 'complete')
@@ -230,7 +238,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
           .map(([, v]) => v.VDI as string),
       );
       for (const [ref, r] of objects(destination, 'VDI')) {
-        if (r.other_config['xcr:job'] === job.id && !attachedToRp.has(ref))
+        if (r.other_config['xcr:job'] === job.id && !isCopy(r) && !attachedToRp.has(ref))
           found.push(`destination VDI ${r.uuid} (stray)`);
       }
       for (const pool of [source, destination]) {
