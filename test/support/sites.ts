@@ -25,6 +25,8 @@ const isCopy = (r: Rec) => r.other_config['xcr:self'] !== undefined && r.other_c
 export interface SitesOptions {
   vms: SimVmSpec[];
   job?: Partial<JobConfig>;
+  /** More jobs over the same pools and VMs (ids required), run with `runJob`. */
+  extraJobs?: (Partial<JobConfig> & { id: string })[];
   /** Names of the VMs the job selects (default: all). */
   select?: string[];
   replicaSrBytes?: number;
@@ -47,6 +49,8 @@ export interface Sites {
   logs: Record<string, unknown>[];
   /** Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates). */
   run(runId?: string, wrap?: StepWrapper, onStateEvent?: (event: unknown) => void): Promise<RunResult>;
+  /** Runs another job of `extraJobs` once. */
+  runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
   /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
   advanceClock(ms: number): void;
   vmUuid(name: string): string;
@@ -59,7 +63,7 @@ export interface Sites {
   snapshotDiskHashes(snapshot: Rec): [string, string][];
   assertReplicasMatchSource(vmName: string): void;
   /** Objects a run left that should not be there (empty when clean). */
-  leaks(): string[];
+  leaks(jobId?: string): string[];
   assertNoLeaks(): void;
   close(): Promise<void>;
 }
@@ -88,6 +92,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     if (!vm) throw new Error(`no source VM ${name}`);
     return vm.uuid;
   };
+  const jobDefaults = {
+    source: { pool: 'a' },
+    destination: { pool: 'b', sr: { name: 'Replica storage' } },
+    vms: { uuids: (o.select ?? o.vms.map((v) => v.name_label)).map(vmUuid) },
+    schedule: { rate: '10 minutes' },
+    retention: 3,
+  };
   const config = parseConfig({
     version: 1,
     pools: {
@@ -107,15 +118,8 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       },
     },
     jobs: [
-      {
-        id: 'job1',
-        source: { pool: 'a' },
-        destination: { pool: 'b', sr: { name: 'Replica storage' } },
-        vms: { uuids: (o.select ?? o.vms.map((v) => v.name_label)).map(vmUuid) },
-        schedule: { rate: '10 minutes' },
-        retention: 3,
-        ...o.job,
-      },
+      { id: 'job1', ...jobDefaults, ...o.job },
+      ...(o.extraJobs ?? []).map((j) => ({ ...jobDefaults, ...j })),
     ],
   });
   const job = config.jobs[0]!;
@@ -147,6 +151,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
         ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
         : handlers;
       return runLocalExecution(config, job, wrapped, runId, onStateEvent);
+    },
+    async runJob(jobId, runId = `run-${++runCounter}`, wrap) {
+      const other = config.jobs.find((j) => j.id === jobId)!;
+      const wrapped = wrap
+        ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
+        : handlers;
+      return runLocalExecution(config, other, wrapped, runId);
     },
     advanceClock(ms) {
       clockOffset += ms;
@@ -200,7 +211,8 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       );
       assert.deepEqual(sites.rpDiskHashes(rp), sites.snapshotDiskHashes(snap), `content of ${vmName}`);
     },
-    leaks() {
+    leaks(jobId = job.id) {
+      const job = config.jobs.find((j) => j.id === jobId)!;
       const found: string[] = [];
       const src = objects(source, 'VM');
       // Source: only exported snapshots of the job, one per VM, and no orphan snapshot VDIs.
