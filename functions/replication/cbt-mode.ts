@@ -4,7 +4,7 @@ import { openNbd } from './cbt-transfer.js';
 import type { TransferMode } from './contract.js';
 import { XcrPermanentError } from './errors.js';
 import type { DiskRef, Ref } from './inventory.js';
-import type { DiskDecision } from './plan.js';
+import type { DiskDecision } from './rules/full-or-delta.js';
 
 /**
  * Choosing vhd or cbt per disk. cbt needs CBT on the new snapshot VDI (and, for a delta, on the base

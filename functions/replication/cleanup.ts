@@ -1,126 +1,106 @@
-import type { VbdRecord, VmRecord, Xapi } from '../xapi/index.js';
+import type { VmRecord, Xapi } from '../xapi/index.js';
 import { destroyVmWithDisks } from './destroy.js';
-import { KEY, parsePendingSnapshotName, ROLE, STATUS } from './metadata.js';
-import { isCompleteRecoveryPoint } from './recovery-points.js';
-import { jobSnapshots } from './snapshot.js';
+import { KEY, STATUS } from './metadata.js';
+import { listRecoveryPoints } from './recovery-points.js';
+import { selectBase } from './rules/base.js';
+import type { RunScope } from './rules/ownership.js';
+import { planSweep, type SweepPlan, type SweepVdi, type SweepVm } from './rules/sweep.js';
+import { snapshotRecords } from './snapshot.js';
 import { mergeOtherConfig } from './tagging.js';
 
 /**
- * Removing what runs left behind. The same code serves the rollback of a failed run (`match` = that
- * run) and the sweep at the start of the next run (`match` = any other run of the job). Whatever is a
- * valid recovery point, or the exported base of the next delta, is never touched.
+ * Removing what runs left behind: reads the pool's VMs and VDIs as plain records, lets the pure
+ * sweep rules decide (`rules/sweep.ts`), then carries the decision out. Objects already gone are
+ * skipped, so a sweep interrupted half-way is simply repeated by the next one.
  */
-export type RunMatch = (runId: string | undefined, vmUuid: string | undefined) => boolean;
-
 export interface SweepReport {
   destroyed: string[];
   promoted: string[];
+  /** Objects left alone on purpose (a user's copies, a running VM…), with the reason. */
+  reported: string[];
 }
 
-function runOf(oc: Record<string, string>, name?: string, jobId?: string): string | undefined {
-  if (oc[KEY.run]) return oc[KEY.run];
-  const pending = name ? parsePendingSnapshotName(name) : undefined;
-  return pending && pending.jobId === jobId ? pending.runId : undefined;
-}
-
-function attachedVdis(vms: Iterable<VmRecord>, vbds: Map<string, VbdRecord>): Set<string> {
-  const out = new Set<string>();
-  for (const vm of vms) {
-    for (const ref of vm.VBDs) {
-      const vdi = vbds.get(ref)?.VDI;
-      if (vdi && vdi !== 'OpaqueRef:NULL') out.add(vdi);
-    }
-  }
-  return out;
-}
-
-/** Destination: unfinished replica VMs and target VDIs of matching runs. */
-export async function sweepDestination(xapi: Xapi, jobId: string, match: RunMatch): Promise<SweepReport> {
+async function records(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: SweepVdi[] }> {
   const [vms, vdis, vbds] = await Promise.all([
     xapi.getAllRecords('VM'),
     xapi.getAllRecords('VDI'),
     xapi.getAllRecords('VBD'),
   ]);
-  const complete = [...vms.values()].filter((vm) => isCompleteRecoveryPoint(vm, jobId));
-  const protectedVdis = attachedVdis(complete, vbds);
-  const destroyed: string[] = [];
-  for (const [ref, vm] of vms) {
-    const oc = vm.other_config;
-    if (oc[KEY.job] !== jobId || oc[KEY.role] !== ROLE.recoveryPoint || isCompleteRecoveryPoint(vm, jobId))
-      continue;
-    if (!match(oc[KEY.run], oc[KEY.vm])) continue;
-    await xapi.destroy('VM', ref);
-    destroyed.push(`VM ${vm.uuid}`);
+  const usedBy = new Map<string, string[]>();
+  for (const vbd of vbds.values()) {
+    if (vbd.VDI === 'OpaqueRef:NULL') continue;
+    usedBy.set(vbd.VDI, [...(usedBy.get(vbd.VDI) ?? []), vbd.VM]);
   }
-  for (const [ref, vdi] of vdis) {
-    const oc = vdi.other_config;
-    if (oc[KEY.job] !== jobId || oc[KEY.role] !== ROLE.replicaDisk || vdi.is_a_snapshot) continue;
-    if (protectedVdis.has(ref) || !match(oc[KEY.run], oc[KEY.vm])) continue;
-    await xapi.destroy('VDI', ref);
-    destroyed.push(`VDI ${vdi.uuid}`);
-  }
-  return { destroyed, promoted: [] };
+  return {
+    vms: [...vms].map(([ref, vm]) => ({
+      ref,
+      uuid: vm.uuid,
+      other_config: vm.other_config,
+      name_label: vm.name_label,
+      is_a_snapshot: vm.is_a_snapshot,
+      power_state: vm.power_state,
+      snapshotOf: vms.get(vm.snapshot_of)?.uuid ?? '',
+    })),
+    vdis: [...vdis].map(([ref, vdi]) => ({
+      ref,
+      uuid: vdi.uuid,
+      other_config: vdi.other_config,
+      is_a_snapshot: vdi.is_a_snapshot,
+      vms: usedBy.get(ref) ?? [],
+    })),
+  };
 }
 
-/**
- * Source: pending snapshots of matching runs (and their disks). A pending snapshot whose recovery
- * point did complete (the run died between the two commits) is promoted to exported instead, so
- * the next run stays a delta.
- */
-export async function sweepSource(
+const gone = (err: unknown) => (err as { code?: string }).code === 'HANDLE_INVALID';
+
+async function carryOut(xapi: Xapi, plan: SweepPlan, vms: SweepVm[]): Promise<SweepReport> {
+  const report: SweepReport = { destroyed: [], promoted: [], reported: [] };
+  const byRef = new Map(vms.map((vm) => [vm.ref, vm]));
+  for (const p of plan.promote) {
+    const oc = byRef.get(p.ref)!.other_config;
+    await mergeOtherConfig(xapi, 'VM', p.ref, oc, {
+      [KEY.status]: STATUS.exported,
+      [KEY.chain]: String(p.chain),
+    });
+    report.promoted.push(`VM ${p.uuid}`);
+  }
+  for (const d of plan.destroy) {
+    try {
+      await xapi.destroy(d.cls, d.ref);
+      report.destroyed.push(`${d.cls} ${d.uuid}`);
+    } catch (err) {
+      if (!gone(err)) throw err;
+    }
+  }
+  report.reported = plan.report.map((r) => `${r.cls} ${r.uuid}: ${r.why}`);
+  return report;
+}
+
+/** Sweeps one pool (source or destination: the rules tell the roles apart). */
+export async function sweep(
   xapi: Xapi,
   jobId: string,
-  match: RunMatch,
-  completedSnapshots: Map<string, number> = new Map(),
+  scope: RunScope,
+  completedSnapshots?: Map<string, number>,
 ): Promise<SweepReport> {
-  const [vms, vdis] = await Promise.all([xapi.getAllRecords('VM'), xapi.getAllRecords('VDI')]);
-  const report: SweepReport = { destroyed: [], promoted: [] };
-  for (const [ref, vm] of vms) {
-    if (!vm.is_a_snapshot) continue;
-    const oc = vm.other_config;
-    const run = runOf(oc, vm.name_label, jobId);
-    const ours = oc[KEY.job] === jobId || run !== undefined;
-    if (!ours || oc[KEY.status] === STATUS.exported || !match(run, oc[KEY.vm])) continue;
-    const chain = completedSnapshots.get(vm.uuid);
-    if (chain !== undefined) {
-      await mergeOtherConfig(xapi, 'VM', ref, oc, {
-        [KEY.status]: STATUS.exported,
-        [KEY.chain]: String(chain),
-      });
-      report.promoted.push(`VM ${vm.uuid}`);
-      continue;
-    }
-    await destroyVmWithDisks(xapi, ref);
-    report.destroyed.push(`VM ${vm.uuid}`);
-  }
-  for (const [ref, vdi] of vdis) {
-    const oc = vdi.other_config;
-    if (!vdi.is_a_snapshot || oc[KEY.job] !== jobId || oc[KEY.role] !== ROLE.sourceSnapshot) continue;
-    if (vdi.VBDs.length > 0 || !match(oc[KEY.run], oc[KEY.vm])) continue;
-    await xapi.destroy('VDI', ref);
-    report.destroyed.push(`VDI ${vdi.uuid}`);
-  }
-  return report;
+  const { vms, vdis } = await records(xapi);
+  const plan = planSweep({ jobId, scope, vms, vdis, completedSnapshots });
+  return carryOut(xapi, plan, vms);
 }
 
 /** Source snapshots that complete recovery points were made from, with the chain length of each. */
 export async function snapshotsWithRecoveryPoints(dest: Xapi, jobId: string): Promise<Map<string, number>> {
-  const vms = await dest.getAllRecords('VM');
   const out = new Map<string, number>();
-  for (const vm of vms.values()) {
-    if (!isCompleteRecoveryPoint(vm, jobId)) continue;
-    const snap = vm.other_config[KEY.sourceSnapshot];
-    if (snap) out.set(snap, Number(vm.other_config[KEY.chain] ?? 0) || 0);
+  for (const rp of await listRecoveryPoints(dest, jobId)) {
+    const snap = rp.rec.other_config[KEY.sourceSnapshot];
+    if (snap) out.set(snap, Number(rp.rec.other_config[KEY.chain] ?? 0) || 0);
   }
   return out;
 }
 
 /** Keeps only the newest exported snapshot of a source VM (the next delta's base). */
 export async function pruneOldBases(xapi: Xapi, jobId: string, vm: VmRecord): Promise<string[]> {
-  const exported = (await jobSnapshots(xapi, jobId, vm)).filter(
-    (s) => s.rec.other_config[KEY.status] === STATUS.exported,
-  );
-  const old = exported.slice(1);
-  for (const s of old) await destroyVmWithDisks(xapi, s.ref);
-  return old.map((s) => s.rec.uuid);
+  const { superseded } = selectBase(await snapshotRecords(xapi, vm), jobId, vm.uuid);
+  for (const s of superseded) await destroyVmWithDisks(xapi, s.ref, jobId);
+  return superseded.map((s) => s.uuid);
 }

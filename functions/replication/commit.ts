@@ -10,6 +10,7 @@ import {
   START_BLOCKED_REASON,
   STATUS,
 } from './metadata.js';
+import { ownershipOf } from './rules/ownership.js';
 import { mergeOtherConfig } from './tagging.js';
 
 export interface CommitRequest {
@@ -77,14 +78,27 @@ function replicaRecord(req: CommitRequest): Record<string, unknown> {
   };
 }
 
-async function findReplica(xapi: Xapi, runId: string, vmUuid: string): Promise<string | undefined> {
+async function findReplica(xapi: Xapi, req: CommitRequest): Promise<string | undefined> {
   const all = await xapi.getAllRecords('VM');
-  return [...all].find(
-    ([, v]) =>
-      v.other_config[KEY.run] === runId &&
-      v.other_config[KEY.vm] === vmUuid &&
-      v.other_config[KEY.role] === ROLE.recoveryPoint,
-  )?.[0];
+  return [...all].find(([, v]) => {
+    const own = ownershipOf(v, req.jobId);
+    return (
+      own.kind === 'ours' &&
+      own.run === req.runId &&
+      !v.is_a_snapshot &&
+      v.other_config[KEY.vm] === req.sourceVm.uuid &&
+      v.other_config[KEY.role] === ROLE.recoveryPoint
+    );
+  })?.[0];
+}
+
+/** Writes `xcr:self` right after VM.create, before anything else: from then on a user's clone of the
+ *  pending point can be told from it. */
+async function createReplica(xapi: Xapi, req: CommitRequest): Promise<string> {
+  const vm = await xapi.call<string>('VM.create', replicaRecord(req));
+  const rec = await xapi.getRecord('VM', vm);
+  await mergeOtherConfig(xapi, 'VM', vm, rec.other_config, { [KEY.self]: rec.uuid });
+  return vm;
 }
 
 async function attachDisks(xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
@@ -137,15 +151,16 @@ export async function commitRecoveryPoint(
   dest: Xapi,
   req: CommitRequest,
 ): Promise<Ref<VmRecord>> {
-  const vm =
-    (await findReplica(dest, req.runId, req.sourceVm.uuid)) ??
-    (await dest.call<string>('VM.create', replicaRecord(req)));
+  const vm = (await findReplica(dest, req)) ?? (await createReplica(dest, req));
   await attachDisks(dest, vm, req);
   await attachVifs(source, dest, vm, req);
   for (const { target } of req.disks) {
     const vdi = await dest.getRecord('VDI', target);
-    if (vdi.other_config[KEY.status] !== STATUS.complete) {
-      await mergeOtherConfig(dest, 'VDI', target, vdi.other_config, { [KEY.status]: STATUS.complete });
+    if (vdi.other_config[KEY.status] !== STATUS.complete || vdi.other_config[KEY.self] !== vdi.uuid) {
+      await mergeOtherConfig(dest, 'VDI', target, vdi.other_config, {
+        [KEY.status]: STATUS.complete,
+        [KEY.self]: vdi.uuid,
+      });
     }
   }
   const rec = await dest.getRecord('VM', vm);

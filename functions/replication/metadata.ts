@@ -14,8 +14,8 @@ export const KEY = {
   sourceSnapshot: 'xcr:source-snapshot',
   sourceVdi: 'xcr:source-vdi',
   userdevice: 'xcr:userdevice',
-  /** The object's own uuid, written when it completes: a VM.clone copies other_config but gets a new
-   *  uuid, so a clone a user made of a recovery point is never mistaken for one. */
+  /** The object's own uuid, written when the object is created or tagged (pending objects too):
+   *  VM.clone / VDI.copy copy other_config but not the uuid, so a user's copy is told apart. */
   self: 'xcr:self',
 } as const;
 
@@ -65,7 +65,3 @@ export function readableTime(iso: string): string {
 }
 
 export type OtherConfig = Record<string, string>;
-
-export function ownedBy(oc: OtherConfig | undefined, jobId: string): boolean {
-  return oc?.[KEY.job] === jobId;
-}

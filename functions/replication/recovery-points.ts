@@ -2,9 +2,10 @@ import type { VmRecord, Xapi } from '../xapi/index.js';
 import { destroyVmWithDisks } from './destroy.js';
 import type { Ref } from './inventory.js';
 import { vmDisks } from './inventory.js';
-import { KEY, ROLE, START_BLOCKED_REASON, STATUS } from './metadata.js';
-import type { PlanRecoveryPoint } from './plan.js';
-import { byTimeDesc } from './tagging.js';
+import { KEY, START_BLOCKED_REASON } from './metadata.js';
+import type { PlanRecoveryPoint } from './rules/full-or-delta.js';
+import { ownershipOf } from './rules/ownership.js';
+import { planRetention, recoveryPointsOf } from './rules/retention.js';
 
 /**
  * Recovery-point layout on the destination: one halted replica VM per successful run, whose
@@ -12,30 +13,16 @@ import { byTimeDesc } from './tagging.js';
  * point's disks and writes only the changed blocks into the clones). Start is blocked; users clone
  * a recovery point to use it. A recovery point is never written after it is complete, and a run
  * deletes old ones only after its own is complete.
+ * Which VMs are recovery points is decided by `rules/retention.ts`.
  */
-export function isCompleteRecoveryPoint(vm: VmRecord, jobId: string, vmUuid?: string): boolean {
-  const oc = vm.other_config;
-  return (
-    !vm.is_a_snapshot &&
-    oc[KEY.job] === jobId &&
-    oc[KEY.role] === ROLE.recoveryPoint &&
-    oc[KEY.status] === STATUS.complete &&
-    oc[KEY.self] === vm.uuid &&
-    (vmUuid === undefined || oc[KEY.vm] === vmUuid)
-  );
-}
-
 /** Complete recovery points of a job (optionally of one source VM), newest first. */
 export async function listRecoveryPoints(
   xapi: Xapi,
   jobId: string,
   vmUuid?: string,
 ): Promise<Ref<VmRecord>[]> {
-  const all = await xapi.getAllRecords('VM');
-  return [...all]
-    .filter(([, rec]) => isCompleteRecoveryPoint(rec, jobId, vmUuid))
-    .map(([ref, rec]) => ({ ref, rec }))
-    .sort(byTimeDesc(KEY.time));
+  const all = [...(await xapi.getAllRecords('VM'))].map(([ref, rec]) => ({ ...rec, ref, rec }));
+  return recoveryPointsOf(all, jobId, vmUuid).map(({ ref, rec }) => ({ ref, rec }));
 }
 
 /** Reads a recovery point for planning, with the reason it may not serve as a delta base. */
@@ -49,7 +36,7 @@ export async function inspectRecoveryPoint(
   let tampered: string | undefined;
   if (rp.rec.power_state !== 'Halted') tampered = `it is ${rp.rec.power_state.toLowerCase()}`;
   else if (rp.rec.blocked_operations.start !== START_BLOCKED_REASON) tampered = 'its start was unblocked';
-  else if (disks.some((d) => d.vdi.rec.other_config[KEY.job] !== jobId)) tampered = 'a disk was replaced';
+  else if (disks.some((d) => ownershipOf(d.vdi.rec, jobId).kind !== 'ours')) tampered = 'a disk was replaced';
   else if (disks.some((d) => d.vdi.rec.SR !== srRef)) tampered = 'its disks are on another SR than the job’s';
   return {
     uuid: rp.rec.uuid,
@@ -71,8 +58,8 @@ export async function applyRetention(
   vmUuid: string,
   keep: number,
 ): Promise<string[]> {
-  const rps = await listRecoveryPoints(xapi, jobId, vmUuid);
-  const old = rps.slice(Math.max(1, keep));
-  for (const rp of old) await destroyVmWithDisks(xapi, rp.ref);
-  return old.map((rp) => rp.rec.uuid);
+  const all = [...(await xapi.getAllRecords('VM'))].map(([ref, rec]) => ({ ...rec, ref }));
+  const old = planRetention(all, keep, jobId, vmUuid).delete;
+  for (const rp of old) await destroyVmWithDisks(xapi, rp.ref, jobId);
+  return old.map((rp) => rp.uuid);
 }

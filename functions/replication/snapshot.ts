@@ -2,8 +2,10 @@ import type { VmRecord, Xapi } from '../xapi/index.js';
 import type { DiskRef, Ref } from './inventory.js';
 import { vmDisks } from './inventory.js';
 import { KEY, pendingSnapshotName, ROLE, STATUS, snapshotName } from './metadata.js';
-import type { PlanBase } from './plan.js';
-import { byTimeDesc, mergeOtherConfig } from './tagging.js';
+import { type BaseCandidate, selectBase } from './rules/base.js';
+import type { PlanBase } from './rules/full-or-delta.js';
+import { ownershipOf } from './rules/ownership.js';
+import { mergeOtherConfig } from './tagging.js';
 
 export interface SnapshotRequest {
   jobId: string;
@@ -36,9 +38,10 @@ export async function takeSourceSnapshot(
   req: SnapshotRequest,
 ): Promise<{ snapshot: Ref<VmRecord>; disks: DiskRef[] }> {
   const pendingName = pendingSnapshotName(req.jobId, req.runId);
-  const existing = (await snapshotsOf(xapi, req.vm.rec)).find(
-    (s) => s.rec.other_config[KEY.run] === req.runId || s.rec.name_label === pendingName,
-  );
+  const existing = (await snapshotsOf(xapi, req.vm.rec)).find((s) => {
+    const own = ownershipOf(s.rec, req.jobId);
+    return own.kind === 'ours' && own.run === req.runId;
+  });
   const ref = existing?.ref ?? (await xapi.callAsync<string>('VM.snapshot', req.vm.ref, pendingName));
   const rec = await xapi.getRecord('VM', ref);
   const keys = {
@@ -50,14 +53,20 @@ export async function takeSourceSnapshot(
   };
   const disks = await vmDisks(xapi, rec);
   for (const disk of disks) {
-    if (disk.vdi.rec.other_config[KEY.run] === req.runId) continue;
-    await mergeOtherConfig(xapi, 'VDI', disk.vdi.ref, disk.vdi.rec.other_config, {
+    const oc = disk.vdi.rec.other_config;
+    if (oc[KEY.run] === req.runId && oc[KEY.self] === disk.vdi.rec.uuid) continue;
+    await mergeOtherConfig(xapi, 'VDI', disk.vdi.ref, oc, {
       ...keys,
       [KEY.userdevice]: disk.userdevice,
+      [KEY.self]: disk.vdi.rec.uuid,
     });
   }
-  if (rec.other_config[KEY.run] !== req.runId) {
-    await mergeOtherConfig(xapi, 'VM', ref, rec.other_config, { ...keys, [KEY.status]: STATUS.pending });
+  if (rec.other_config[KEY.run] !== req.runId || rec.other_config[KEY.self] !== rec.uuid) {
+    await mergeOtherConfig(xapi, 'VM', ref, rec.other_config, {
+      ...keys,
+      [KEY.status]: STATUS.pending,
+      [KEY.self]: rec.uuid,
+    });
   }
   if (rec.name_label === pendingName) {
     await xapi.call('VM.set_name_label', ref, snapshotName(req.jobId, req.vm.rec.name_label, req.time));
@@ -65,11 +74,19 @@ export async function takeSourceSnapshot(
   return { snapshot: { ref, rec: await xapi.getRecord('VM', ref) }, disks };
 }
 
-/** This job's snapshots of a VM, newest first. */
-export async function jobSnapshots(xapi: Xapi, jobId: string, vm: VmRecord): Promise<Ref<VmRecord>[]> {
-  return (await snapshotsOf(xapi, vm))
-    .filter((s) => s.rec.other_config[KEY.job] === jobId)
-    .sort(byTimeDesc(KEY.time));
+/** A source VM's snapshots as plain records for the base rule. */
+export async function snapshotRecords(
+  xapi: Xapi,
+  vm: VmRecord,
+): Promise<(BaseCandidate & { rec: VmRecord })[]> {
+  return (await snapshotsOf(xapi, vm)).map((s) => ({
+    ref: s.ref,
+    rec: s.rec,
+    uuid: s.rec.uuid,
+    other_config: s.rec.other_config,
+    is_a_snapshot: s.rec.is_a_snapshot,
+    snapshotOf: vm.uuid,
+  }));
 }
 
 /** The newest snapshot of this job whose content reached the destination: the next delta's base. */
@@ -78,17 +95,15 @@ export async function findExportedBase(
   jobId: string,
   vm: VmRecord,
 ): Promise<{ snapshot: Ref<VmRecord>; base: PlanBase; disks: DiskRef[] } | undefined> {
-  const exported = (await jobSnapshots(xapi, jobId, vm)).find(
-    (s) => s.rec.other_config[KEY.status] === STATUS.exported,
-  );
+  const exported = selectBase(await snapshotRecords(xapi, vm), jobId, vm.uuid).base;
   if (!exported) return undefined;
   const disks = await vmDisks(xapi, exported.rec);
   return {
-    snapshot: exported,
+    snapshot: { ref: exported.ref, rec: exported.rec },
     disks,
     base: {
-      snapshotUuid: exported.rec.uuid,
-      chain: Number(exported.rec.other_config[KEY.chain] ?? 0) || 0,
+      snapshotUuid: exported.uuid,
+      chain: Number(exported.other_config[KEY.chain] ?? 0) || 0,
       disks: disks.map((d) => ({
         userdevice: d.userdevice,
         vdiUuid: d.vdi.rec.uuid,

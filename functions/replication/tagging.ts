@@ -11,8 +11,3 @@ export async function mergeOtherConfig(
 ): Promise<void> {
   await xapi.call(`${String(cls)}.set_other_config`, ref, { ...current, ...keys });
 }
-
-/** Newest first, by the ISO time stored under `xcr:time`. */
-export function byTimeDesc<T extends { rec: { other_config: OtherConfig } }>(key: string) {
-  return (a: T, b: T) => (b.rec.other_config[key] ?? '').localeCompare(a.rec.other_config[key] ?? '');
-}

@@ -1,7 +1,8 @@
 import type { VdiRecord, Xapi } from '../xapi/index.js';
 import type { DiskRef } from './inventory.js';
 import { KEY, ROLE, STATUS } from './metadata.js';
-import type { DiskDecision } from './plan.js';
+import type { DiskDecision } from './rules/full-or-delta.js';
+import { ownershipOf } from './rules/ownership.js';
 import { mergeOtherConfig } from './tagging.js';
 
 export interface TargetRequest {
@@ -31,17 +32,19 @@ function targetKeys(req: TargetRequest): Record<string, string> {
 /** This run's target VDI for a disk, if an earlier attempt of the step already made it. */
 export function findTarget(
   vdis: Map<string, VdiRecord>,
-  runId: string,
-  vmUuid: string,
-  userdevice: string,
+  req: { jobId: string; runId: string; vmUuid: string; userdevice: string },
 ): [string, VdiRecord] | undefined {
-  return [...vdis].find(
-    ([, v]) =>
-      v.other_config[KEY.run] === runId &&
-      v.other_config[KEY.vm] === vmUuid &&
+  return [...vdis].find(([, v]) => {
+    const own = ownershipOf(v, req.jobId);
+    return (
+      own.kind === 'ours' &&
+      own.run === req.runId &&
+      !v.is_a_snapshot &&
+      v.other_config[KEY.vm] === req.vmUuid &&
       v.other_config[KEY.role] === ROLE.replicaDisk &&
-      v.other_config[KEY.userdevice] === userdevice,
-  );
+      v.other_config[KEY.userdevice] === req.userdevice
+    );
+  });
 }
 
 /**
@@ -55,11 +58,14 @@ export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<stri
     const rpVdi = await xapi.getByUuid('VDI', req.decision.recoveryPointVdi!);
     const clone = await xapi.callAsync<string>('VDI.clone', rpVdi);
     const rec = await xapi.getRecord('VDI', clone);
-    await mergeOtherConfig(xapi, 'VDI', clone, rec.other_config, targetKeys(req));
+    await mergeOtherConfig(xapi, 'VDI', clone, rec.other_config, {
+      ...targetKeys(req),
+      [KEY.self]: rec.uuid,
+    });
     await xapi.call('VDI.set_name_label', clone, name);
     return clone;
   }
-  return xapi.call<string>('VDI.create', {
+  const created = await xapi.call<string>('VDI.create', {
     name_label: name,
     name_description: `replica of VDI ${req.source.vdi.rec.uuid} by xcr job ${req.jobId}`,
     SR: req.srRef,
@@ -72,4 +78,8 @@ export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<stri
     sm_config: {},
     tags: [],
   });
+  // The uuid exists only now; stamped at once so a copy of the pending disk is told apart.
+  const rec = await xapi.getRecord('VDI', created);
+  await mergeOtherConfig(xapi, 'VDI', created, rec.other_config, { [KEY.self]: rec.uuid });
+  return created;
 }

@@ -19,9 +19,14 @@ export const BLOCK = 2 * MiB;
 
 type Rec = Record<string, unknown> & { uuid: string; other_config: Record<string, string> };
 
+/** A user's copy (VM.clone, VDI.copy…) carries the job's keys with someone else's `xcr:self`. */
+const isCopy = (r: Rec) => r.other_config['xcr:self'] !== undefined && r.other_config['xcr:self'] !== r.uuid;
+
 export interface SitesOptions {
   vms: SimVmSpec[];
   job?: Partial<JobConfig>;
+  /** More jobs over the same pools and VMs (ids required), run with `runJob`. */
+  extraJobs?: (Partial<JobConfig> & { id: string })[];
   /** Names of the VMs the job selects (default: all). */
   select?: string[];
   replicaSrBytes?: number;
@@ -44,6 +49,8 @@ export interface Sites {
   logs: Record<string, unknown>[];
   /** Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates). */
   run(runId?: string, wrap?: StepWrapper, onStateEvent?: (event: unknown) => void): Promise<RunResult>;
+  /** Runs another job of `extraJobs` once. */
+  runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
   /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
   advanceClock(ms: number): void;
   vmUuid(name: string): string;
@@ -56,7 +63,7 @@ export interface Sites {
   snapshotDiskHashes(snapshot: Rec): [string, string][];
   assertReplicasMatchSource(vmName: string): void;
   /** Objects a run left that should not be there (empty when clean). */
-  leaks(): string[];
+  leaks(jobId?: string): string[];
   assertNoLeaks(): void;
   close(): Promise<void>;
 }
@@ -85,6 +92,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     if (!vm) throw new Error(`no source VM ${name}`);
     return vm.uuid;
   };
+  const jobDefaults = {
+    source: { pool: 'a' },
+    destination: { pool: 'b', sr: { name: 'Replica storage' } },
+    vms: { uuids: (o.select ?? o.vms.map((v) => v.name_label)).map(vmUuid) },
+    schedule: { rate: '10 minutes' },
+    retention: 3,
+  };
   const config = parseConfig({
     version: 1,
     pools: {
@@ -104,15 +118,8 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       },
     },
     jobs: [
-      {
-        id: 'job1',
-        source: { pool: 'a' },
-        destination: { pool: 'b', sr: { name: 'Replica storage' } },
-        vms: { uuids: (o.select ?? o.vms.map((v) => v.name_label)).map(vmUuid) },
-        schedule: { rate: '10 minutes' },
-        retention: 3,
-        ...o.job,
-      },
+      { id: 'job1', ...jobDefaults, ...o.job },
+      ...(o.extraJobs ?? []).map((j) => ({ ...jobDefaults, ...j })),
     ],
   });
   const job = config.jobs[0]!;
@@ -145,6 +152,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
         : handlers;
       return runLocalExecution(config, job, wrapped, runId, onStateEvent);
     },
+    async runJob(jobId, runId = `run-${++runCounter}`, wrap) {
+      const other = config.jobs.find((j) => j.id === jobId)!;
+      const wrapped = wrap
+        ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
+        : handlers;
+      return runLocalExecution(config, other, wrapped, runId);
+    },
     advanceClock(ms) {
       clockOffset += ms;
     },
@@ -161,7 +175,10 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       return objects(destination, 'VM')
         .map(([, r]) => r)
         .filter(
-          (r) => r.other_config['xcr:vm'] === vmUuid(vmName) && r.other_config['xcr:status'] === 'complete',
+          (r) =>
+            r.other_config['xcr:vm'] === vmUuid(vmName) &&
+            r.other_config['xcr:status'] === 'complete' &&
+            !isCopy(r),
         )
         .sort((a, b) => (b.other_config['xcr:time'] ?? '').localeCompare(a.other_config['xcr:time'] ?? ''));
     },
@@ -194,7 +211,8 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       );
       assert.deepEqual(sites.rpDiskHashes(rp), sites.snapshotDiskHashes(snap), `content of ${vmName}`);
     },
-    leaks() {
+    leaks(jobId = job.id) {
+      const job = config.jobs.find((j) => j.id === jobId)!;
       const found: string[] = [];
       const src = objects(source, 'VM');
       // Source: only exported snapshots of the job, one per VM, and no orphan snapshot VDIs.
@@ -202,7 +220,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       for (const [, s] of src) {
         if (String(s.name_label).includes('pending snapshot'))
           found.push(`source VM ${s.uuid} (pending snapshot)`);
-        if (s.other_config['xcr:job'] !== job.id) continue;
+        if (s.other_config['xcr:job'] !== job.id || isCopy(s)) continue;
         if (s.other_config['xcr:status'] !== 'exported')
           found.push(`source snapshot ${s.uuid} (${s.other_config['xcr:status']})`);
         perVm.set(s.other_config['xcr:vm']!, (perVm.get(s.other_config['xcr:vm']!) ?? 0) + 1);
@@ -210,11 +228,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       for (const [vm, count] of perVm) if (count > 1) found.push(`${count - 1} extra snapshot(s) of ${vm}`);
       const attachedSrc = new Set(objects(source, 'VBD').map(([, v]) => v.VDI as string));
       for (const [ref, r] of objects(source, 'VDI')) {
-        if (r.other_config['xcr:job'] === job.id && !attachedSrc.has(ref))
+        if (r.other_config['xcr:job'] === job.id && !isCopy(r) && !attachedSrc.has(ref))
           found.push(`source VDI ${r.uuid} (orphan)`);
       }
       // Destination: only complete recovery points within retention, every xcr VDI attached to one.
-      const replicas = objects(destination, 'VM').filter(([, r]) => r.other_config['xcr:job'] === job.id);
+      const replicas = objects(destination, 'VM').filter(
+        ([, r]) => r.other_config['xcr:job'] === job.id && !isCopy(r),
+      );
       const perVmRp = new Map<string, number>();
       for (const [, r] of replicas) {
         if (r.other_config['xcr:status'] !== 'complete')
@@ -230,7 +250,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
           .map(([, v]) => v.VDI as string),
       );
       for (const [ref, r] of objects(destination, 'VDI')) {
-        if (r.other_config['xcr:job'] === job.id && !attachedToRp.has(ref))
+        if (r.other_config['xcr:job'] === job.id && !isCopy(r) && !attachedToRp.has(ref))
           found.push(`destination VDI ${r.uuid} (stray)`);
       }
       for (const pool of [source, destination]) {

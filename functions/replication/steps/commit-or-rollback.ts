@@ -1,5 +1,5 @@
 import { destroySnapshotData } from '../cbt-mode.js';
-import { pruneOldBases, sweepDestination, sweepSource } from '../cleanup.js';
+import { pruneOldBases, sweep } from '../cleanup.js';
 import { commitRecoveryPoint, markExported } from '../commit.js';
 import { holdLease, type RunContext } from '../context.js';
 import type { VmResult, VmRunState } from '../contract.js';
@@ -28,11 +28,10 @@ function summary(state: VmRunState, ctx: RunContext) {
 async function rollback(ctx: RunContext, state: VmRunState): Promise<VmResult> {
   const failure = state.failure ?? { Error: 'LEASE_LOST' };
   const { code, message } = failureCode(failure);
-  const thisRun = (run: string | undefined, vm: string | undefined) =>
-    run === state.runId && vm === state.vmUuid;
+  const thisRun = { run: state.runId, vm: state.vmUuid };
   const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
-  const dst = await sweepDestination(destination, ctx.job.id, thisRun);
-  const src = await sweepSource(source, ctx.job.id, thisRun);
+  const dst = await sweep(destination, ctx.job.id, thisRun);
+  const src = await sweep(source, ctx.job.id, thisRun);
   ctx.logger.error('VM replication failed and was rolled back', {
     vmUuid: state.vmUuid,
     errorCode: code,

@@ -1,4 +1,4 @@
-import { snapshotsWithRecoveryPoints, sweepDestination, sweepSource } from '../cleanup.js';
+import { snapshotsWithRecoveryPoints, sweep } from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
 import type { LockCheckInput, LockCheckOutput } from '../contract.js';
 import { vmsWithTag } from '../inventory.js';
@@ -17,14 +17,16 @@ async function selectVms(ctx: RunContext): Promise<string[]> {
 /** Removes what interrupted runs of this job left on both sides (best effort, logged). */
 async function sweepLeftovers(ctx: RunContext, runId: string): Promise<void> {
   const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
-  const otherRuns = (run: string | undefined) => run !== runId;
+  const scope = { except: runId };
   const completed = await snapshotsWithRecoveryPoints(destination, ctx.job.id);
-  const src = await sweepSource(source, ctx.job.id, otherRuns, completed);
-  const dst = await sweepDestination(destination, ctx.job.id, otherRuns);
+  const src = await sweep(source, ctx.job.id, scope, completed);
+  const dst = await sweep(destination, ctx.job.id, scope);
   const removed = [...src.destroyed, ...dst.destroyed];
   if (removed.length || src.promoted.length) {
     ctx.logger.warn('removed leftovers of interrupted runs', { removed, promoted: src.promoted });
   }
+  const notOurs = [...new Set([...src.reported, ...dst.reported])];
+  if (notOurs.length) ctx.logger.info('left alone: not provably this job’s', { objects: notOurs });
 }
 
 /**

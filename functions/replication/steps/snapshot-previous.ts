@@ -5,8 +5,8 @@ import type { DiskPlan, VmRunState, VmWorkItem } from '../contract.js';
 import { XcrPermanentError } from '../errors.js';
 import { findSr, findVmByUuid, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { type DiskDecision, planTransfer } from '../plan.js';
 import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js';
+import { type DiskDecision, planTransfer } from '../rules/full-or-delta.js';
 import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
 import { createTarget, findTarget } from '../target.js';
 
@@ -80,7 +80,12 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   const planned: DiskPlan[] = [];
   for (const [i, disk] of disks.entries()) {
     const { decision, mode } = choices[i]!;
-    const found = findTarget(existing, item.runId, item.vmUuid, disk.userdevice);
+    const found = findTarget(existing, {
+      jobId: ctx.job.id,
+      runId: item.runId,
+      vmUuid: item.vmUuid,
+      userdevice: disk.userdevice,
+    });
     const targetRef =
       found?.[0] ??
       (await createTarget(destination, {

@@ -1,4 +1,4 @@
-import type { TransferKind } from './contract.js';
+import type { TransferKind } from '../contract.js';
 
 /**
  * Deciding full vs delta per disk. Pure: the inputs are what snapshot-previous found on both

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type PlanInput, planTransfer } from '../../../functions/replication/plan.js';
+import { type PlanInput, planTransfer } from '../../../functions/replication/rules/full-or-delta.js';
 
 const GiB = 2 ** 30;
 
