@@ -24,7 +24,24 @@ const vm = z.strictObject({
   tags: z.array(z.string()).optional(),
   other_config: z.record(z.string(), z.string()).optional(),
   disks: z.array(disk).optional(),
-  vifs: z.array(z.strictObject({ network: z.string() })).optional(),
+  vifs: z
+    .array(
+      z.strictObject({
+        network: z.string(),
+        mac: z.string().optional(),
+        mtu: z.number().int().positive().optional(),
+        locking_mode: z.enum(['network_default', 'locked', 'unlocked', 'disabled']).optional(),
+      }),
+    )
+    .optional(),
+  firmware: z.enum(['bios', 'uefi']).optional(),
+  secureBoot: z.boolean().optional(),
+  nvram: z.record(z.string(), z.string()).optional(),
+  bios_strings: z.record(z.string(), z.string()).optional(),
+  vtpm: z.strictObject({ contents: z.base64(), is_unique: z.boolean().optional() }).optional(),
+  has_vendor_device: z.boolean().optional(),
+  cdDrive: z.boolean().optional(),
+  xenstore_data: z.record(z.string(), z.string()).optional(),
 });
 const pool = z
   .strictObject({
@@ -48,6 +65,7 @@ const pool = z
     tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
     testApi: z.boolean().optional(),
     bindAddress: z.string().optional(),
+    restrictVtpm: z.boolean().optional(),
   })
   .superRefine((p, ctx) => {
     const srs = new Set((p.srs ?? []).map((s) => s.name_label));

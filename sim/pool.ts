@@ -9,11 +9,13 @@ import {
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { registerCore } from './api/core.js';
+import { registerFirmware } from './api/firmware.js';
 import { registerImplicit } from './api/implicit.js';
 import { Registry } from './api/registry.js';
 import { makeTestApi, registerTestApi } from './api/testapi.js';
 import { registerCbt, registerVdi } from './api/vdi.js';
 import { registerVm } from './api/vm.js';
+import { registerVtpm } from './api/vtpm.js';
 import { handleExport } from './http/export.js';
 import { handleImport } from './http/import.js';
 import { handleJsonRpc, handleXmlRpc, http500 } from './http/rpc.js';
@@ -27,6 +29,8 @@ export function buildRegistry(testApi: boolean): Registry {
   registerImplicit(reg);
   registerCore(reg);
   registerVm(reg);
+  registerFirmware(reg);
+  registerVtpm(reg);
   registerVdi(reg);
   registerCbt(reg);
   if (testApi) registerTestApi(reg);

@@ -23,6 +23,7 @@ export type ClassName =
   | 'VDI'
   | 'VBD'
   | 'VIF'
+  | 'VTPM'
   | 'network'
   | 'task'
   | 'session';
@@ -35,6 +36,7 @@ export const CLASSES: ClassName[] = [
   'VDI',
   'VBD',
   'VIF',
+  'VTPM',
   'network',
   'task',
   'session',
@@ -178,11 +180,13 @@ export const SCHEMA: Record<ClassName, Record<string, FieldSpec>> = {
     domid: i(-1),
     metrics: r(),
     guest_metrics: r(),
-    NVRAM: m(RW),
+    // Settable in VM.create; the setters (vtpm.ts / firmware.ts) gate on the power state.
+    NVRAM: m({ ctor: true }),
+    // VM.create ignores it; only VM.set_bios_strings (once) or VM.start (generic set) fill it.
     bios_strings: m(),
-    generation_id: s(),
+    generation_id: s('0:0', { ctor: true }),
     hardware_platform_version: i(0, RW),
-    has_vendor_device: b(false, RW),
+    has_vendor_device: b(true, { ctor: true }),
   },
   VDI: {
     uuid: s(),
@@ -261,6 +265,16 @@ export const SCHEMA: Record<ClassName, Record<string, FieldSpec>> = {
     allowed_operations: ss(),
     current_operations: m(),
   },
+  VTPM: {
+    uuid: s(),
+    allowed_operations: ss(),
+    current_operations: m(),
+    VM: r(),
+    backend: r(),
+    persistence_backend: s('xapi'),
+    is_unique: b(),
+    is_protected: b(),
+  },
   network: {
     ...common,
     bridge: s('', { ctor: true }),
@@ -320,6 +334,7 @@ export const RELATIONS: [ClassName, string, ClassName, string][] = [
   ['VBD', 'VDI', 'VDI', 'VBDs'],
   ['VIF', 'VM', 'VM', 'VIFs'],
   ['VIF', 'network', 'network', 'VIFs'],
+  ['VTPM', 'VM', 'VM', 'VTPMs'],
   ['VDI', 'SR', 'SR', 'VDIs'],
   ['VDI', 'snapshot_of', 'VDI', 'snapshots'],
   ['VM', 'snapshot_of', 'VM', 'snapshots'],

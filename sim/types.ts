@@ -17,7 +17,20 @@ export interface SimVmSpec {
   tags?: string[];
   other_config?: Record<string, string>;
   disks?: SimDiskSpec[];
-  vifs?: { network: string }[];
+  vifs?: { network: string; mac?: string; mtu?: number; locking_mode?: string }[];
+  /** HVM_boot_params.firmware (default bios); 'uefi' with secureBoot sets platform.secureboot */
+  firmware?: 'bios' | 'uefi';
+  secureBoot?: boolean;
+  /** VM.NVRAM (e.g. EFI-variables: base64 of the variable store) */
+  nvram?: Record<string, string>;
+  /** VM.bios_strings as stored (no validation, as an import writes them) */
+  bios_strings?: Record<string, string>;
+  /** one VTPM with these base64 contents */
+  vtpm?: { contents: string; is_unique?: boolean };
+  has_vendor_device?: boolean;
+  /** an empty CD drive at userdevice 3 */
+  cdDrive?: boolean;
+  xenstore_data?: Record<string, string>;
 }
 export interface SimSrSpec {
   name_label: string;
@@ -45,6 +58,8 @@ export interface SimPoolSpec {
   testApi?: boolean;
   /** default 127.0.0.1 */
   bindAddress?: string;
+  /** pool.restrictions.restrict_vtpm = "true": VTPM.create fails with FEATURE_RESTRICTED (unlicensed) */
+  restrictVtpm?: boolean;
 }
 export interface SimTestApi {
   /** as a running guest writes (marks blocks dirty) */
@@ -69,7 +84,11 @@ export interface SimTestApi {
   /** RPC method names called so far, in order (wire names, e.g. 'Async.VM.snapshot'; sim.* excluded) */
   calls(): string[];
   /** all live objects of a class as [ref, record] (read-only copies) — for leak checks in tests */
-  objects(cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'task' | 'SR' | 'session'): [string, Record<string, unknown>][];
+  objects(
+    cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'VTPM' | 'network' | 'task' | 'SR' | 'session',
+  ): [string, Record<string, unknown>][];
+  /** a VTPM's contents (the secret get_record never shows) */
+  vtpmContents(vtpmRef: string): string;
 }
 export interface SimPool {
   name: string;

@@ -117,12 +117,30 @@ export const jobSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lower-case letters, digits and dashes, at most 40'),
   name: z.string().optional(),
   source: z.strictObject({ pool: z.string().min(1) }),
-  destination: z.strictObject({
-    pool: z.string().min(1),
-    sr: objectSelector,
-    /** Network the replica's VIFs attach to; default: the destination pool's first network. */
-    network: objectSelector.optional(),
-  }),
+  destination: z
+    .strictObject({
+      pool: z.string().min(1),
+      sr: objectSelector,
+      /** Shorthand for networkMap { "*": <this network> }: every VIF lands on it. */
+      network: objectSelector.optional(),
+      /**
+       * Source network (uuid, name_label or "*") → destination network (uuid or name_label). When
+       * given, only its entries apply; without any map: same uuid, else same name, else the
+       * destination pool's default network (functions/replication/network-map.ts).
+       */
+      networkMap: z
+        .record(
+          z.string().min(1, 'a source network uuid, name or "*"'),
+          z.string().min(1, 'a destination network uuid or name'),
+        )
+        .refine((m) => Object.keys(m).length > 0, 'list at least one network, or leave networkMap out')
+        .optional(),
+    })
+    .refine((d) => !(d.network && d.networkMap), {
+      message:
+        'give either destination.network (one network for every VIF) or destination.networkMap, not both',
+      path: ['networkMap'],
+    }),
   vms: z.union(
     [
       z.strictObject({ uuids: z.array(z.string().uuid('a VM uuid')).min(1, 'list at least one VM uuid') }),

@@ -1,4 +1,6 @@
 import type { VmRecord, Xapi } from '../xapi/index.js';
+import { CREATE_FIELDS, settableBiosStrings } from './boot-fields.js';
+import { XcrPermanentError } from './errors.js';
 import type { DiskRef, Ref } from './inventory.js';
 import { vmDisks } from './inventory.js';
 import {
@@ -22,45 +24,19 @@ export interface CommitRequest {
   sourceSnapshot: Ref<VmRecord>;
   /** Source snapshot disks with the target VDI (ref) each was written into. */
   disks: { source: DiskRef; target: string }[];
-  network?: string;
+  /** source network ref → destination network ref (planLanding) */
+  networks: Map<string, string>;
 }
 
-/** Fields VM.create requires (docs/xapi.md, "Object model"), taken from the source snapshot. */
-const VM_CREATE_FIELDS = [
-  'user_version',
-  'memory_static_max',
-  'memory_dynamic_max',
-  'memory_dynamic_min',
-  'memory_static_min',
-  'VCPUs_params',
-  'VCPUs_max',
-  'VCPUs_at_startup',
-  'actions_after_shutdown',
-  'actions_after_reboot',
-  'actions_after_crash',
-  'PV_bootloader',
-  'PV_kernel',
-  'PV_ramdisk',
-  'PV_args',
-  'PV_bootloader_args',
-  'PV_legacy_args',
-  'HVM_boot_policy',
-  'HVM_boot_params',
-  'platform',
-  'PCI_bus',
-  'recommendations',
-  'domain_type',
-  'HVM_shadow_multiplier',
-] as const;
+const START_BLOCKED = { start: START_BLOCKED_REASON, start_on: START_BLOCKED_REASON };
 
 function replicaRecord(req: CommitRequest): Record<string, unknown> {
   const src = req.sourceSnapshot.rec as unknown as Record<string, unknown>;
   const rec: Record<string, unknown> = {};
-  for (const field of VM_CREATE_FIELDS) if (src[field] !== undefined) rec[field] = src[field];
+  for (const field of CREATE_FIELDS) if (src[field] !== undefined) rec[field] = src[field];
   return {
     ...rec,
     name_label: recoveryPointName(req.jobId, req.sourceVm.name_label, readableTime(req.time)),
-    name_description: `xcr recovery point of VM ${req.sourceVm.uuid} (${req.sourceVm.name_label}), job ${req.jobId}, ${req.time}`,
     is_a_template: false,
     affinity: 'OpaqueRef:NULL',
     other_config: {
@@ -73,7 +49,6 @@ function replicaRecord(req: CommitRequest): Record<string, unknown> {
       [KEY.chain]: String(req.chain),
       [KEY.sourceSnapshot]: req.sourceSnapshot.rec.uuid,
     },
-    blocked_operations: { start: START_BLOCKED_REASON, start_on: START_BLOCKED_REASON },
     tags: [REPLICA_TAG, `xcr:job=${req.jobId}`],
   };
 }
@@ -120,25 +95,81 @@ async function attachDisks(xapi: Xapi, vm: string, req: CommitRequest): Promise<
   }
 }
 
+/** An empty drive per source CD drive (the ISO may not exist on the destination). */
+async function attachCdDrives(source: Xapi, xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+  const present = new Set<string>();
+  for (const ref of (await xapi.getRecord('VM', vm)).VBDs)
+    present.add((await xapi.getRecord('VBD', ref)).userdevice);
+  for (const ref of req.sourceSnapshot.rec.VBDs) {
+    const vbd = await source.getRecord('VBD', ref);
+    if (vbd.type !== 'CD' || present.has(vbd.userdevice)) continue;
+    await xapi.call('VBD.create', {
+      VM: vm,
+      VDI: 'OpaqueRef:NULL',
+      userdevice: vbd.userdevice,
+      bootable: vbd.bootable,
+      mode: 'RO',
+      type: 'CD',
+      empty: true,
+      other_config: {},
+      qos_algorithm_type: '',
+      qos_algorithm_params: {},
+    });
+  }
+}
+
+/** The source's VIFs, same device, MAC, MTU and locking, on the mapped destination networks. */
 async function attachVifs(source: Xapi, xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
-  if (!req.network) return;
   const present = new Set<string>();
   for (const ref of (await xapi.getRecord('VM', vm)).VIFs)
     present.add((await xapi.getRecord('VIF', ref)).device);
   for (const vifRef of req.sourceSnapshot.rec.VIFs) {
     const vif = await source.getRecord('VIF', vifRef);
     if (present.has(vif.device)) continue;
+    const network = req.networks.get(vif.network);
+    if (!network) {
+      throw new XcrPermanentError(
+        'NETWORK_UNMAPPED',
+        `VIF ${vif.device} is on a source network that maps to nothing`,
+      );
+    }
     await xapi.call('VIF.create', {
       device: vif.device,
-      network: req.network,
+      network,
       VM: vm,
       MAC: vif.MAC,
       MTU: vif.MTU,
+      locking_mode: vif.locking_mode,
+      ipv4_allowed: vif.ipv4_allowed,
+      ipv6_allowed: vif.ipv6_allowed,
       other_config: {},
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
   }
+}
+
+/** VM.create drops bios_strings and xapi lets them be set once: set them before anything can boot it. */
+async function setBiosStrings(xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+  const wanted = settableBiosStrings(req.sourceSnapshot.rec.bios_strings ?? {});
+  if (Object.keys(wanted).length === 0) return;
+  if (Object.keys((await xapi.getRecord('VM', vm)).bios_strings).length > 0) return;
+  await xapi.call('VM.set_bios_strings', vm, wanted);
+}
+
+/**
+ * Exactly one VTPM with the snapshot's contents. A re-run finds the one an earlier attempt made
+ * (VTPM.create refuses a second one with VTPM_MAX_AMOUNT_REACHED) and only rewrites its contents.
+ */
+async function copyVtpm(source: Xapi, xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+  const srcRef = req.sourceSnapshot.rec.VTPMs?.[0];
+  if (!srcRef) return;
+  const src = await source.getRecord('VTPM', srcRef);
+  const contents = await source.call<string>('VTPM.get_contents', srcRef);
+  const vtpm =
+    (await xapi.getRecord('VM', vm)).VTPMs[0] ??
+    (await xapi.callAsync<string>('VTPM.create', vm, src.is_unique));
+  await xapi.call('VTPM.set_contents', vtpm, contents);
 }
 
 /**
@@ -152,8 +183,14 @@ export async function commitRecoveryPoint(
   req: CommitRequest,
 ): Promise<Ref<VmRecord>> {
   const vm = (await findReplica(dest, req)) ?? (await createReplica(dest, req));
+  // VM.create stores no blocked_operations whatever its record says (xapi_vm.ml), so start is
+  // blocked by its own call; repeated on a re-run in case the first one died in between.
+  await dest.call('VM.set_blocked_operations', vm, START_BLOCKED);
+  await setBiosStrings(dest, vm, req);
   await attachDisks(dest, vm, req);
+  await attachCdDrives(source, dest, vm, req);
   await attachVifs(source, dest, vm, req);
+  await copyVtpm(source, dest, vm, req);
   for (const { target } of req.disks) {
     const vdi = await dest.getRecord('VDI', target);
     if (vdi.other_config[KEY.status] !== STATUS.complete || vdi.other_config[KEY.self] !== vdi.uuid) {

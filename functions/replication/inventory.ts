@@ -77,18 +77,6 @@ export function findSr(xapi: Xapi, selector: ObjectSelector): Promise<string> {
   return findOne(xapi, 'SR', selector, 'destination.sr');
 }
 
-/** The network replica VIFs attach to: the configured one, else the first by name. */
-export async function findNetwork(
-  xapi: Xapi,
-  selector: ObjectSelector | undefined,
-): Promise<string | undefined> {
-  if (selector) return findOne(xapi, 'network', selector, 'destination.network');
-  const all = [...(await xapi.getAllRecords('network'))].sort(([, a], [, b]) =>
-    a.name_label.localeCompare(b.name_label),
-  );
-  return all[0]?.[0];
-}
-
 /** VMs carrying a tag, excluding templates, snapshots and dom0 (for jobs that select by tag). */
 export async function vmsWithTag(xapi: Xapi, tag: string): Promise<VmRecord[]> {
   const all = await xapi.getAllRecords('VM');

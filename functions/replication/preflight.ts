@@ -1,7 +1,8 @@
 import type { JobConfig, XcrConfig } from '../config/schema.js';
-import type { Xapi } from '../xapi/index.js';
+import type { VmRecord, Xapi } from '../xapi/index.js';
+import { planLanding } from './boot-checks.js';
 import type { PoolSessions } from './context.js';
-import { findSr, findVmByUuid } from './inventory.js';
+import { findSr, findVmByUuid, vmsWithTag } from './inventory.js';
 
 export interface PreflightProblem {
   /** Where to fix it: a config field path. */
@@ -40,7 +41,8 @@ function connectionProblem(
 
 /**
  * Checks, before a run changes anything, that both pools answer with the configured credentials
- * and that the destination SR and the selected VMs exist. Read-only on both sides.
+ * that the destination SR and the selected VMs exist, that every network their VIFs use maps to a
+ * destination network and that a VM with a vTPM goes to a pool that can hold one. Read-only.
  */
 export async function preflight(
   config: XcrConfig,
@@ -66,9 +68,16 @@ export async function preflight(
   };
   if (destination)
     await check(`jobs[${job.id}].destination.sr`, () => findSr(destination, job.destination.sr));
+  const vms: VmRecord[] = [];
   if (source && 'uuids' in job.vms) {
     for (const uuid of job.vms.uuids)
-      await check(`jobs[${job.id}].vms.uuids`, () => findVmByUuid(source, uuid));
+      await check(`jobs[${job.id}].vms.uuids`, async () => vms.push((await findVmByUuid(source, uuid)).rec));
+  } else if (source && 'tag' in job.vms) {
+    vms.push(...(await vmsWithTag(source, job.vms.tag)));
+  }
+  if (source && destination) {
+    const plan = await planLanding(source, destination, job.destination, `jobs[${job.id}].destination`, vms);
+    for (const p of plan.problems) problems.push({ ...p, kind: 'input' });
   }
   return problems;
 }

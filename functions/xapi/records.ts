@@ -20,6 +20,7 @@ export interface PoolRecord extends Common {
   master: Ref;
   default_SR: Ref;
   tags: string[];
+  restrictions: StringMap;
 }
 
 export interface HostRecord extends Common {
@@ -83,6 +84,20 @@ export interface VmRecord extends Common {
   HVM_boot_params: StringMap;
   HVM_boot_policy: string;
   domain_type: string;
+  VTPMs: Ref[];
+  NVRAM: StringMap;
+  bios_strings: StringMap;
+  has_vendor_device: boolean;
+  generation_id: string;
+  xenstore_data: StringMap;
+  hardware_platform_version: number;
+}
+
+export interface VtpmRecord extends Common {
+  VM: Ref;
+  is_unique: boolean;
+  is_protected: boolean;
+  persistence_backend: string;
 }
 
 export type VdiType =
@@ -136,6 +151,9 @@ export interface VifRecord extends Common {
   MAC: string;
   MTU: number;
   currently_attached: boolean;
+  locking_mode: 'network_default' | 'locked' | 'unlocked' | 'disabled';
+  ipv4_allowed: string[];
+  ipv6_allowed: string[];
 }
 
 export interface NetworkRecord extends Common {
@@ -144,6 +162,7 @@ export interface NetworkRecord extends Common {
   MTU: number;
   purpose: string[];
   VIFs: Ref[];
+  PIFs: Ref[];
   tags: string[];
 }
 
@@ -171,6 +190,7 @@ export interface XapiRecords {
   VDI: VdiRecord;
   VBD: VbdRecord;
   VIF: VifRecord;
+  VTPM: VtpmRecord;
   network: NetworkRecord;
   task: TaskRecord;
 }
@@ -190,6 +210,7 @@ const INT_FIELDS: Partial<Record<XapiClass, readonly string[]>> = {
     'VCPUs_at_startup',
     'user_version',
     'domid',
+    'hardware_platform_version',
   ],
   VDI: ['virtual_size', 'physical_utilisation'],
   VIF: ['MTU'],

@@ -5,6 +5,7 @@ import type { PoolState } from '../state.js';
 import type { SimTestApi } from '../types.js';
 import { cloneValue, jsonValue, type XRecord } from '../wire/values.js';
 import { p, type Registry } from './registry.js';
+import { vtpmContents } from './vtpm.js';
 
 export function makeTestApi(pool: PoolState): SimTestApi {
   const vdi = (uuid: string): string => pool.db.byUuid('VDI', uuid);
@@ -35,6 +36,7 @@ export function makeTestApi(pool: PoolState): SimTestApi {
     },
     clearFaults: () => pool.faults.clear(),
     calls: () => [...pool.callLog],
+    vtpmContents: (ref) => vtpmContents(pool, ref),
     objects: (cls) =>
       pool.db
         .all(cls as ClassName)

@@ -1,75 +1,21 @@
 /** VM messages: admission checks (in XAPI's order), snapshot/clone/copy, power operations, destroy. */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { XapiError } from '../errors.js';
 import type { PoolState } from '../state.js';
 import { EPOCH, NULL_REF, type XRecord, type XValue } from '../wire/values.js';
 import { randomMac } from './core.js';
+import { genericBiosStrings } from './firmware.js';
 import { constructorFields, self } from './implicit.js';
 import { p, type Registry } from './registry.js';
 import { cloneVdi, copyVdi, destroyVdiData, snapshotVdi } from './vdi.js';
+import { checkVmOperation, type PowerState } from './vm-admission.js';
+import { copyVtpms, destroyVtpm } from './vtpm.js';
 
-type PowerState = 'Halted' | 'Paused' | 'Running' | 'Suspended';
-
-function allowedStates(op: string, isSnapshot: boolean): PowerState[] | undefined {
-  switch (op) {
-    case 'snapshot':
-    case 'revert':
-      return undefined;
-    case 'clone':
-    case 'copy':
-      return isSnapshot ? ['Halted', 'Suspended'] : ['Halted'];
-    case 'destroy':
-    case 'export':
-      return ['Halted', 'Suspended'];
-    case 'start':
-      return ['Halted'];
-    case 'clean_shutdown':
-      return ['Running'];
-    case 'hard_shutdown':
-    case 'checkpoint':
-      return ['Paused', 'Suspended', 'Running'];
-    default:
-      return undefined;
-  }
-}
-
-const TEMPLATE_OK = new Set(['clone', 'copy', 'export', 'metadata_export', 'provision', 'destroy']);
-const SNAPSHOT_OK = new Set([
-  'revert',
-  'clone',
-  'copy',
-  'export',
-  'destroy',
-  'hard_shutdown',
-  'metadata_export',
-]);
-
-/** xapi_vm_lifecycle check_operation_error, in its order; the first failure wins. */
-export function checkVmOperation(pool: PoolState, vm: string, op: string): void {
-  const rec = pool.db.get('VM', vm);
-  const blocked = rec.blocked_operations as XRecord;
-  if (op in blocked) throw new XapiError('OPERATION_BLOCKED', [vm, String(blocked[op])]);
-  const allowed = allowedStates(op, rec.is_a_snapshot === true);
-  const ps = String(rec.power_state);
-  if (allowed && !allowed.includes(ps as PowerState)) {
-    throw new XapiError('VM_BAD_POWER_STATE', [
-      vm,
-      allowed.map((s) => s.toLowerCase()).join(', '),
-      ps.toLowerCase(),
-    ]);
-  }
-  if (
-    rec.is_a_template === true &&
-    rec.is_a_snapshot !== true &&
-    !TEMPLATE_OK.has(op) &&
-    !op.startsWith('changing_')
-  ) {
-    throw new XapiError('VM_IS_TEMPLATE', [vm, op]);
-  }
-  if (rec.is_a_snapshot === true && !SNAPSHOT_OK.has(op)) throw new XapiError('VM_IS_SNAPSHOT', [vm, op]);
-  if (rec.is_control_domain === true && op !== 'snapshot') {
-    throw new XapiError('OPERATION_NOT_ALLOWED', ['This operation is not allowed on the control domain']);
-  }
+/** A fresh VM-Generation ID ("%Ld:%Ld" of two random int64); "" (no genid) stays "". */
+function freshGenerationId(current: XValue | undefined): string {
+  if (current === '') return '';
+  const b = randomBytes(16);
+  return `${b.readBigInt64BE(0)}:${b.readBigInt64BE(8)}`;
 }
 
 type DiskOp = 'snapshot' | 'clone' | 'copy';
@@ -137,8 +83,12 @@ function cloneVm(
     children: [],
     domid: -1,
     suspend_VDI: NULL_REF,
+    VTPMs: [],
+    // xapi_vm_clone: unconditional for snapshot, checkpoint, clone and copy.
+    generation_id: freshGenerationId(src.generation_id),
   });
   const ref = pool.db.create('VM', rec);
+  copyVtpms(pool, vm, ref);
   if (isSnap) pool.db.set('VM', vm, 'parent', ref);
   for (const v of vbds) {
     const vbd = pool.db.get('VBD', v);
@@ -166,6 +116,21 @@ function cloneVm(
     });
   }
   return ref;
+}
+
+/** What VM.start checks and fills besides admission (xapi_xenops, message_forwarding). */
+function prepareStart(pool: PoolState, vm: string): void {
+  const rec = pool.db.get('VM', vm);
+  const firmware = (rec.HVM_boot_params as XRecord).firmware ?? 'bios';
+  if (firmware !== 'bios' && firmware !== 'uefi') {
+    throw new XapiError('INVALID_VALUE', ["HVM-boot-params['firmware']", String(firmware)]);
+  }
+  if (firmware === 'bios' && (rec.VTPMs as string[]).length > 0) {
+    throw new XapiError('NOT_IMPLEMENTED', ['Booting BIOS VM with VTPMs attached']);
+  }
+  if (Object.keys(rec.bios_strings as XRecord).length === 0) {
+    pool.db.set('VM', vm, 'bios_strings', genericBiosStrings());
+  }
 }
 
 function setPower(pool: PoolState, vm: string, state: PowerState, hostIndex: number): void {
@@ -222,6 +187,7 @@ export function registerVm(reg: Registry): void {
       checkVmOperation(pool, ref, 'destroy');
       for (const v of [...(rec.VBDs as string[])]) pool.db.destroy('VBD', v);
       for (const v of [...(rec.VIFs as string[])]) pool.db.destroy('VIF', v);
+      for (const v of [...(rec.VTPMs as string[])]) destroyVtpm(pool, v);
       pool.db.destroy('VM', ref);
       return undefined;
     },
@@ -231,8 +197,10 @@ export function registerVm(reg: Registry): void {
     params: [p('args', 'record')],
     async: true,
     handler: ({ pool }, [args]) => {
+      // xapi_vm.ml's create takes blocked_operations in the record and stores [] (as it drops
+      // bios_strings): a client must call VM.set_blocked_operations afterwards.
       const rec = constructorFields('VM', args as XRecord);
-      return pool.db.create('VM', { ...rec, power_state: 'Halted' });
+      return pool.db.create('VM', { ...rec, blocked_operations: {}, power_state: 'Halted' });
     },
   });
   const power = (name: string, op: string, params: ReturnType<typeof p>[], to: PowerState): void =>
@@ -243,6 +211,7 @@ export function registerVm(reg: Registry): void {
       handler: ({ pool, hostIndex }, [vm]) => {
         const ref = self(pool, 'VM', vm);
         checkVmOperation(pool, ref, op);
+        if (op === 'start') prepareStart(pool, ref);
         setPower(pool, ref, to, hostIndex);
         return undefined;
       },
@@ -260,6 +229,7 @@ export function registerVm(reg: Registry): void {
       const h = self(pool, 'host', host);
       checkVmOperation(pool, ref, 'start_on');
       checkVmOperation(pool, ref, 'start');
+      prepareStart(pool, ref);
       setPower(
         pool,
         ref,

@@ -1,10 +1,11 @@
+import { landingNetworks } from '../boot-checks.js';
 import { destroySnapshotData } from '../cbt-mode.js';
 import { pruneOldBases, sweep } from '../cleanup.js';
 import { commitRecoveryPoint, markExported } from '../commit.js';
 import { holdLease, type RunContext } from '../context.js';
 import type { VmResult, VmRunState } from '../contract.js';
 import { failureCode } from '../errors.js';
-import { findNetwork, findVmByUuid, vmDisks } from '../inventory.js';
+import { findVmByUuid, vmDisks } from '../inventory.js';
 import { applyRetention } from '../recovery-points.js';
 
 function summary(state: VmRunState, ctx: RunContext) {
@@ -60,7 +61,7 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
     sourceVm: vm.rec,
     sourceSnapshot: snapshot,
     disks,
-    network: await findNetwork(destination, ctx.job.destination.network),
+    networks: await landingNetworks(source, destination, ctx, snapshot.rec),
   });
   await markExported(source, snapshot, state.chain);
   const prunedBases = await pruneOldBases(source, ctx.job.id, (await findVmByUuid(source, state.vmUuid)).rec);

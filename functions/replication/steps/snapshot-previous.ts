@@ -1,3 +1,4 @@
+import { landingNetworks } from '../boot-checks.js';
 import { chooseMode, enableCbt, fitDecision, type ModeChoice } from '../cbt-mode.js';
 import { pruneOldBases } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
@@ -24,6 +25,8 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   if (vm.rec.other_config[KEY.job] === ctx.job.id) {
     throw new XcrPermanentError('VM_IS_XCR_REPLICA', `${item.vmUuid} is a replica made by job ${ctx.job.id}`);
   }
+  // Before anything is created: every VIF's network must map, a vTPM needs a pool that holds one.
+  await landingNetworks(source, destination, ctx, vm.rec);
   // A run that died after its commit may have left an older base behind: only the newest one counts.
   await pruneOldBases(source, ctx.job.id, vm.rec);
   const base = await findExportedBase(source, ctx.job.id, (await findVmByUuid(source, item.vmUuid)).rec);
