@@ -18,6 +18,7 @@ import { registerVm } from './api/vm.js';
 import { registerVtpm } from './api/vtpm.js';
 import { handleExport } from './http/export.js';
 import { handleImport } from './http/import.js';
+import { type Handler, Router } from './http/router.js';
 import { handleJsonRpc, handleXmlRpc, http500 } from './http/rpc.js';
 import { NbdHosts } from './nbd-hosts.js';
 import { populate } from './populate.js';
@@ -37,36 +38,54 @@ export function buildRegistry(testApi: boolean): Registry {
   return reg;
 }
 
-function route(reg: Registry, pool: PoolState, host: number) {
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const done = (p: Promise<void>): void => {
-      p.catch((e: unknown) => {
+function route(reg: Registry, pool: PoolState, host: number): Handler {
+  const guard =
+    (run: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Handler =>
+    (req, res) => {
+      run(req, res).catch((e: unknown) => {
         if (!res.headersSent) http500(res, e instanceof Error ? e.message : String(e));
         else res.destroy();
       });
     };
-    if (req.method === 'OPTIONS') {
-      res.writeHead(200, {
-        'access-control-allow-origin': '*',
-        'access-control-allow-headers': 'content-type',
-        'access-control-allow-methods': 'POST, OPTIONS',
-        'content-length': 0,
-      });
-      res.end();
-      return;
-    }
-    if (req.method === 'GET' && path === '/export_raw_vdi') done(handleExport(pool, host, req, res));
-    else if (req.method === 'PUT' && path === '/import_raw_vdi') done(handleImport(pool, host, req, res));
-    else if (req.method === 'POST' && path === '/jsonrpc') done(handleJsonRpc(reg, pool, host, req, res));
-    else if (req.method === 'POST') done(handleXmlRpc(reg, pool, host, req, res));
-    else notFound(res);
+  const options: Handler = (_req, res) => {
+    res.writeHead(200, {
+      'access-control-allow-origin': '*',
+      'access-control-allow-headers': 'content-type',
+      'access-control-allow-methods': 'POST, OPTIONS',
+      'content-length': 0,
+    });
+    res.end();
   };
-}
-
-function notFound(res: ServerResponse): void {
-  res.writeHead(404, { 'content-type': 'text/html', 'content-length': 0, connection: 'close' });
-  res.end();
+  // xapi's static file server answers 404 for files it does not have; the simulator serves none
+  const noFile: Handler = (req, res) => {
+    req.resume();
+    res.writeHead(404, { 'content-type': 'text/html', 'content-length': 0, connection: 'close' });
+    res.end();
+  };
+  const router = new Router()
+    .add('OPTIONS', '/', options)
+    .add('GET', '/', noFile)
+    .add(
+      'GET',
+      '/export_raw_vdi',
+      guard((q, r) => handleExport(pool, host, q, r)),
+    )
+    .add(
+      'PUT',
+      '/import_raw_vdi',
+      guard((q, r) => handleImport(pool, host, q, r)),
+    )
+    .add(
+      'POST',
+      '/',
+      guard((q, r) => handleXmlRpc(reg, pool, host, q, r)),
+    )
+    .add(
+      'POST',
+      '/jsonrpc',
+      guard((q, r) => handleJsonRpc(reg, pool, host, q, r)),
+    );
+  return (req, res) => router.handle(req, res);
 }
 
 function listen(server: Server, address: string): Promise<number> {

@@ -243,6 +243,40 @@ describe('export_raw_vdi', () => {
   });
 });
 
+describe('HTTP routing (longest path prefix, as xapi)', () => {
+  it('serves the slashed paths Xen Orchestra uses: GET /export_raw_vdi/ and PUT /import_raw_vdi/', async () => {
+    const raw = await request(url('/export_raw_vdi/', { vdi: vmDisk, format: 'raw' }));
+    expect(raw.statusCode).toBe(200);
+    const body = Buffer.from(await raw.body.arrayBuffer());
+    expect(body.equals(pool.test.readVdi(await uuidOf(vmDisk), 0, 12 * MiB))).toBe(true);
+    const target = await newVdi(4 * MiB);
+    const task = await s.call<string>('task.create', 'upload', '');
+    const data = Buffer.alloc(4 * MiB, 0x42);
+    const put = await request(url('/import_raw_vdi/', { vdi: target, format: 'raw', task_id: task }), {
+      method: 'PUT',
+      body: data,
+      headers: { 'content-length': String(data.length) },
+    });
+    await put.body.dump();
+    expect(put.statusCode).toBe(200);
+    expect((await s.waitTask(task)).status).toBe('success');
+    expect(pool.test.readVdi(await uuidOf(target), 0, 4 * MiB).equals(data)).toBe(true);
+    await s.call('VDI.destroy', target);
+  });
+
+  it('answers 403 to a PUT no handler prefixes, 501 to a method with no handlers, 404 to unknown GETs', async () => {
+    const put = await request(url('/export_raw_vdi', { vdi: vmDisk }), { method: 'PUT', body: 'x' });
+    await put.body.dump();
+    expect(put.statusCode).toBe(403);
+    const del = await request(url('/export_raw_vdi', { vdi: vmDisk }), { method: 'DELETE' });
+    await del.body.dump();
+    expect(del.statusCode).toBe(501);
+    const get = await request(url('/nothing-here', {}));
+    await get.body.dump();
+    expect(get.statusCode).toBe(404);
+  });
+});
+
 describe('import_raw_vdi', () => {
   it('imports a VHD written by qemu-img (only allocated blocks), and raw', async () => {
     const raw = Buffer.alloc(8 * MiB);
