@@ -86,7 +86,7 @@ export class JobWorkflow extends Construct {
     });
 
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
-      description: `xcr job ${job.id}`,
+      description: `xcr job ${job.id}${job.name ? `: ${job.name}` : ''}`,
       schedule: scheduleExpression(job),
       timeWindow: scheduler.TimeWindow.off(),
       target: new schedulerTargets.StepFunctionsStartExecution(this.stateMachine, {

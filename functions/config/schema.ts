@@ -1,4 +1,11 @@
 import { z } from 'zod';
+import {
+  cronProblems,
+  MAX_INTERVAL_MIN,
+  MIN_INTERVAL_MIN,
+  rateMinutes,
+  timeZoneProblems,
+} from './schedule.js';
 
 /**
  * The job configuration: one typed file read by the CDK app, the CLI and the local runner.
@@ -64,23 +71,14 @@ const objectSelector = z.union(
 );
 export type ObjectSelector = z.infer<typeof objectSelector>;
 
-const MIN_INTERVAL_MIN = 10;
-const MAX_INTERVAL_MIN = 24 * 60;
-const rateUnits: Record<string, number> = {
-  minute: 1,
-  minutes: 1,
-  hour: 60,
-  hours: 60,
-  day: 1440,
-  days: 1440,
-};
+const timezone = z
+  .string()
+  .default('UTC')
+  .superRefine((tz, ctx) => {
+    for (const message of timeZoneProblems(tz)) ctx.addIssue({ code: 'custom', message });
+  });
 
-/** Minutes between runs of a rate expression such as "15 minutes", or undefined when malformed. */
-export function rateMinutes(rate: string): number | undefined {
-  const m = /^(\d+) (minutes?|hours?|days?)$/.exec(rate.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * (rateUnits[m[2]!] ?? Number.NaN);
-}
+export { rateMinutes };
 
 export const scheduleSchema = z.union(
   [
@@ -96,26 +94,44 @@ export const scheduleSchema = z.union(
           });
         }
       }),
-      timezone: z.string().default('UTC'),
+      timezone,
     }),
     z.strictObject({
       /** EventBridge Scheduler cron: 6 fields "min hour day-of-month month day-of-week year". */
-      cron: z
-        .string()
-        .regex(
-          /^\S+ \S+ \S+ \S+ \S+ \S+$/,
-          'six fields: "minutes hours day-of-month month day-of-week year"',
-        ),
-      timezone: z.string().default('UTC'),
+      cron: z.string().superRefine((cron, ctx) => {
+        for (const message of cronProblems(cron)) ctx.addIssue({ code: 'custom', message });
+      }),
+      timezone,
     }),
   ],
   { error: 'expected { "rate": "15 minutes" } or { "cron": "0/15 * * * ? *", "timezone": "UTC" }' },
 );
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 
+/**
+ * A job id is part of names AWS limits: the execution (= run) name `<id>-<yyyymmddThhmmssmmmZ>`
+ * (80 characters, 20 of them the time; letters, digits, - and _), the execution log group
+ * `/aws/vendedlogs/states/xcr/<stack>/<id>` (512; no spaces), construct ids and hence CloudFormation
+ * logical ids (255, alphanumeric once the dashes are dropped), the metric dimension `jobId` (1,024)
+ * and the lease key. 40 keeps every one of them within its limit with room to spare.
+ */
+export const JOB_ID_MAX = 40;
+/** The job name goes into the schedule's description (Scheduler allows 512) after "xcr job <id>: ". */
+export const JOB_NAME_MAX = 256;
+
 export const jobSchema = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lower-case letters, digits and dashes, at most 40'),
-  name: z.string().optional(),
+  id: z
+    .string()
+    .regex(
+      new RegExp(`^[a-z0-9](?:[a-z0-9-]{0,${JOB_ID_MAX - 2}}[a-z0-9])?$`),
+      `lower-case letters, digits and dashes (not at either end), at most ${JOB_ID_MAX}, e.g. "web-servers"`,
+    ),
+  name: z
+    .string()
+    .max(JOB_NAME_MAX, `at most ${JOB_NAME_MAX} characters (it becomes the schedule's description)`)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+    .regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters (tabs, newlines)')
+    .optional(),
   source: z.strictObject({ pool: z.string().min(1) }),
   destination: z.strictObject({
     pool: z.string().min(1),
