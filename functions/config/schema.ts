@@ -19,7 +19,17 @@ const SECRET_HINT =
 export const credentialRefSchema = z.union(
   [
     z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
-    z.strictObject({ secret: z.string().min(1, 'a Secrets Manager secret name or ARN') }),
+    z.strictObject({
+      secret: z.string().min(1, 'a Secrets Manager secret name or ARN'),
+      /** The customer-managed KMS key the secret is encrypted with (the steps get kms:Decrypt on it). */
+      kmsKeyArn: z
+        .string()
+        .regex(
+          /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/,
+          'a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab (not an alias)',
+        )
+        .optional(),
+    }),
   ],
   { error: `expected a credential reference; ${SECRET_HINT}` },
 );
@@ -119,6 +129,9 @@ export const JOB_ID_MAX = 40;
 /** The job name goes into the schedule's description (Scheduler allows 512) after "xcr job <id>: ". */
 export const JOB_NAME_MAX = 256;
 
+/** An inline Map state runs at most 40 iterations concurrently (Step Functions quota). */
+export const MAX_MAP_CONCURRENCY = 40;
+
 export const jobSchema = z.strictObject({
   id: z
     .string()
@@ -151,8 +164,16 @@ export const jobSchema = z.strictObject({
   retention: z.number().int().min(1, 'keep at least 1 recovery point').max(100).default(3),
   /** Force a full copy every N runs; 0 = never. */
   fullInterval: z.number().int().min(0).default(0),
-  /** VMs replicated in parallel. */
-  concurrency: z.number().int().min(1).max(50).default(2),
+  /** VMs replicated in parallel (a Step Functions inline Map runs at most 40 iterations at once). */
+  concurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(
+      MAX_MAP_CONCURRENCY,
+      `at most ${MAX_MAP_CONCURRENCY}: a Step Functions inline Map runs at most 40 iterations at once`,
+    )
+    .default(2),
   /** Bandwidth cap per disk stream, MB/s (10^6 bytes); unset = unlimited. */
   bandwidthLimitMBps: z.number().positive().optional(),
   /** Limit for one disk transfer in one invocation (Lambda allows at most 900 s). */
@@ -179,6 +200,16 @@ export const jobSchema = z.strictObject({
 export type JobConfig = z.infer<typeof jobSchema>;
 
 export const deploymentSchema = z.strictObject({
+  /** The AWS account the stack deploys to; pins the stack (default: the CDK CLI's environment). */
+  account: z
+    .string()
+    .regex(/^\d{12}$/, 'a 12-digit AWS account id')
+    .optional(),
+  /** The region the stack deploys to, e.g. "eu-west-1"; subnets, AZs and secrets must be there. */
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'a region name such as "eu-west-1"')
+    .optional(),
   vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'an existing VPC id such as vpc-0abc...'),
   subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(1, 'private subnets routed to the VPN'),
   availabilityZones: z.array(z.string()).optional(),
