@@ -15,7 +15,7 @@ const VMS = 500;
 const DISKS = 2;
 
 const config = JSON.parse(readFileSync(new URL('../xcr.config.example.json', import.meta.url), 'utf8'));
-config.jobs[0].concurrency = 50;
+config.jobs[0].concurrency = 40;
 const definition = synthesizeDefinitions(parseConfig(config)).get(config.jobs[0].id)!;
 
 async function measure(vmCount: number) {

@@ -5,7 +5,7 @@ import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import type { DeploymentConfig, XcrConfig } from '../functions/config/schema.js';
 import { XcrStack } from '../infra/stack.js';
 
-/** Placeholder network for configs without a deployment block: the definition does not depend on it. */
+/** Placeholder network (no region, so nothing to check): the definition does not depend on it. */
 const PLACEHOLDER_DEPLOYMENT: DeploymentConfig = {
   vpcId: 'vpc-00000000',
   subnetIds: ['subnet-00000000'],
@@ -65,7 +65,8 @@ export function synthesizeDefinitions(
   try {
     const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
     stack = new XcrStack(app, 'XcrLocal', {
-      config: { ...config, deployment: config.deployment ?? PLACEHOLDER_DEPLOYMENT },
+      // The definition does not depend on the network; a local run must not fail on deployment checks.
+      config: { ...config, deployment: PLACEHOLDER_DEPLOYMENT },
       createVpcEndpoints: false,
       distributedMap: opts.distributedMap ?? false,
     });

@@ -1,9 +1,10 @@
-import { Annotations, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -117,6 +118,7 @@ export class ContinuousReplication extends Construct {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       timeToLiveAttribute: 'expiresAt',
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
       removalPolicy,
     });
 
@@ -153,6 +155,20 @@ export class ContinuousReplication extends Construct {
     for (const step of EVENT_STEPS) eventBus.grantPutEventsTo(lambdas.roles[step]);
     for (const secret of this.passwordSecrets(props.config)) {
       for (const step of STEP_NAMES) secret.grantRead(lambdas.roles[step]);
+    }
+    for (const keyArn of kmsKeyArns(props.config)) {
+      for (const step of STEP_NAMES) {
+        lambdas.roles[step].addToPolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt'],
+            resources: [keyArn],
+            // Only to decrypt a secret through Secrets Manager, not anything else under the key.
+            conditions: {
+              StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+            },
+          }),
+        );
+      }
     }
 
     this.deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
@@ -206,6 +222,7 @@ export class ContinuousReplication extends Construct {
       functions: STEP_NAMES.map((s) => lambdas.functions[s]),
       stateMachines: [...jobs.values()].map((j) => j.stateMachine),
       deadLetterQueue: this.deadLetterQueue,
+      logGroups: [...lambdas.logGroups, ...[...jobs.values()].map((j) => j.logGroup)],
       distributedMap: props.distributedMap ?? false,
     });
   }
@@ -241,4 +258,13 @@ export class ContinuousReplication extends Construct {
     }
     return [...seen.values()];
   }
+}
+
+/** The customer-managed keys the pool secrets are encrypted with, once each. */
+export function kmsKeyArns(config: XcrConfig): string[] {
+  const arns = new Set<string>();
+  for (const pool of Object.values(config.pools)) {
+    if ('secret' in pool.password && pool.password.kmsKeyArn) arns.add(pool.password.kmsKeyArn);
+  }
+  return [...arns];
 }

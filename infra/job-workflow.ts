@@ -1,4 +1,4 @@
-import { Duration, type RemovalPolicy, TimeZone } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -55,6 +55,7 @@ export function scheduleExpression(job: JobConfig): scheduler.ScheduleExpression
 /** One job: its state machine (the job's Map concurrency), its schedule and its alarms. */
 export class JobWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
+  readonly logGroup: logs.LogGroup;
   readonly schedule: scheduler.Schedule;
   readonly failedAlarm: cw.Alarm;
   readonly lagAlarm: cw.Alarm;
@@ -65,9 +66,13 @@ export class JobWorkflow extends Construct {
     super(scope, id);
     const { job } = props;
     const logGroup = new logs.LogGroup(this, 'ExecutionLogs', {
+      // Step Functions delivers logs through CloudWatch vended logs; under this prefix it needs no
+      // entry in the account's CloudWatch Logs resource policy (5,120 characters at most, often full).
+      logGroupName: `/aws/vendedlogs/states/xcr/${Stack.of(this).stackName}/${job.id}`,
       retention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
+    this.logGroup = logGroup;
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: `xcr job ${job.id}: one run replicates every selected VM once`,
       stateMachineType: sfn.StateMachineType.STANDARD,
@@ -86,7 +91,7 @@ export class JobWorkflow extends Construct {
     });
 
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
-      description: `xcr job ${job.id}`,
+      description: `xcr job ${job.id}${job.name ? `: ${job.name}` : ''}`,
       schedule: scheduleExpression(job),
       timeWindow: scheduler.TimeWindow.off(),
       target: new schedulerTargets.StepFunctionsStartExecution(this.stateMachine, {

@@ -1,6 +1,7 @@
 import { type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 
@@ -13,6 +14,7 @@ export function acknowledgeNagFindings(o: {
   functions: IFunction[];
   stateMachines: sfn.StateMachine[];
   deadLetterQueue: sqs.IQueue;
+  logGroups: logs.ILogGroup[];
   distributedMap: boolean;
 }): void {
   for (const role of o.stepRoles) {
@@ -53,6 +55,23 @@ export function acknowledgeNagFindings(o: {
       });
     }
   }
+  for (const logGroup of o.logGroups) {
+    Validations.of(logGroup).acknowledge({
+      id: 'cdk-validator-cfnguard::cloudwatch_log_group_retention_period_check',
+      reason:
+        "Retention is the construct's logRetention prop (default one month: step logs and execution history are for diagnosing recent runs); a stack that must keep a year sets it.",
+    });
+    Validations.of(logGroup).acknowledge({
+      id: 'cdk-validator-cfnguard::cloudwatch_log_group_encrypted_check',
+      reason:
+        'The logs hold ids, counters and error codes only (never credentials); CloudWatch Logs encrypts them at rest with its own keys, and a customer key would add a key policy to manage for no secret.',
+    });
+  }
+  Validations.of(o.deadLetterQueue).acknowledge({
+    id: 'cdk-validator-cfnguard::sqs_dlq_check',
+    reason:
+      'This queue is itself the dead-letter queue of the schedules (EventBridge Scheduler, not an SQS redrive); a queue behind it would only defer the same manual inspection.',
+  });
   Validations.of(o.deadLetterQueue).acknowledge({
     id: 'AwsSolutions-SQS3',
     reason:

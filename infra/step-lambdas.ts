@@ -77,6 +77,7 @@ export interface StepLambdasProps {
 export class StepLambdas extends Construct {
   readonly functions: Readonly<Record<StepName, NodejsFunction>>;
   readonly roles: Readonly<Record<StepName, iam.Role>>;
+  readonly logGroups: logs.LogGroup[] = [];
 
   constructor(scope: Construct, id: string, props: StepLambdasProps) {
     super(scope, id);
@@ -90,6 +91,7 @@ export class StepLambdas extends Construct {
         retention: props.logRetention,
         removalPolicy: props.removalPolicy,
       });
+      this.logGroups.push(logGroup);
       const role = new iam.Role(this, `${step}-role`, {
         assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
         description: `xcr ${step} step`,
@@ -124,6 +126,8 @@ export class StepLambdas extends Construct {
         runtime: lambda.Runtime.NODEJS_24_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: sizing.memoryMiB,
+        // X-Ray traces of every invocation (the state machines trace too, so a run is one trace map).
+        tracing: lambda.Tracing.ACTIVE,
         timeout: sizing.timeout,
         role,
         logGroup,

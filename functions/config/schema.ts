@@ -1,4 +1,11 @@
 import { z } from 'zod';
+import {
+  cronProblems,
+  MAX_INTERVAL_MIN,
+  MIN_INTERVAL_MIN,
+  rateMinutes,
+  timeZoneProblems,
+} from './schedule.js';
 
 /**
  * The job configuration: one typed file read by the CDK app, the CLI and the local runner.
@@ -12,7 +19,17 @@ const SECRET_HINT =
 export const credentialRefSchema = z.union(
   [
     z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
-    z.strictObject({ secret: z.string().min(1, 'a Secrets Manager secret name or ARN') }),
+    z.strictObject({
+      secret: z.string().min(1, 'a Secrets Manager secret name or ARN'),
+      /** The customer-managed KMS key the secret is encrypted with (the steps get kms:Decrypt on it). */
+      kmsKeyArn: z
+        .string()
+        .regex(
+          /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/,
+          'a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab (not an alias)',
+        )
+        .optional(),
+    }),
   ],
   { error: `expected a credential reference; ${SECRET_HINT}` },
 );
@@ -64,23 +81,14 @@ const objectSelector = z.union(
 );
 export type ObjectSelector = z.infer<typeof objectSelector>;
 
-const MIN_INTERVAL_MIN = 10;
-const MAX_INTERVAL_MIN = 24 * 60;
-const rateUnits: Record<string, number> = {
-  minute: 1,
-  minutes: 1,
-  hour: 60,
-  hours: 60,
-  day: 1440,
-  days: 1440,
-};
+const timezone = z
+  .string()
+  .default('UTC')
+  .superRefine((tz, ctx) => {
+    for (const message of timeZoneProblems(tz)) ctx.addIssue({ code: 'custom', message });
+  });
 
-/** Minutes between runs of a rate expression such as "15 minutes", or undefined when malformed. */
-export function rateMinutes(rate: string): number | undefined {
-  const m = /^(\d+) (minutes?|hours?|days?)$/.exec(rate.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * (rateUnits[m[2]!] ?? Number.NaN);
-}
+export { rateMinutes };
 
 export const scheduleSchema = z.union(
   [
@@ -96,26 +104,47 @@ export const scheduleSchema = z.union(
           });
         }
       }),
-      timezone: z.string().default('UTC'),
+      timezone,
     }),
     z.strictObject({
       /** EventBridge Scheduler cron: 6 fields "min hour day-of-month month day-of-week year". */
-      cron: z
-        .string()
-        .regex(
-          /^\S+ \S+ \S+ \S+ \S+ \S+$/,
-          'six fields: "minutes hours day-of-month month day-of-week year"',
-        ),
-      timezone: z.string().default('UTC'),
+      cron: z.string().superRefine((cron, ctx) => {
+        for (const message of cronProblems(cron)) ctx.addIssue({ code: 'custom', message });
+      }),
+      timezone,
     }),
   ],
   { error: 'expected { "rate": "15 minutes" } or { "cron": "0/15 * * * ? *", "timezone": "UTC" }' },
 );
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 
+/**
+ * A job id is part of names AWS limits: the execution (= run) name `<id>-<yyyymmddThhmmssmmmZ>`
+ * (80 characters, 20 of them the time; letters, digits, - and _), the execution log group
+ * `/aws/vendedlogs/states/xcr/<stack>/<id>` (512; no spaces), construct ids and hence CloudFormation
+ * logical ids (255, alphanumeric once the dashes are dropped), the metric dimension `jobId` (1,024)
+ * and the lease key. 40 keeps every one of them within its limit with room to spare.
+ */
+export const JOB_ID_MAX = 40;
+/** The job name goes into the schedule's description (Scheduler allows 512) after "xcr job <id>: ". */
+export const JOB_NAME_MAX = 256;
+
+/** An inline Map state runs at most 40 iterations concurrently (Step Functions quota). */
+export const MAX_MAP_CONCURRENCY = 40;
+
 export const jobSchema = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lower-case letters, digits and dashes, at most 40'),
-  name: z.string().optional(),
+  id: z
+    .string()
+    .regex(
+      new RegExp(`^[a-z0-9](?:[a-z0-9-]{0,${JOB_ID_MAX - 2}}[a-z0-9])?$`),
+      `lower-case letters, digits and dashes (not at either end), at most ${JOB_ID_MAX}, e.g. "web-servers"`,
+    ),
+  name: z
+    .string()
+    .max(JOB_NAME_MAX, `at most ${JOB_NAME_MAX} characters (it becomes the schedule's description)`)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+    .regex(/^[^\x00-\x1f\x7f]*$/, 'no control characters (tabs, newlines)')
+    .optional(),
   source: z.strictObject({ pool: z.string().min(1) }),
   destination: z
     .strictObject({
@@ -153,8 +182,16 @@ export const jobSchema = z.strictObject({
   retention: z.number().int().min(1, 'keep at least 1 recovery point').max(100).default(3),
   /** Force a full copy every N runs; 0 = never. */
   fullInterval: z.number().int().min(0).default(0),
-  /** VMs replicated in parallel. */
-  concurrency: z.number().int().min(1).max(50).default(2),
+  /** VMs replicated in parallel (a Step Functions inline Map runs at most 40 iterations at once). */
+  concurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(
+      MAX_MAP_CONCURRENCY,
+      `at most ${MAX_MAP_CONCURRENCY}: a Step Functions inline Map runs at most 40 iterations at once`,
+    )
+    .default(2),
   /** Bandwidth cap per disk stream, MB/s (10^6 bytes); unset = unlimited. */
   bandwidthLimitMBps: z.number().positive().optional(),
   /** Limit for one disk transfer in one invocation (Lambda allows at most 900 s). */
@@ -181,6 +218,16 @@ export const jobSchema = z.strictObject({
 export type JobConfig = z.infer<typeof jobSchema>;
 
 export const deploymentSchema = z.strictObject({
+  /** The AWS account the stack deploys to; pins the stack (default: the CDK CLI's environment). */
+  account: z
+    .string()
+    .regex(/^\d{12}$/, 'a 12-digit AWS account id')
+    .optional(),
+  /** The region the stack deploys to, e.g. "eu-west-1"; subnets, AZs and secrets must be there. */
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'a region name such as "eu-west-1"')
+    .optional(),
   vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'an existing VPC id such as vpc-0abc...'),
   subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(1, 'private subnets routed to the VPN'),
   availabilityZones: z.array(z.string()).optional(),

@@ -22,7 +22,7 @@ export const workflowTestConfig = parseConfig({
       destination: { pool: 'b', sr: { name: 'Local storage' } },
       vms: { tag: 'all' },
       schedule: { rate: '1 hour' },
-      concurrency: 50,
+      concurrency: 40,
     },
   ],
 });

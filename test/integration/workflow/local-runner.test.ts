@@ -31,7 +31,7 @@ describe('local runner on the synthesized definition', () => {
     const map = (d: Record<string, unknown>) =>
       (d.States as Record<string, { MaxConcurrency?: number }>)['replicate-vms']!.MaxConcurrency;
     expect(map(definitions.get('web')!)).toBe(3);
-    expect(map(definitions.get('wide')!)).toBe(50);
+    expect(map(definitions.get('wide')!)).toBe(40);
   });
 
   it('happy path: every VM snapshotted, each disk streamed, committed, then finish-run', async () => {

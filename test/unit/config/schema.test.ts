@@ -71,4 +71,26 @@ describe('job config schema', () => {
     expect(text).toMatch(/pools\.src\.tlsFingerprint: an https pool needs tlsFingerprint/);
     expect(text).toMatch(/pools\.dst\.url: plain http:\/\/ is refused/);
   });
+
+  it.each([
+    ['a'.repeat(40), ''],
+    ['web-2', ''],
+    ['a'.repeat(41), /jobs\.0\.id: lower-case letters, digits and dashes \(not at either end\), at most 40/],
+    ['web-', /jobs\.0\.id: .*not at either end/],
+    ['Web', /jobs\.0\.id: lower-case/],
+    ['web_servers', /jobs\.0\.id: lower-case/],
+  ])('job id %s', (id, expected) => {
+    const cfg = valid();
+    (cfg.jobs[0] as Record<string, unknown>).id = id;
+    if (expected === '') expect(parseConfig(cfg).jobs[0]!.id).toBe(id);
+    else expect(issuesOf(cfg).join('\n')).toMatch(expected);
+  });
+
+  it('refuses a job name too long for the schedule description, or with control characters', () => {
+    const cfg = valid();
+    (cfg.jobs[0] as Record<string, unknown>).name = 'x'.repeat(257);
+    expect(issuesOf(cfg).join('\n')).toMatch(/jobs\.0\.name: at most 256 characters/);
+    (cfg.jobs[0] as Record<string, unknown>).name = 'two\nlines';
+    expect(issuesOf(cfg).join('\n')).toMatch(/jobs\.0\.name: no control characters/);
+  });
 });
