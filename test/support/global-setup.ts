@@ -1,11 +1,14 @@
 import { parseConfig } from '../../functions/config/load.js';
+import { ensureTools } from './ensure-tools.js';
 import { definitionFor } from './run-local.js';
 
 /**
- * Synthesizes the workflow definitions the integration suites run once, before any test file
- * starts, so no test pays the seconds of loading aws-cdk-lib inside its own timeout.
+ * Checks the external tools every test may run (`npm test` has done so already; this covers
+ * `npx vitest run …`), then synthesizes the workflow definitions the integration suites run once,
+ * before any test file starts, so no test pays the seconds of loading aws-cdk-lib in its timeout.
  */
 export default function setup(): void {
+  ensureTools();
   const config = parseConfig({
     version: 1,
     pools: {
