@@ -18,7 +18,7 @@ export const TRANSIENT_RETRY: sfn.RetryProps = {
 
 /** Lambda throttling (a wide Map on a busy account) is not in CDK's service-exception retry. */
 export const THROTTLE_RETRY: sfn.RetryProps = {
-  errors: ['Lambda.TooManyRequestsException'],
+  errors: [ERROR.lambdaThrottled],
   interval: Duration.seconds(2),
   maxAttempts: 6,
   backoffRate: 2,

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../config/load.js';
+import { LAMBDA_THROTTLED, STEP_ERROR } from '../retry/index.js';
 
 export const STATE = {
   lockCheck: 'lock-check',
@@ -34,11 +35,15 @@ export const STEP_NAMES = [
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
-/** Error names thrown by handlers. Transient ones are retried by the state machine. */
+/**
+ * Error names the state machine retries or catches. Transient ones are retried; which failures are
+ * transient is the policy of functions/retry, which also names Lambda's throttling error.
+ */
 export const ERROR = {
-  transient: 'XcrTransientError',
-  permanent: 'XcrPermanentError',
+  transient: STEP_ERROR.transient,
+  permanent: STEP_ERROR.permanent,
   config: 'ConfigError',
+  lambdaThrottled: LAMBDA_THROTTLED,
 } as const;
 
 const id = z.string().min(1);

@@ -13,8 +13,8 @@ import {
 } from '../../../functions/replication/contract.js';
 import { arbitraryOf } from '../../support/payload-arbitrary.js';
 import { definitionFor } from '../../support/run-local.js';
+import { NamedError } from '../../support/workflow-fakes.js';
 import { workflowTestConfig } from './config.js';
-import { NamedError } from './fakes.js';
 
 type State = {
   Type: string;

@@ -11,7 +11,7 @@ import {
   parseTaskResult,
   parseXapiDate,
 } from '../../../functions/xapi/marshal.js';
-import { Dbl, xmlResponse, xmlValue } from './fake-xapi.js';
+import { Dbl, xmlResponse, xmlValue } from '../../support/fake-xapi.js';
 
 // XAPI's success envelope byte for byte (docs/xapi.md, "Transport and wire format"; the ref made concrete).
 const SUCCESS_BYTES =
