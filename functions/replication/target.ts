@@ -3,6 +3,7 @@ import type { DiskRef } from './inventory.js';
 import { KEY, ROLE, STATUS } from './metadata.js';
 import type { DiskDecision } from './rules/full-or-delta.js';
 import { ownershipOf } from './rules/ownership.js';
+import { explainNoSpace } from './space.js';
 import { mergeOtherConfig } from './tagging.js';
 
 export interface TargetRequest {
@@ -65,19 +66,23 @@ export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<stri
     await xapi.call('VDI.set_name_label', clone, name);
     return clone;
   }
-  const created = await xapi.call<string>('VDI.create', {
-    name_label: name,
-    name_description: `replica of VDI ${req.source.vdi.rec.uuid} by xcr job ${req.jobId}`,
-    SR: req.srRef,
-    virtual_size: req.source.vdi.rec.virtual_size,
-    type: 'user',
-    sharable: false,
-    read_only: false,
-    other_config: targetKeys(req),
-    xenstore_data: {},
-    sm_config: {},
-    tags: [],
-  });
+  const created = await xapi
+    .call<string>('VDI.create', {
+      name_label: name,
+      name_description: `replica of VDI ${req.source.vdi.rec.uuid} by xcr job ${req.jobId}`,
+      SR: req.srRef,
+      virtual_size: req.source.vdi.rec.virtual_size,
+      type: 'user',
+      sharable: false,
+      read_only: false,
+      other_config: targetKeys(req),
+      xenstore_data: {},
+      sm_config: {},
+      tags: [],
+    })
+    .catch(async (err: unknown) => {
+      throw await explainNoSpace(xapi, req.srRef, req.source.vdi.rec.virtual_size, err);
+    });
   // The uuid exists only now; stamped at once so a copy of the pending disk is told apart.
   const rec = await xapi.getRecord('VDI', created);
   await mergeOtherConfig(xapi, 'VDI', created, rec.other_config, { [KEY.self]: rec.uuid });

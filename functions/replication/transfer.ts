@@ -1,7 +1,9 @@
 import { pipeline } from 'node:stream/promises';
 import { VhdVerifier } from '../vhd/index.js';
-import type { Xapi } from '../xapi/index.js';
+import { realCause, type Xapi } from '../xapi/index.js';
+import { sleep } from '../xapi/tasks.js';
 import { XcrPermanentError } from './errors.js';
+import { explainNoSpace } from './space.js';
 import { MeteredStream } from './throttle.js';
 
 export interface DiskTransfer {
@@ -19,7 +21,8 @@ export interface DiskTransfer {
 }
 
 const ignore = () => undefined;
-
+/** How long a failed transfer waits for the other side's verdict before aborting it. */
+const CAUSE_WAIT_MS = 5_000;
 /**
  * Streams one disk: the source's VHD export (a delta when `base` is set) piped through the VHD
  * verifier and a meter into the destination's VHD import. Nothing is stored in between; back-pressure
@@ -60,11 +63,19 @@ export async function streamDisk(t: DiskTransfer): Promise<number> {
     await Promise.all([imported, relay, exp.done]);
     return meter.bytes;
   } catch (err) {
+    // Let both sides report before anything is aborted: the task's verdict (a full SR, an I/O error)
+    // arrives a moment after the socket error it caused, and an abort would hide it.
+    const settled = Promise.allSettled(inFlight);
+    const patience = new AbortController();
+    await Promise.race([settled, sleep(CAUSE_WAIT_MS, patience.signal).catch(ignore)]);
+    patience.abort();
     abort.abort(err);
     meter.destroy();
     verifier.destroy();
-    await Promise.allSettled(inFlight);
-    throw err;
+    const rejections = (await settled).flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    const cause = realCause([err, ...rejections]);
+    const sr = await t.destination.getRecord('VDI', t.target).then((v) => v.SR, ignore);
+    throw sr ? await explainNoSpace(t.destination, sr, total, cause) : cause;
   } finally {
     clearTimeout(timer);
   }

@@ -1,5 +1,5 @@
 export { Xapi, type XapiOptions } from './client.js';
-export { ClientCodes, isXapiError, XapiError, XapiTransportError } from './errors.js';
+export { ClientCodes, isXapiError, realCause, XapiError, XapiTransportError } from './errors.js';
 export { asDouble, formatXapiDate, parseXapiDate, XapiDouble } from './marshal.js';
 export type * from './records.js';
 export type { TransportKind } from './rpc.js';

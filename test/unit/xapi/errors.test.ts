@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ClientCodes,
   forgetSecret,
+  realCause,
   registerSecret,
   scrub,
   XapiError,
@@ -78,5 +80,26 @@ describe('secret scrubbing', () => {
     expect(new XapiError('VDI_IN_USE', ['OpaqueRef:v', 'destroy'], 'VDI.destroy').message).toBe(
       'VDI_IN_USE [OpaqueRef:v, destroy] (VDI.destroy)',
     );
+  });
+});
+
+describe('realCause', () => {
+  const reset = Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' });
+  const full = new XapiError(
+    'SR_BACKEND_FAILURE_44',
+    ['', 'There is insufficient space', ''],
+    'import_raw_vdi',
+  );
+  const cut = new XapiError('VDI_IO_ERROR', ['Device I/O errors'], 'export_raw_vdi');
+  const inferred = new XapiError(ClientCodes.TRANSFER_INCOMPLETE, ['x'], 'import_raw_vdi');
+  it.each([
+    ['the import task’s error over the socket reset it caused', [reset, full], full],
+    ['a specific XAPI error over the other end’s cut-stream verdict', [reset, cut, full], full],
+    ['the cut-stream verdict over an inferred client error', [inferred, cut], cut],
+    ['an inferred client error over a socket error', [reset, inferred], inferred],
+    ['the earliest of equals', [cut, new XapiError('VDI_IO_ERROR', [], 'import_raw_vdi')], cut],
+    ['the only error', [reset], reset],
+  ])('%s', (_name, errors, expected) => {
+    expect(realCause(errors)).toBe(expected);
   });
 });
