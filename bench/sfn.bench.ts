@@ -4,7 +4,8 @@
  * limit, and the execution history size an AWS run would have against the 25,000-event cap.
  */
 import { readFileSync } from 'node:fs';
-import { runExecution, type StateEvent, synthesizeDefinitions } from '../cli/local-runner.js';
+import { runExecution, type StateEvent } from '../cli/local-runner.js';
+import { synthesizeDefinitions } from '../cli/workflow-definitions.js';
 import { parseConfig } from '../functions/config/load.js';
 import { report } from '../test/support/figure.js';
 import { fakeHandlers } from '../test/support/workflow-fakes.js';

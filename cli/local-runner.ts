@@ -2,8 +2,6 @@ import './promise-polyfill.js';
 import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { STEP_NAMES, type StepName } from '../functions/replication/contract.js';
 
-export { resolveIntrinsics, synthesizeDefinitions } from './workflow-definitions.js';
-
 type Execution = ReturnType<StateMachine['run']>;
 /** One event of the local execution (state entered/exited/failed/retried/caught, Map iterations, …). */
 export type StateEvent = Execution['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
@@ -11,7 +9,7 @@ export type StateEvent = Execution['eventLogs'] extends AsyncGenerator<infer E> 
 export type StepHandlers = Readonly<Record<StepName, (input: unknown) => Promise<unknown>>>;
 
 export interface RunExecutionOptions {
-  /** A definition from `synthesizeDefinitions` (the JSON CDK synthesizes). */
+  /** A definition from `loadDefinition` (the JSON CDK synthesizes). */
   definition: Record<string, unknown>;
   /** Execution input: `{ jobId, scheduledTime }`. */
   input: unknown;

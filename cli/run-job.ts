@@ -1,15 +1,19 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
-import { createStepHandlers } from '../functions/handlers/steps.js';
-import type { RunResult } from '../functions/replication/contract.js';
+import { createStepHandlers, type StepHandler } from '../functions/handlers/steps.js';
+import type { RunResult, StepName } from '../functions/replication/contract.js';
 import type { HandlerDeps } from '../functions/replication/ports.js';
-import { runExecution, synthesizeDefinitions } from './local-runner.js';
+import { loadDefinition } from './definition-cache.js';
+import { runExecution } from './local-runner.js';
 
 /** Execution names as EventBridge Scheduler would make them unique: job + scheduled time. */
 export function executionName(jobId: string, at: Date): string {
   return `${jobId}-${at.toISOString().replace(/[-:.]/g, '')}`.slice(0, 80);
 }
+
+/** Decorates a step handler (the demo holds a run with it; tests inject faults). */
+export type StepWrapper = (step: StepName, handler: StepHandler) => StepHandler;
 
 export interface LocalJobRunner {
   /** One execution of the job's synthesized state machine; resolves with the run result. */
@@ -25,14 +29,22 @@ export function localJobRunner(
   job: JobConfig,
   deps: HandlerDeps,
   stateDir?: string,
+  wrapStep?: StepWrapper,
 ): LocalJobRunner {
-  const definition = synthesizeDefinitions({ ...config, jobs: [job] }).get(job.id)!;
-  const handlers = createStepHandlers(deps);
+  // loaded once, at the first run (from the definition cache, or synthesized when the key is new)
+  let definition: Promise<Record<string, unknown>> | undefined;
+  const plain = createStepHandlers(deps);
+  const handlers = wrapStep
+    ? (Object.fromEntries(
+        Object.entries(plain).map(([step, h]) => [step, wrapStep(step as StepName, h)]),
+      ) as typeof plain)
+    : plain;
   return {
     async run(scheduledAt = new Date()) {
       const name = executionName(job.id, scheduledAt);
+      definition ??= loadDefinition(config, job);
       const result = await runExecution({
-        definition,
+        definition: await definition,
         input: { jobId: job.id, scheduledTime: scheduledAt.toISOString() },
         executionName: name,
         handlers,

@@ -14,6 +14,8 @@ export interface ScheduleLoop {
   /** Called at each tick; a tick does not wait for the previous run (an overlap is the lease's business). */
   onTick(tick: number, at: Date): Promise<void>;
   signal?: AbortSignal;
+  /** Awaited when a tick is due, before it fires (the demo keeps its compressed clock behind its runs). */
+  beforeTick?(tick: number): Promise<void>;
 }
 
 /** Fires `cycles` ticks `intervalMs` apart, like a scheduler would, then waits for the runs to end. */
@@ -32,6 +34,7 @@ export async function runSchedule(loop: ScheduleLoop): Promise<void> {
         });
       });
     }
+    await loop.beforeTick?.(tick);
     if (loop.signal?.aborted) break;
     running.push(loop.onTick(tick, new Date()));
   }

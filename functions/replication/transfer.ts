@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
+import { sleep } from '../retry/index.js';
 import { VhdVerifier } from '../vhd/index.js';
 import { realCause, type Xapi } from '../xapi/index.js';
-import { sleep } from '../xapi/tasks.js';
 import { XcrPermanentError } from './errors.js';
 import { explainNoSpace } from './space.js';
 import { MeteredStream } from './throttle.js';

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runExecution, type StateEvent, synthesizeDefinitions } from '../../../cli/local-runner.js';
+import { runExecution, type StateEvent } from '../../../cli/local-runner.js';
+import { synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
 import type { FinishRunInput, RunResult, VmRunState } from '../../../functions/replication/contract.js';
 import { type FakeOptions, fakeHandlers, fakeUuid, NamedError } from '../../support/workflow-fakes.js';
 import { workflowTestConfig } from './config.js';

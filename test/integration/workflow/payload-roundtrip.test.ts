@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { loadDefinition } from '../../../cli/definition-cache.js';
 import { runExecution, type StateEvent, type StepHandlers } from '../../../cli/local-runner.js';
 import {
   ERROR,
@@ -12,7 +13,6 @@ import {
   type StepOutput,
 } from '../../../functions/replication/contract.js';
 import { arbitraryOf } from '../../support/payload-arbitrary.js';
-import { definitionFor } from '../../support/run-local.js';
 import { NamedError } from '../../support/workflow-fakes.js';
 import { workflowTestConfig } from './config.js';
 
@@ -154,7 +154,7 @@ function generatedHandlers(s: Scenario, problems: string[]): StepHandlers {
 describe('workflow payloads round-trip through the synthesized state machine', () => {
   it('every step output reaches the next step parser unchanged, over every transition', async () => {
     const job = workflowTestConfig.jobs[0]!;
-    const definition = definitionFor(workflowTestConfig, job) as {
+    const definition = (await loadDefinition(workflowTestConfig, job)) as {
       StartAt: string;
       States: Record<string, State>;
     };

@@ -1,0 +1,109 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { definitionKey, RUNTIME_ONLY_JOB_FIELDS } from '../../../cli/definition-cache.js';
+import { synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
+import { parseConfig } from '../../../functions/config/load.js';
+import type { JobConfig } from '../../../functions/config/schema.js';
+import { minimalRawConfig } from '../../support/minimal-config.js';
+
+/**
+ * `xcr run` does not synthesize the CDK app when the job's definition is cached: the key holds the
+ * code version and every job field the definition depends on, and nothing else.
+ */
+const root = join(import.meta.dirname, '..', '..', '..');
+const dir = mkdtempSync(join(tmpdir(), 'xcr-defcache-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const raw = minimalRawConfig('cached');
+
+const FP = Array.from({ length: 32 }, () => 'AB').join(':');
+
+/** The same job with every runtime-only field (and the pools, and a deployment) changed. */
+const changedEverywhere = {
+  version: 1,
+  pools: {
+    c: { url: 'https://10.0.0.1', password: { secret: 'xcr/c' }, tlsFingerprint: FP },
+    d: { url: 'https://10.0.0.2', password: { secret: 'xcr/d' }, tlsFingerprint: FP },
+  },
+  deployment: {
+    vpcId: 'vpc-0abc',
+    subnetIds: ['subnet-0abc'],
+    xapiCidrs: ['10.0.0.0/24'],
+    lagAlarmMinutes: 99,
+  },
+  jobs: [
+    {
+      id: 'cached',
+      name: 'another name',
+      source: { pool: 'c' },
+      destination: {
+        pool: 'd',
+        sr: { uuid: '6f2b9a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b' },
+        network: { name: 'n' },
+      },
+      vms: { uuids: ['6f2b9a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5c'] },
+      schedule: { cron: '0 3 * * ? *', timezone: 'Europe/Paris' },
+      retention: 7,
+      fullInterval: 5,
+      bandwidthLimitMBps: 12,
+      transferTimeoutSec: 300,
+      transferMode: 'cbt',
+      enableCbt: true,
+      cbtChunkMiB: 64,
+      cbtDestroySnapshotData: true,
+    },
+  ],
+};
+
+const base = parseConfig(raw);
+let baseDefinition: Record<string, unknown> | undefined;
+const synthesizedBase = () => (baseDefinition ??= synthesizeDefinitions(base).get('cached')!);
+
+describe('the definition key', { timeout: 180_000 }, () => {
+  const changed = parseConfig(changedEverywhere);
+
+  it('changes every runtime-only field in the comparison', () => {
+    const a = base.jobs[0]! as Record<string, unknown>;
+    const b = changed.jobs[0]! as Record<string, unknown>;
+    for (const field of RUNTIME_ONLY_JOB_FIELDS) expect(b[field], field).not.toEqual(a[field]);
+  });
+
+  it('leaves out only fields the synthesized definition does not depend on', () => {
+    expect(synthesizeDefinitions(changed).get('cached')).toEqual(synthesizedBase());
+    expect(definitionKey(changed.jobs[0]!)).toBe(definitionKey(base.jobs[0]!));
+  });
+
+  it('includes what shapes the definition (concurrency, id, the distributed map)', () => {
+    const job = base.jobs[0]!;
+    const more: JobConfig = { ...job, concurrency: job.concurrency + 1 };
+    expect(synthesizeDefinitions({ ...base, jobs: [more] }).get('cached')).not.toEqual(synthesizedBase());
+    expect(definitionKey(more)).not.toBe(definitionKey(job));
+    expect(definitionKey({ ...job, id: 'other' })).not.toBe(definitionKey(job));
+    expect(definitionKey(job, { distributedMap: true })).not.toBe(definitionKey(job));
+  });
+});
+
+describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
+  const child = async (config: unknown) => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'definition-child.ts'), dir, JSON.stringify(config)],
+      { cwd: root, timeout: 120_000 },
+    );
+    return JSON.parse(stdout) as { cdkLoaded: boolean; definition: Record<string, unknown> };
+  };
+
+  it('synthesizes once, then reads the cache without loading aws-cdk-lib', async () => {
+    const cold = await child(raw);
+    expect(cold.cdkLoaded).toBe(true);
+    expect(readdirSync(dir)).toHaveLength(1);
+    const warm = await child(changedEverywhere);
+    expect(warm.cdkLoaded).toBe(false);
+    expect(warm.definition).toEqual(cold.definition);
+    expect(warm.definition).toEqual(synthesizedBase());
+  });
+});
