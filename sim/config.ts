@@ -48,6 +48,15 @@ const pool = z
     tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
     testApi: z.boolean().optional(),
     bindAddress: z.string().optional(),
+    storage: z
+      .strictObject({
+        chainLimit: z.number().int().min(1).optional(),
+        gcQuietMs: z.number().min(0).optional(),
+        coalesceMs: z.number().min(0).optional(),
+        opMs: z.number().min(0).optional(),
+        retryMs: z.number().min(0).optional(),
+      })
+      .optional(),
   })
   .superRefine((p, ctx) => {
     const srs = new Set((p.srs ?? []).map((s) => s.name_label));

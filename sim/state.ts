@@ -6,6 +6,7 @@ import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
 import type { NbdHosts } from './nbd-hosts.js';
 import type { ClassName } from './schema.js';
+import type { PoolStorage } from './storage/index.js';
 import { NULL_REF, toXmlString, XFloat, type XValue } from './wire/values.js';
 
 export interface HostState {
@@ -30,6 +31,8 @@ export class PoolState {
   certificate: string | undefined;
   /** set by startPool: the hosts' NBD listeners */
   nbd: NbdHosts | undefined;
+  /** set by startPool: chains, garbage collection, operation marks */
+  storage!: PoolStorage;
 
   constructor(
     readonly name: string,
