@@ -66,6 +66,15 @@ const pool = z
     testApi: z.boolean().optional(),
     bindAddress: z.string().optional(),
     restrictVtpm: z.boolean().optional(),
+    storage: z
+      .strictObject({
+        chainLimit: z.number().int().min(1).optional(),
+        gcQuietMs: z.number().min(0).optional(),
+        coalesceMs: z.number().min(0).optional(),
+        opMs: z.number().min(0).optional(),
+        retryMs: z.number().min(0).optional(),
+      })
+      .optional(),
   })
   .superRefine((p, ctx) => {
     const srs = new Set((p.srs ?? []).map((s) => s.name_label));

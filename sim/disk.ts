@@ -73,6 +73,19 @@ export class BlockStore {
     this.used -= BLOCK_SIZE;
     this.onChange();
   }
+
+  /** Space held beyond the blocks (thick-provisioned LVs); SR full when it does not fit. */
+  charge(bytes: number): void {
+    if (bytes <= 0) return;
+    if (this.used + bytes > this.capacity) throw SR_FULL_ERROR();
+    this.used += bytes;
+    this.onChange();
+  }
+
+  uncharge(bytes: number): void {
+    this.used -= bytes;
+    this.onChange();
+  }
 }
 
 const isZero = (b: Buffer): boolean => b.equals(ZERO_BLOCK);

@@ -23,6 +23,7 @@ import { handleJsonRpc, handleXmlRpc, http500 } from './http/rpc.js';
 import { NbdHosts } from './nbd-hosts.js';
 import { populate } from './populate.js';
 import { PoolState } from './state.js';
+import { PoolStorage } from './storage/index.js';
 import type { SimPool, SimPoolSpec } from './types.js';
 
 export function buildRegistry(testApi: boolean): Registry {
@@ -105,6 +106,7 @@ export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
     spec.username ?? 'root',
     spec.password ?? randomBytes(12).toString('base64url'),
   );
+  pool.storage = new PoolStorage(pool, spec.storage);
   pool.scheme = spec.tls ? 'https' : 'http';
   pool.certificate = spec.tls?.cert;
   const reg = buildRegistry(spec.testApi !== false);
@@ -145,6 +147,7 @@ export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
     async close() {
       if (closed) return;
       closed = true;
+      pool.storage.gc.close();
       for (const s of sockets) s.destroy();
       await pool.nbd?.close();
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

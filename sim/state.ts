@@ -5,6 +5,7 @@ import { BLOCK_SIZE, type Block, BlockStore, type Disk } from './disk.js';
 import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
 import type { ClassName } from './schema.js';
+import type { PoolStorage } from './storage/index.js';
 import { NULL_REF, toXmlString, XFloat, type XValue } from './wire/values.js';
 
 export interface HostState {
@@ -40,6 +41,8 @@ export class PoolState {
   certificate: string | undefined;
   /** set by startPool: the hosts' NBD listeners */
   nbd: NbdListeners | undefined;
+  /** set by startPool: chains, garbage collection, operation marks */
+  storage!: PoolStorage;
 
   constructor(
     readonly name: string,

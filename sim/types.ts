@@ -60,6 +60,21 @@ export interface SimPoolSpec {
   bindAddress?: string;
   /** pool.restrictions.restrict_vtpm = "true": VTPM.create fails with FEATURE_RESTRICTED (unlicensed) */
   restrictVtpm?: boolean;
+  /** storage timing (GC quiet period, coalesce and operation durations, xapi's retry bound, chain limit) */
+  storage?: Partial<SimStorageSettings>;
+}
+/** Defaults are SM's and xapi's: chain limit 30, GC quiet period 5 min, coalesce 1 s, retry 2 h. */
+export interface SimStorageSettings {
+  /** deepest VHD chain (counting the leaf) a snapshot or clone may start from: SM's MAX_CHAIN_SIZE */
+  chainLimit: number;
+  /** the garbage collector's quiet period before its first round (SM: 5 minutes) */
+  gcQuietMs: number;
+  /** how long one coalesce (one parent/child pair) takes */
+  coalesceMs: number;
+  /** how long each VDI create / destroy / snapshot / clone / copy holds its SR or VDI */
+  opMs: number;
+  /** how long xapi retries an operation OTHER_OPERATION_IN_PROGRESS blocks (Policy.standard: 2 h) */
+  retryMs: number;
 }
 export interface SimTestApi {
   /** as a running guest writes (marks blocks dirty) */
@@ -83,6 +98,10 @@ export interface SimTestApi {
   clearFaults(): void;
   /** RPC method names called so far, in order (wire names, e.g. 'Async.VM.snapshot'; sim.* excluded) */
   calls(): string[];
+  /** change storage timing from now on */
+  storage(settings: Partial<SimStorageSettings>): void;
+  /** run every SR's garbage collector now (no quiet period) until no work is left */
+  settleStorage(): Promise<void>;
   /** all live objects of a class as [ref, record] (read-only copies) — for leak checks in tests */
   objects(
     cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'VTPM' | 'network' | 'task' | 'SR' | 'session',

@@ -37,6 +37,10 @@ export function makeTestApi(pool: PoolState): SimTestApi {
     clearFaults: () => pool.faults.clear(),
     calls: () => [...pool.callLog],
     vtpmContents: (ref) => vtpmContents(pool, ref),
+    storage: (settings) => {
+      pool.storage.settings = { ...pool.storage.settings, ...settings };
+    },
+    settleStorage: () => pool.storage.gc.settle(),
     objects: (cls) =>
       pool.db
         .all(cls as ClassName)

@@ -1,10 +1,14 @@
 /** VDI messages and the disk-level helpers VM.snapshot/clone/copy share. */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BLOCK_SIZE, type Block, CBT_GRAIN, changedRegions, Disk } from '../disk.js';
 import { SR_FULL_ERROR, XapiError } from '../errors.js';
 import { nbdInfo } from '../nbd-hosts.js';
 import { PoolState } from '../state.js';
-import { EPOCH, NULL_REF, type XRecord } from '../wire/values.js';
+import { assertChainRoom, insertBaseCopy, leafSmConfig, releaseCharge } from '../storage/chain.js';
+import type { Mark } from '../storage/ops.js';
+import { isThick } from '../storage/settings.js';
+import { EPOCH, NULL_REF, type XRecord, type XValue } from '../wire/values.js';
 import { constructorFields, self } from './implicit.js';
 import { p, type Registry } from './registry.js';
 
@@ -79,12 +83,16 @@ export function snapshotVdi(pool: PoolState, vdi: string): string {
   assertHasData(pool, vdi);
   const src = pool.db.get('VDI', vdi);
   if (src.sharable === true) throw new XapiError('VDI_IS_SHARABLE', [vdi]);
+  assertChainRoom(pool, vdi);
   const d = pool.disk(vdi);
+  const fields = inherited(src);
+  const base = insertBaseCopy(pool, vdi);
   return createVdi(
     pool,
     src.SR as string,
     {
-      ...inherited(src),
+      ...fields,
+      ...(base ? { sm_config: leafSmConfig(src, base) } : {}),
       virtual_size: d.size,
       is_a_snapshot: true,
       snapshot_of: vdi,
@@ -97,12 +105,25 @@ export function snapshotVdi(pool: PoolState, vdi: string): string {
 export function cloneVdi(pool: PoolState, vdi: string): string {
   assertHasData(pool, vdi);
   const src = pool.db.get('VDI', vdi);
+  assertChainRoom(pool, vdi);
   const d = pool.disk(vdi);
-  return createVdi(
+  const fields = inherited(src);
+  // thick LVM: the clone's own leaf is a full-size LV (the snapshot leaf of VDI.snapshot is thin)
+  const leafCharge = isThick(pool.db.get('SR', src.SR as string).type) ? d.size : 0;
+  d.store.charge(leafCharge);
+  let base: string | undefined;
+  try {
+    base = insertBaseCopy(pool, vdi);
+  } catch (e) {
+    d.store.uncharge(leafCharge);
+    throw e;
+  }
+  const ref = createVdi(
     pool,
     src.SR as string,
     {
-      ...inherited(src),
+      ...fields,
+      ...(base ? { sm_config: leafSmConfig(src, base) } : {}),
       virtual_size: d.size,
       is_a_snapshot: false,
       snapshot_of: NULL_REF,
@@ -110,6 +131,8 @@ export function cloneVdi(pool: PoolState, vdi: string): string {
     },
     d.share(),
   );
+  if (leafCharge) pool.storage.charges.set(ref, leafCharge);
+  return ref;
 }
 
 export function copyVdi(pool: PoolState, vdi: string, sr: string): string {
@@ -117,11 +140,14 @@ export function copyVdi(pool: PoolState, vdi: string, sr: string): string {
   const src = pool.db.get('VDI', vdi);
   const d = pool.disk(vdi);
   const copy = d.copyTo(pool.store(sr));
-  return createVdi(pool, sr, { ...inherited(src), virtual_size: d.size, cbt_enabled: false }, copy);
+  // a copy is a new, flat VHD: no parent
+  const fields = { ...inherited(src), sm_config: leafSmConfig(src, undefined) };
+  return createVdi(pool, sr, { ...fields, virtual_size: d.size, cbt_enabled: false }, copy);
 }
 
 export function destroyVdiData(pool: PoolState, vdi: string): void {
   const rec = pool.db.get('VDI', vdi);
+  releaseCharge(pool, vdi);
   for (const v of [...(rec.VBDs as string[])]) pool.db.destroy('VBD', v);
   pool.disks.get(vdi)?.release();
   pool.disks.delete(vdi);
@@ -130,38 +156,115 @@ export function destroyVdiData(pool: PoolState, vdi: string): void {
   pool.syncSr(rec.SR as string);
 }
 
+/** VDI.copy's work: a new VDI on `sr`, or the blocks (changed since `base`) into `into`. */
+function copyInto(pool: PoolState, ref: string, sr: XValue, base: XValue, into: XValue): string {
+  const src = pool.disk(ref);
+  if (into === NULL_REF) {
+    const target = sr === NULL_REF ? (pool.db.get('VDI', ref).SR as string) : self(pool, 'SR', sr);
+    return copyVdi(pool, ref, target);
+  }
+  const dst = self(pool, 'VDI', into);
+  const drec = pool.db.get('VDI', dst);
+  if (drec.read_only === true) throw new XapiError('VDI_READONLY', [dst]);
+  const dd = pool.disk(dst);
+  if (dd.size < src.size) throw new XapiError('VDI_TOO_SMALL', [dst, String(src.size)]);
+  const blocks = base === NULL_REF ? src.allocated() : src.diff(pool.disk(self(pool, 'VDI', base)));
+  for (const i of blocks) dd.copyBlockFrom(src, i);
+  pool.syncVdi(dst);
+  return dst;
+}
+
+const srMark = (ref: string, op: string): Mark => ({ cls: 'SR', ref, op });
+const vdiMark = (ref: string, op: string): Mark => ({ cls: 'VDI', ref, op });
+
+/**
+ * xapi's with_sr_andor_vdi: the objects are marked for the operation's duration (`opMs` in the
+ * simulator); a conflicting operation waits for them, retried by xapi itself, so VDI operations
+ * on one SR run one at a time.
+ */
+function storageOp<T>(pool: PoolState, task: string | undefined, marks: Mark[], fn: () => T): Promise<T> {
+  return pool.storage.ops.run(marks, task, async () => {
+    const ms = pool.storage.settings.opMs;
+    if (ms > 0) await sleep(ms);
+    return fn();
+  });
+}
+
+/**
+ * VM.snapshot / clone / copy run a VDI operation per disk: its SR and VDI are marked meanwhile
+ * (a copy marks only the VDI), after the VM-level checks, which therefore fail at once.
+ */
+export function withVmDiskOps<T>(
+  pool: PoolState,
+  task: string | undefined,
+  vm: string,
+  op: 'snapshot' | 'clone' | 'copy',
+  fn: () => T,
+): Promise<T> {
+  const marks: Mark[] = [];
+  for (const v of pool.db.get('VM', vm).VBDs as string[]) {
+    const vdi = pool.db.find('VBD', v)?.VDI as string | undefined;
+    const rec = vdi ? pool.db.find('VDI', vdi) : undefined;
+    if (!vdi || !rec || pool.db.get('VBD', v).type !== 'Disk') continue;
+    if (op !== 'copy') marks.push(srMark(rec.SR as string, `vdi_${op}`));
+    marks.push(vdiMark(vdi, op));
+  }
+  return storageOp(pool, task, [...new Map(marks.map((m) => [`${m.cls}${m.ref}`, m])).values()], fn);
+}
+
 export function registerVdi(reg: Registry): void {
   reg.add({
     name: 'VDI.create',
     params: [p('args', 'record')],
     async: true,
-    handler: ({ pool }, [args]) => {
+    handler: ({ pool, task }, [args]) => {
       const rec = constructorFields('VDI', args as XRecord);
-      return createVdi(pool, self(pool, 'SR', rec.SR!), rec);
+      const sr = self(pool, 'SR', rec.SR!);
+      return storageOp(pool, task, [{ cls: 'SR', ref: sr, op: 'vdi_create' }], () =>
+        createVdi(pool, sr, rec),
+      );
     },
   });
   reg.add({
     name: 'VDI.destroy',
     params: [p('self', 'ref')],
     async: true,
-    handler: ({ pool }, [vdi]) => {
+    handler: ({ pool, task }, [vdi]) => {
       const ref = self(pool, 'VDI', vdi);
+      if (pool.db.get('VDI', ref).managed === false) throw new XapiError('VDI_NOT_MANAGED', [ref]);
       assertNotInUse(pool, ref, 'destroy');
-      destroyVdiData(pool, ref);
-      return undefined;
+      const sr = pool.db.get('VDI', ref).SR as string;
+      return storageOp(pool, task, [srMark(sr, 'vdi_destroy'), vdiMark(ref, 'destroy')], () => {
+        destroyVdiData(pool, ref);
+        // SM kicks the SR's garbage collector after every delete
+        pool.storage.gc.kick(sr);
+        return undefined;
+      });
     },
   });
   reg.add({
     name: 'VDI.snapshot',
     params: [p('vdi', 'ref'), p('driver_params', 'map', {})],
     async: true,
-    handler: ({ pool }, [vdi]) => snapshotVdi(pool, self(pool, 'VDI', vdi)),
+    handler: ({ pool, task }, [vdi]) => {
+      const ref = self(pool, 'VDI', vdi);
+      const sr = pool.db.get('VDI', ref).SR as string;
+      return storageOp(pool, task, [srMark(sr, 'vdi_snapshot'), vdiMark(ref, 'snapshot')], () =>
+        snapshotVdi(pool, ref),
+      );
+    },
   });
   reg.add({
     name: 'VDI.clone',
     params: [p('vdi', 'ref'), p('driver_params', 'map', {})],
     async: true,
-    handler: ({ pool }, [vdi]) => cloneVdi(pool, self(pool, 'VDI', vdi)),
+    handler: ({ pool, task }, [vdi]) => {
+      const ref = self(pool, 'VDI', vdi);
+      const sr = pool.db.get('VDI', ref).SR as string;
+      return storageOp(pool, task, [srMark(sr, 'vdi_clone'), vdiMark(ref, 'clone')], () =>
+        cloneVdi(pool, ref),
+      );
+    },
   });
   reg.add({
     name: 'VDI.copy',
@@ -172,23 +275,10 @@ export function registerVdi(reg: Registry): void {
       p('into_vdi', 'ref', NULL_REF),
     ],
     async: true,
-    handler: ({ pool }, [vdi, sr, base, into]) => {
+    handler: ({ pool, task }, [vdi, sr, base, into]) => {
       const ref = self(pool, 'VDI', vdi);
       assertNotInUse(pool, ref, 'copy', true);
-      const src = pool.disk(ref);
-      if (into === NULL_REF) {
-        const target = sr === NULL_REF ? (pool.db.get('VDI', ref).SR as string) : self(pool, 'SR', sr);
-        return copyVdi(pool, ref, target);
-      }
-      const dst = self(pool, 'VDI', into);
-      const drec = pool.db.get('VDI', dst);
-      if (drec.read_only === true) throw new XapiError('VDI_READONLY', [dst]);
-      const dd = pool.disk(dst);
-      if (dd.size < src.size) throw new XapiError('VDI_TOO_SMALL', [dst, String(src.size)]);
-      const blocks = base === NULL_REF ? src.allocated() : src.diff(pool.disk(self(pool, 'VDI', base)));
-      for (const i of blocks) dd.copyBlockFrom(src, i);
-      pool.syncVdi(dst);
-      return dst;
+      return storageOp(pool, task, [vdiMark(ref, 'copy')], () => copyInto(pool, ref, sr!, base!, into!));
     },
   });
   for (const name of ['resize', 'resize_online']) {

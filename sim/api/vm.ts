@@ -7,7 +7,7 @@ import { randomMac } from './core.js';
 import { genericBiosStrings } from './firmware.js';
 import { constructorFields, self } from './implicit.js';
 import { p, type Registry } from './registry.js';
-import { cloneVdi, copyVdi, destroyVdiData, snapshotVdi } from './vdi.js';
+import { cloneVdi, copyVdi, destroyVdiData, snapshotVdi, withVmDiskOps } from './vdi.js';
 import { checkVmOperation, type PowerState } from './vm-admission.js';
 import { copyVtpms, destroyVtpm } from './vtpm.js';
 
@@ -149,31 +149,37 @@ export function registerVm(reg: Registry): void {
     name: 'VM.snapshot',
     params: [p('vm', 'ref'), p('new_name', 'string'), p('ignore_vdis', 'refs', [])],
     async: true,
-    handler: ({ pool }, [vm, name, ignore]) => {
+    handler: ({ pool, task }, [vm, name, ignore]) => {
       const ref = self(pool, 'VM', vm);
       checkVmOperation(pool, ref, 'snapshot');
-      return cloneVm(pool, ref, String(name), 'snapshot', NULL_REF, ignore as string[]);
+      return withVmDiskOps(pool, task, ref, 'snapshot', () =>
+        cloneVm(pool, ref, String(name), 'snapshot', NULL_REF, ignore as string[]),
+      );
     },
   });
   reg.add({
     name: 'VM.clone',
     params: [p('vm', 'ref'), p('new_name', 'string')],
     async: true,
-    handler: ({ pool }, [vm, name]) => {
+    handler: ({ pool, task }, [vm, name]) => {
       const ref = self(pool, 'VM', vm);
       checkVmOperation(pool, ref, 'clone');
-      return cloneVm(pool, ref, String(name), 'clone', NULL_REF, []);
+      return withVmDiskOps(pool, task, ref, 'clone', () =>
+        cloneVm(pool, ref, String(name), 'clone', NULL_REF, []),
+      );
     },
   });
   reg.add({
     name: 'VM.copy',
     params: [p('vm', 'ref'), p('new_name', 'string'), p('sr', 'ref')],
     async: true,
-    handler: ({ pool }, [vm, name, sr]) => {
+    handler: ({ pool, task }, [vm, name, sr]) => {
       const ref = self(pool, 'VM', vm);
       if (sr !== NULL_REF) self(pool, 'SR', sr);
       checkVmOperation(pool, ref, 'copy');
-      return cloneVm(pool, ref, String(name), 'copy', String(sr), []);
+      return withVmDiskOps(pool, task, ref, 'copy', () =>
+        cloneVm(pool, ref, String(name), 'copy', String(sr), []),
+      );
     },
   });
   reg.add({
