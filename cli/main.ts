@@ -90,6 +90,10 @@ async function main(argv: string[]): Promise<number> {
     .requiredOption('-c, --config <file>', 'the JSON configuration file')
     .option('-j, --job <id>', 'the job whose destination holds it (default: the only one)')
     .option('--name <label>', 'name of the new VM')
+    .option(
+      '--new-macs',
+      "give the VIFs new MAC addresses (a copy that runs beside its source); default: the source's MACs",
+    )
     .option('--json', 'machine-readable output')
     .action(action(cloneCommand));
 
