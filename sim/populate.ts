@@ -1,8 +1,8 @@
 /** Turns a SimPoolSpec into pool, host, SR, PBD, network, VM, VDI, VBD and VIF objects. */
 import { createCipheriv, createHash, randomUUID } from 'node:crypto';
 import { randomMac } from './api/core.js';
-import { introduceVtpm } from './api/vtpm.js';
 import { createVdi } from './api/vdi.js';
+import { introduceVtpm } from './api/vtpm.js';
 import { BLOCK_SIZE } from './disk.js';
 import type { PoolState } from './state.js';
 import type { SimDiskSpec, SimPoolSpec, SimVmSpec } from './types.js';
