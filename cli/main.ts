@@ -4,10 +4,11 @@
  * points, clone one for failover or a test restore, validate a configuration.
  */
 import { Command } from 'commander';
-import { ConfigError, loadConfigFile } from '../functions/config/load.js';
+import { ConfigError } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
 import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
+import { validateCommand } from './commands/validate.js';
 
 function exitCodeFor(err: Error & { code?: unknown }): number {
   if (err instanceof ConfigError || err.name === 'UsageError') return EXIT.badInput;
@@ -43,18 +44,11 @@ async function main(argv: string[]): Promise<number> {
     .argument('<config>', 'the JSON configuration file')
     .description('check a configuration file; every problem names its field and the fix')
     .option('--json', 'machine-readable output')
-    .action(
-      action(async (file: string, opts: { json?: boolean }) => {
-        const config = loadConfigFile(file);
-        const summary = { valid: true, pools: Object.keys(config.pools), jobs: config.jobs.map((j) => j.id) };
-        process.stdout.write(
-          opts.json
-            ? `${JSON.stringify(summary)}\n`
-            : `${file}: valid (${summary.jobs.length} job(s): ${summary.jobs.join(', ')})\n`,
-        );
-        return EXIT.ok;
-      }),
-    );
+    .option(
+      '--connect',
+      'also check every job against its pools as xcr run does: SR, VMs, network map, vTPM support',
+    )
+    .action(action(validateCommand));
   program
     .command('run')
     .description('run a job once through the local workflow runner (or follow its schedule with --watch)')
@@ -90,6 +84,10 @@ async function main(argv: string[]): Promise<number> {
     .requiredOption('-c, --config <file>', 'the JSON configuration file')
     .option('-j, --job <id>', 'the job whose destination holds it (default: the only one)')
     .option('--name <label>', 'name of the new VM')
+    .option(
+      '--new-macs',
+      "give the VIFs new MAC addresses (a copy that runs beside its source); default: the source's MACs",
+    )
     .option('--json', 'machine-readable output')
     .action(action(cloneCommand));
 

@@ -88,12 +88,12 @@ export async function statusCommand(jobId: string | undefined, opts: GlobalOptio
 
 export async function cloneCommand(
   recoveryPoint: string,
-  opts: GlobalOptions & { job?: string; name?: string },
+  opts: GlobalOptions & { job?: string; name?: string; newMacs?: boolean },
 ): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, opts.job);
   const uuid = await withPool(config, job.destination.pool, (xapi) =>
-    cloneRecoveryPoint(xapi, recoveryPoint, opts.name),
+    cloneRecoveryPoint(xapi, recoveryPoint, { name: opts.name, newMacs: opts.newMacs }),
   );
   print(
     opts,

@@ -1,11 +1,10 @@
-import { PoolSessions } from '../../functions/replication/context.js';
 import type { RunResult } from '../../functions/replication/contract.js';
-import { preflight } from '../../functions/replication/preflight.js';
 import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
 import { progressView } from '../progress.js';
 import { localJobRunner } from '../run-job.js';
 import { runSchedule, scheduleIntervalMs } from '../schedule.js';
 import { EXIT, type GlobalOptions, jobOf, load, mb, table } from './common.js';
+import { exitFor, preflightJob } from './validate.js';
 
 export interface RunOptions extends GlobalOptions {
   job?: string;
@@ -42,12 +41,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     progress: view?.update,
     logger: jsonLogger(opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
   });
-  const sessions = new PoolSessions(config, deps.resolvePassword);
-  const problems = await preflight(config, job, sessions).finally(() => sessions.closeAll());
+  const problems = await preflightJob(config, job, deps.resolvePassword);
   if (problems.length) {
     view?.stop();
-    for (const p of problems) process.stderr.write(`xcr: ${p.field}: ${p.message}\n`);
-    return problems.some((p) => p.kind === 'unreachable') ? EXIT.unreachable : EXIT.badInput;
+    return exitFor(problems);
   }
   const runner = localJobRunner(config, job, deps, stateDir);
   const results: RunResult[] = [];

@@ -8,6 +8,10 @@ describe('fault matrix: a failure anywhere never harms the last recovery point n
   it('covers every XAPI call of a run on both sides', () => {
     expect(calls.source).toContain('VM.snapshot');
     expect(calls.destination).toContain('VDI.clone');
+    expect(calls.source).toContain('VTPM.get_contents');
+    expect(calls.destination).toEqual(
+      expect.arrayContaining(['VTPM.create', 'VTPM.set_contents', 'VM.set_bios_strings', 'VBD.create']),
+    );
     expect(all.length).toBeGreaterThanOrEqual(40);
   });
 

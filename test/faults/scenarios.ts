@@ -57,6 +57,13 @@ async function newSites(): Promise<Sites> {
           { sizeBytes: 8 * MiB, data: [{ offset: 2 * MiB, length: MiB, seed: 12 }] },
         ],
         vifs: [{ network: 'Pool-wide network' }],
+        // Boot state, so the discovered calls include set_bios_strings, VTPM.* and the CD drive.
+        firmware: 'uefi',
+        secureBoot: true,
+        nvram: { 'EFI-variables': Buffer.from('efi vars').toString('base64') },
+        bios_strings: { 'system-manufacturer': 'Acme', 'system-serial-number': 'SN-1' },
+        vtpm: { contents: Buffer.from('tpm state').toString('base64') },
+        cdDrive: true,
       },
     ],
     sourceHosts: 2,

@@ -34,6 +34,11 @@ export interface SitesOptions {
   destinationHosts?: number;
   /** Purpose given to the source pool's network, which makes VDI.get_nbd_info return records. */
   sourceNbdPurpose?: 'nbd' | 'insecure_nbd';
+  /** Network names of each pool (default: "Pool-wide network" / "Replica network"). */
+  sourceNetworks?: string[];
+  destinationNetworks?: string[];
+  /** The destination pool cannot hold a vTPM (pool.restrictions.restrict_vtpm = "true"). */
+  destinationRestrictsVtpm?: boolean;
   /** Serve the source pool over https with this certificate (pinned by fingerprint in the config). */
   sourceTls?: { cert: string; key: string };
 }
@@ -75,7 +80,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     name: 'site-a',
     hosts: o.sourceHosts,
     srs: [{ name_label: 'Local storage', sizeBytes: 64 * 2 ** 30, shared: true }],
-    networks: [{ name_label: 'Pool-wide network' }],
+    networks: (o.sourceNetworks ?? ['Pool-wide network']).map((name_label) => ({ name_label })),
     vms: o.vms,
     ...(o.sourceTls ? { tls: o.sourceTls } : {}),
   });
@@ -83,7 +88,8 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     name: 'site-b',
     hosts: o.destinationHosts,
     srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
-    networks: [{ name_label: 'Replica network' }],
+    networks: (o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
+    ...(o.destinationRestrictsVtpm ? { restrictVtpm: true } : {}),
   });
   if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
@@ -252,6 +258,16 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       for (const [ref, r] of objects(destination, 'VDI')) {
         if (r.other_config['xcr:job'] === job.id && !isCopy(r) && !attachedToRp.has(ref))
           found.push(`destination VDI ${r.uuid} (stray)`);
+      }
+      // vTPMs: never orphaned (their VM gone), never more than one per VM.
+      for (const pool of [source, destination]) {
+        const vms = new Map(pool.test.objects('VM'));
+        const perVmTpm = new Map<string, number>();
+        for (const [, t] of pool.test.objects('VTPM')) {
+          if (!vms.has(t.VM as string)) found.push(`${pool.name} VTPM ${t.uuid} (orphan)`);
+          perVmTpm.set(t.VM as string, (perVmTpm.get(t.VM as string) ?? 0) + 1);
+        }
+        for (const [vm, n] of perVmTpm) if (n > 1) found.push(`${pool.name} VM ${vm} has ${n} VTPMs`);
       }
       for (const pool of [source, destination]) {
         for (const [, t] of objects(pool, 'task'))

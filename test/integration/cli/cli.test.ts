@@ -106,7 +106,11 @@ beforeAll(async () => {
     srs: [{ name_label: 'Local storage', sizeBytes: 8 * 2 ** 30 }],
     networks: [{ name_label: 'net' }],
     vms: [
-      { name_label: 'web', disks: [{ sizeBytes: 16 * MiB, data: [{ offset: 0, length: MiB, seed: 4 }] }] },
+      {
+        name_label: 'web',
+        disks: [{ sizeBytes: 16 * MiB, data: [{ offset: 0, length: MiB, seed: 4 }] }],
+        vifs: [{ network: 'net' }],
+      },
     ],
   });
   destination = await startPool({
@@ -144,11 +148,41 @@ describe('xcr validate', () => {
     expect(bad.stderr).toMatch(/jobs\.0\.retention: keep at least 1 recovery point/);
     expect(bad.stderr).toMatch(/jobs\.0\.schedule\.rate: must be between 10 minutes and 24 hours/);
   });
+
+  it('--connect checks each job against its pools: every unmapped source network is named, nothing changes', async () => {
+    const before = inventory();
+    const file = writeConfig(
+      'unmapped',
+      config({
+        job: {
+          destination: { pool: 'dst', sr: { name: 'Replica storage' }, networkMap: { lan: 'replica net' } },
+        },
+      }),
+    );
+    const offline = await xcr(['validate', file]);
+    expect(offline.code).toBe(0);
+    const r = await xcr(['validate', file, '--connect', '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /jobs\[web\]\.destination\.networkMap: source network "net" \([0-9a-f-]{36}\) maps to no destination network; add "net" or "\*"/,
+    );
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: false });
+    expect(inventory()).toBe(before);
+  });
 });
 
 describe('xcr run refuses bad input and changes nothing', () => {
   const cases: [string, () => Record<string, unknown>, number, RegExp][] = [
     ['an invalid config field', () => config({ job: { concurrency: 0 } }), 2, /jobs\.0\.concurrency/],
+    [
+      'a network map naming a destination network that does not exist',
+      () =>
+        config({
+          job: { destination: { pool: 'dst', sr: { name: 'Replica storage' }, networkMap: { '*': 'nope' } } },
+        }),
+      2,
+      /destination\.networkMap\["\*"\]: no destination network has uuid or name "nope"/,
+    ],
     [
       'an unreachable host',
       () => config({ source: { url: 'http://127.0.0.1:9' } }),

@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../functions/config/load.js';
+import {
+  defaultNetwork,
+  jobNetworkMap,
+  type NetworkInfo,
+  networkProblems,
+  resolveNetworks,
+} from '../../../functions/replication/network-map.js';
+
+const net = (ref: string, name_label: string, extra: Partial<NetworkInfo> = {}): NetworkInfo => ({
+  ref,
+  uuid: `00000000-0000-4000-8000-${ref.padStart(12, '0')}`,
+  name_label,
+  ...extra,
+});
+const lan = net('1', 'LAN');
+const storage = net('2', 'Storage');
+const dr = [
+  net('11', 'DR LAN'),
+  net('12', 'LAN'),
+  net('13', 'DR storage'),
+  { ...net('14', 'shared'), uuid: storage.uuid },
+];
+
+describe('resolveNetworks', () => {
+  it.each([
+    ['no map: same uuid, else same name', undefined, { '1': '12', '2': '14' }, []],
+    [
+      'map: uuid beats name beats *',
+      { [lan.uuid]: 'DR storage', LAN: 'DR LAN', '*': 'DR LAN' },
+      { '1': '13', '2': '11' },
+      [],
+    ],
+    ['map by name only: the rest is unmapped', { LAN: 'DR LAN' }, { '1': '11' }, ['2']],
+    ['* is an explicit catch-all', { '*': dr[2]!.uuid }, { '1': '13', '2': '13' }, []],
+  ] as const)('%s', (_name, map, mapped, unmapped) => {
+    const r = resolveNetworks([lan, storage], dr, map as Record<string, string> | undefined);
+    expect(Object.fromEntries(r.mapped)).toEqual(mapped);
+    expect(r.unmapped.map((n) => n.ref)).toEqual(unmapped);
+    expect(r.badEntries).toEqual([]);
+  });
+
+  it('names map entries whose destination is missing or ambiguous', () => {
+    const r = resolveNetworks([lan], [...dr, net('15', 'DR LAN')], { LAN: 'nope', '*': 'DR LAN' });
+    expect(r.badEntries.map((e) => [e.key, e.problem])).toEqual([
+      ['LAN', expect.stringContaining('no destination network has uuid or name "nope"')],
+      ['*', '2 destination networks are named "DR LAN"; give its uuid'],
+    ]);
+    expect(networkProblems(r, 'destination.networkMap')[0]).toMatch(/^destination\.networkMap\["LAN"\]: /);
+  });
+
+  it('without a map falls back to the default network: PIF-backed, not host-internal, first by name', () => {
+    const dests = [
+      net('21', 'A internal', { other_config: { is_host_internal_management_network: 'true' } }),
+      net('22', 'Z physical', { PIFs: ['OpaqueRef:p'] }),
+      net('23', 'B private'),
+    ];
+    expect(defaultNetwork(dests)?.ref).toBe('22');
+    expect(defaultNetwork(dests.filter((d) => d.ref !== '22'))?.ref).toBe('23');
+    expect(Object.fromEntries(resolveNetworks([storage], dests, undefined).mapped)).toEqual({ '2': '22' });
+    expect(resolveNetworks([storage], [], undefined).unmapped).toEqual([storage]);
+  });
+});
+
+describe('destination.network / networkMap in the job config', () => {
+  const config = (destination: object) => ({
+    version: 1,
+    pools: {
+      a: { url: 'http://a', password: { env: 'A' }, allowPlainHttp: true },
+      b: { url: 'http://b', password: { env: 'B' }, allowPlainHttp: true },
+    },
+    jobs: [
+      {
+        id: 'j',
+        source: { pool: 'a' },
+        destination: { pool: 'b', sr: { name: 'sr' }, ...destination },
+        vms: { tag: 't' },
+        schedule: { rate: '15 minutes' },
+      },
+    ],
+  });
+  it('network is the shorthand for { "*": network }', () => {
+    expect(jobNetworkMap(parseConfig(config({ network: { name: 'DR LAN' } })).jobs[0]!.destination)).toEqual({
+      '*': 'DR LAN',
+    });
+    expect(jobNetworkMap(parseConfig(config({})).jobs[0]!.destination)).toBeUndefined();
+    expect(
+      jobNetworkMap(parseConfig(config({ networkMap: { LAN: 'DR LAN' } })).jobs[0]!.destination),
+    ).toEqual({ LAN: 'DR LAN' });
+  });
+  it('refuses both at once and an empty map, naming the field', () => {
+    expect(() => parseConfig(config({ network: { name: 'x' }, networkMap: { '*': 'y' } }))).toThrow(
+      /networkMap.*either destination\.network/s,
+    );
+    expect(() => parseConfig(config({ networkMap: {} }))).toThrow(/networkMap.*at least one network/s);
+  });
+});
