@@ -129,9 +129,10 @@ export function errorCodes(err: unknown): string[] {
 }
 
 /**
- * Whether another attempt of the failed operation may succeed. XAPI errors by code (a stream-failure
- * code by the method that raised it or its cause), transport errors unless a certificate was refused, VHD streams cut short,
- * NBD connection trouble, timeouts, raw socket errors; everything else is permanent.
+ * Whether another attempt of the failed operation may succeed: XAPI errors by code (a stream-failure
+ * code by the method that raised it, or its cause), transport errors unless a certificate was
+ * refused, VHD streams cut short, NBD connection trouble, timeouts, raw socket errors. Everything
+ * else is permanent.
  */
 export function isTransient(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
