@@ -1,5 +1,6 @@
 export { abortReason, type Backoff, backoffMs, type RetryOptions, retrying, sleep } from './backoff.js';
 export {
+  DATA_TRANSFER_METHODS,
   errorCodes,
   IN_PLACE_RETRY,
   isCertificateError,

@@ -29,11 +29,14 @@ export const TRANSIENT_XAPI_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * XAPI codes an import/export task also reports when its data stream broke: VDI_IO_ERROR is a real
- * device error (permanent) unless the transfer's own connection failed first, which the client
- * records as the error's `cause`.
+ * XAPI codes that mean a device error, except from a data transfer: xapi's import/export handlers
+ * report any failure of their copy loop as VDI_IO_ERROR, a connection the peer dropped included
+ * (and it answers 200 before reading an upload, so the client cannot tell). From these methods, or
+ * with a transient `cause` recorded by the client, they are transient; from any other call
+ * (VM.snapshot, VDI.copy, …) permanent, like SR_BACKEND_FAILURE_*.
  */
 export const STREAM_FAILURE_XAPI_CODES: ReadonlySet<string> = new Set(['VDI_IO_ERROR']);
+export const DATA_TRANSFER_METHODS: ReadonlySet<string> = new Set(['import_raw_vdi', 'export_raw_vdi']);
 
 /** Which transient XAPI codes the client retries in place (the step retries the others). */
 export const IN_PLACE_RETRY = {
@@ -110,6 +113,7 @@ export function isTransientNbd(name: string, errno?: number): boolean {
 interface Coded {
   name?: unknown;
   code?: unknown;
+  method?: unknown;
   errno?: unknown;
   cause?: unknown;
 }
@@ -125,9 +129,10 @@ export function errorCodes(err: unknown): string[] {
 }
 
 /**
- * Whether another attempt of the failed operation may succeed. XAPI errors by code (a stream-failure
- * code by its cause), transport errors unless a certificate was refused, VHD streams cut short,
- * NBD connection trouble, timeouts, raw socket errors; everything else is permanent.
+ * Whether another attempt of the failed operation may succeed: XAPI errors by code (a stream-failure
+ * code by the method that raised it, or its cause), transport errors unless a certificate was
+ * refused, VHD streams cut short, NBD connection trouble, timeouts, raw socket errors. Everything
+ * else is permanent.
  */
 export function isTransient(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
@@ -137,7 +142,11 @@ export function isTransient(err: unknown): boolean {
   switch (name) {
     case 'XapiError':
       if (TRANSIENT_XAPI_CODES.has(code)) return true;
-      return STREAM_FAILURE_XAPI_CODES.has(code) && e.cause !== undefined && isTransient(e.cause);
+      if (!STREAM_FAILURE_XAPI_CODES.has(code)) return false;
+      return (
+        (typeof e.method === 'string' && DATA_TRANSFER_METHODS.has(e.method)) ||
+        (e.cause !== undefined && isTransient(e.cause))
+      );
     case 'XapiTransportError':
       return !isCertificateError(code);
     case 'VhdFormatError':

@@ -117,18 +117,10 @@ async function explainFailure(
     const rec = await settleTask(ctx, task, method, 2_000);
     if (rec) return fallback;
   } catch (e) {
-    if (e instanceof XapiError) return withCause(e, fallback);
+    if (e instanceof XapiError) return e;
   }
   await ctx.caller.cancelTask(task);
   return fallback;
-}
-
-/**
- * The task's error explains a failed transfer; what the transfer itself saw stays as its cause, which
- * tells a device error (VDI_IO_ERROR alone) from a stream that broke (VDI_IO_ERROR after a reset).
- */
-function withCause(e: XapiError, cause: Error): XapiError {
-  return e.cause === undefined ? Object.assign(e, { cause }) : e;
 }
 
 /** Fails the stream at once if the body starts with `HTTP/` (xapi's error response inside a 200). */
@@ -308,14 +300,7 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
         new XapiError(ClientCodes.HTTP_STATUS, [String(status)], method),
       );
     }
-    // xapi answers 200 before reading the body: a server that stopped reading leaves it unfinished.
-    const cut = !o.body.readableEnded;
-    const rec = await settleTask(ctx, task, method, Math.min(ctx.taskTimeoutMs, SETTLE_MS), signal).catch(
-      (e: unknown) => {
-        if (!cut || !(e instanceof XapiError)) throw e;
-        throw withCause(e, new XapiError(ClientCodes.TRANSFER_INCOMPLETE, ['upload cut short'], method));
-      },
-    );
+    const rec = await settleTask(ctx, task, method, Math.min(ctx.taskTimeoutMs, SETTLE_MS), signal);
     if (!rec) {
       await ctx.caller.cancelTask(task);
       throw new XapiError(ClientCodes.TRANSFER_INCOMPLETE, ['task still pending after the upload'], method);

@@ -16,6 +16,8 @@ describe('classifyError', () => {
     });
     const cut = Object.assign(xapiError('VDI_IO_ERROR'), { cause: reset });
     expect(classifyError(cut)).toMatchObject({ name: 'XcrTransientError', code: 'VDI_IO_ERROR' });
+    const imported = Object.assign(xapiError('VDI_IO_ERROR'), { method: 'import_raw_vdi' });
+    expect(classifyError(imported)).toMatchObject({ name: 'XcrTransientError', code: 'VDI_IO_ERROR' });
     const permanent = classifyError(xapiError('SR_BACKEND_FAILURE_44'));
     expect(permanent.name).toBe('XcrPermanentError');
     expect(permanent.message).toMatch(/^SR_BACKEND_FAILURE_44: /);

@@ -8,8 +8,8 @@ import {
 import { backoffMs, errorCodes, isTransient, retrying, sleep } from '../../../functions/retry/index.js';
 import { XapiError, XapiTransportError } from '../../../functions/xapi/errors.js';
 
-const xapi = (code: string, cause?: unknown) =>
-  new XapiError(code, [], 'VDI.import', cause === undefined ? undefined : { cause });
+const xapi = (code: string, cause?: unknown, method = 'VM.snapshot') =>
+  new XapiError(code, [], method, cause === undefined ? undefined : { cause });
 const transport = (code: string) => new XapiTransportError(`connect ${code}`, code);
 const coded = (name: string, code: string) => Object.assign(new Error(name), { name, code });
 const vhd = (code: string) => coded('VhdFormatError', code);
@@ -34,7 +34,15 @@ const table: [string, unknown, boolean][] = [
     xapi('SR_BACKEND_FAILURE_44', transport('ECONNRESET')),
     false,
   ],
-  ['VDI_IO_ERROR alone (a device error)', xapi('VDI_IO_ERROR'), false],
+  ['VDI_IO_ERROR from VM.snapshot (a device error)', xapi('VDI_IO_ERROR'), false],
+  ['VDI_IO_ERROR from VDI.copy', xapi('VDI_IO_ERROR', undefined, 'VDI.copy'), false],
+  ['VDI_IO_ERROR of an import (its stream broke)', xapi('VDI_IO_ERROR', undefined, 'import_raw_vdi'), true],
+  ['VDI_IO_ERROR of an export', xapi('VDI_IO_ERROR', undefined, 'export_raw_vdi'), true],
+  [
+    'SR_BACKEND_FAILURE_44 of an import (SR full)',
+    xapi('SR_BACKEND_FAILURE_44', undefined, 'import_raw_vdi'),
+    false,
+  ],
   ['VDI_IO_ERROR after the stream was reset', xapi('VDI_IO_ERROR', transport('ECONNRESET')), true],
   ['VDI_IO_ERROR after an export body cut short', xapi('VDI_IO_ERROR', xapi('TRANSFER_INCOMPLETE')), true],
   ['VDI_IO_ERROR after an HTTP refusal', xapi('VDI_IO_ERROR', xapi('HTTP_STATUS')), false],
