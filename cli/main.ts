@@ -8,9 +8,11 @@ import { ConfigError, loadConfigFile } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
 import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
+import { unlockCommand } from './commands/unlock.js';
 
 function exitCodeFor(err: Error & { code?: unknown }): number {
-  if (err instanceof ConfigError || err.name === 'UsageError') return EXIT.badInput;
+  if (err instanceof ConfigError || err.name === 'UsageError' || err.name === 'LeaseHeldError')
+    return EXIT.badInput;
   if (err.name === 'XapiTransportError') return EXIT.unreachable;
   if (err.name === 'XapiError' && err.code === 'SESSION_AUTHENTICATION_FAILED') return EXIT.unreachable;
   return EXIT.runFailed;
@@ -92,6 +94,15 @@ async function main(argv: string[]): Promise<number> {
     .option('--name <label>', 'name of the new VM')
     .option('--json', 'machine-readable output')
     .action(action(cloneCommand));
+
+  program
+    .command('unlock')
+    .argument('[job]', 'the job (default: the only one)')
+    .description('clear the local lease a crashed run left (refused while that run is alive)')
+    .requiredOption('-c, --config <file>', 'the JSON configuration file')
+    .option('--force', 'also when the holder ran on another host (make sure it is not running)')
+    .option('--json', 'machine-readable output')
+    .action(action(unlockCommand));
 
   try {
     await program.parseAsync(argv);
