@@ -10,7 +10,9 @@ import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/i
 import { runCommand } from './commands/run.js';
 import { unlockCommand } from './commands/unlock.js';
 
-function exitCodeFor(err: Error & { code?: unknown }): number {
+function exitCodeFor(err: Error & { code?: unknown; exitCode?: number }): number {
+  if (err.name === 'CliProblem' && typeof err.exitCode === 'number') return err.exitCode;
+  if (err.name === 'XcrPermanentError' && err.code === 'RECOVERY_POINT_NOT_FOUND') return EXIT.badInput;
   if (err instanceof ConfigError || err.name === 'UsageError' || err.name === 'LeaseHeldError')
     return EXIT.badInput;
   if (err.name === 'XapiTransportError') return EXIT.unreachable;

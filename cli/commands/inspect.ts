@@ -93,7 +93,7 @@ export async function cloneCommand(
   const config = load(opts);
   const job = jobOf(config, opts.job);
   const uuid = await withPool(config, job.destination.pool, (xapi) =>
-    cloneRecoveryPoint(xapi, recoveryPoint, opts.name),
+    cloneRecoveryPoint(xapi, recoveryPoint, { pool: job.destination.pool, jobId: job.id }, opts.name),
   );
   print(
     opts,

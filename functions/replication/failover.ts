@@ -1,6 +1,7 @@
 import type { VmRecord, Xapi } from '../xapi/index.js';
-import { findVmByUuid, vmDisks } from './inventory.js';
-import { KEY, REPLICA_TAG, ROLE } from './metadata.js';
+import { XcrPermanentError } from './errors.js';
+import { vmDisks } from './inventory.js';
+import { KEY, REPLICA_TAG } from './metadata.js';
 import { listRecoveryPoints } from './recovery-points.js';
 
 export interface RecoveryPointInfo {
@@ -40,10 +41,18 @@ export async function recoveryPointsOf(xapi: Xapi, jobId: string): Promise<Recov
  * Failover / test restore: clones a recovery point into an ordinary, startable VM. The recovery
  * point itself is not modified (VM.clone only reads it), so it stays a valid base for deltas.
  */
-export async function cloneRecoveryPoint(xapi: Xapi, rpUuid: string, name?: string): Promise<string> {
-  const rp = await findVmByUuid(xapi, rpUuid);
-  if (rp.rec.other_config[KEY.role] !== ROLE.recoveryPoint) {
-    throw new Error(`VM ${rpUuid} is not an xcr recovery point`);
+export async function cloneRecoveryPoint(
+  xapi: Xapi,
+  rpUuid: string,
+  where: { pool: string; jobId: string },
+  name?: string,
+): Promise<string> {
+  const rp = (await listRecoveryPoints(xapi, where.jobId)).find((p) => p.rec.uuid === rpUuid);
+  if (!rp) {
+    throw new XcrPermanentError(
+      'RECOVERY_POINT_NOT_FOUND',
+      `no recovery point ${rpUuid} of job ${where.jobId} on the destination pool "${where.pool}"; list them with \`xcr recovery-points ${where.jobId}\``,
+    );
   }
   const clone = await xapi.callAsync<string>(
     'VM.clone',
