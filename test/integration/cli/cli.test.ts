@@ -85,6 +85,13 @@ function config(
   };
 }
 
+/** The config with the destination on the TLS pool, verified as `tls` says. */
+function tlsDestination(tls: { tlsFingerprint?: string; tlsCaFile?: string }): Record<string, unknown> {
+  return config({
+    destination: { url: tlsPool.url, password: { env: 'TLS_PW' }, allowPlainHttp: false, ...tls },
+  });
+}
+
 function writeConfig(name: string, content: unknown): string {
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(content));
@@ -172,15 +179,7 @@ describe('xcr run refuses bad input and changes nothing', () => {
     ],
     [
       'a wrong TLS fingerprint',
-      () =>
-        config({
-          destination: {
-            url: tlsPool.url,
-            password: { env: 'TLS_PW' },
-            allowPlainHttp: false,
-            tlsFingerprint: 'ab'.repeat(32),
-          },
-        }),
+      () => tlsDestination({ tlsFingerprint: 'ab'.repeat(32) }),
       3,
       /pools\.dst\.tlsFingerprint: .*does not match/,
     ],
@@ -198,29 +197,13 @@ describe('xcr run refuses bad input and changes nothing', () => {
     ],
     [
       'a tlsCaFile that does not exist',
-      () =>
-        config({
-          destination: {
-            url: tlsPool.url,
-            password: { env: 'TLS_PW' },
-            allowPlainHttp: false,
-            tlsCaFile: join(dir, 'no-such-ca.pem'),
-          },
-        }),
+      () => tlsDestination({ tlsCaFile: join(dir, 'no-such-ca.pem') }),
       2,
       /pools\.dst\.tlsCaFile: cannot read the CA file .*no-such-ca\.pem \(ENOENT\)/,
     ],
     [
       'a tlsCaFile with another CA',
-      () =>
-        config({
-          destination: {
-            url: tlsPool.url,
-            password: { env: 'TLS_PW' },
-            allowPlainHttp: false,
-            tlsCaFile: otherCa,
-          },
-        }),
+      () => tlsDestination({ tlsCaFile: otherCa }),
       3,
       /pools\.dst\.tlsCaFile: pool "dst" presented a certificate that the CA in .* does not verify/,
     ],
@@ -257,17 +240,7 @@ describe('each command names the pool, field and fix that apply to it', () => {
   });
 
   it('recovery-points with a wrong pin names the pool and tlsFingerprint (exit 3)', async () => {
-    const file = writeConfig(
-      'pin',
-      config({
-        destination: {
-          url: tlsPool.url,
-          password: { env: 'TLS_PW' },
-          allowPlainHttp: false,
-          tlsFingerprint: 'cd'.repeat(32),
-        },
-      }),
-    );
+    const file = writeConfig('pin', tlsDestination({ tlsFingerprint: 'cd'.repeat(32) }));
     const res = await xcr(['recovery-points', 'web', '-c', file]);
     expect(res.code).toBe(3);
     expect(res.stderr).toMatch(
