@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { ConfigError } from '../functions/config/load.js';
 import type { XcrConfig } from '../functions/config/schema.js';
 import { FileLeaseStore } from '../functions/lease/index.js';
 import type { RunResult } from '../functions/replication/contract.js';
@@ -15,12 +16,22 @@ export function envPasswordResolver(config: XcrConfig, env: NodeJS.ProcessEnv = 
     const ref = config.pools[poolName]?.password;
     if (!ref) throw new Error(`pool "${poolName}" is not in the configuration`);
     if ('secret' in ref) {
-      throw new Error(
-        `pools.${poolName}.password refers to a Secrets Manager secret; local runs read { "env": "VAR" } references`,
+      throw new ConfigError(
+        [
+          `pools.${poolName}.password: refers to the Secrets Manager secret "${ref.secret}", which local runs do not read; use { "env": "VAR" } for a local run`,
+        ],
+        'credentials',
       );
     }
     const value = env[ref.env];
-    if (!value) throw new Error(`pools.${poolName}.password: environment variable ${ref.env} is not set`);
+    if (!value) {
+      throw new ConfigError(
+        [
+          `pools.${poolName}.password: the environment variable ${ref.env} is not set; export it with the pool's password`,
+        ],
+        'credentials',
+      );
+    }
     return value;
   };
 }

@@ -8,10 +8,14 @@ import { ConfigError } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
 import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
+import { unlockCommand } from './commands/unlock.js';
 import { validateCommand } from './commands/validate.js';
 
-function exitCodeFor(err: Error & { code?: unknown }): number {
-  if (err instanceof ConfigError || err.name === 'UsageError') return EXIT.badInput;
+function exitCodeFor(err: Error & { code?: unknown; exitCode?: number }): number {
+  if (err.name === 'CliProblem' && typeof err.exitCode === 'number') return err.exitCode;
+  if (err.name === 'XcrPermanentError' && err.code === 'RECOVERY_POINT_NOT_FOUND') return EXIT.badInput;
+  if (err instanceof ConfigError || err.name === 'UsageError' || err.name === 'LeaseHeldError')
+    return EXIT.badInput;
   if (err.name === 'XapiTransportError') return EXIT.unreachable;
   if (err.name === 'XapiError' && err.code === 'SESSION_AUTHENTICATION_FAILED') return EXIT.unreachable;
   return EXIT.runFailed;
@@ -90,6 +94,15 @@ async function main(argv: string[]): Promise<number> {
     )
     .option('--json', 'machine-readable output')
     .action(action(cloneCommand));
+
+  program
+    .command('unlock')
+    .argument('[job]', 'the job (default: the only one)')
+    .description('clear the local lease a crashed run left (refused while that run is alive)')
+    .requiredOption('-c, --config <file>', 'the JSON configuration file')
+    .option('--force', 'also when the holder ran on another host (make sure it is not running)')
+    .option('--json', 'machine-readable output')
+    .action(action(unlockCommand));
 
   try {
     await program.parseAsync(argv);

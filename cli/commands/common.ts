@@ -1,6 +1,7 @@
 import { findJob, loadConfigFile } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
 import { PoolSessions } from '../../functions/replication/context.js';
+import { connectionProblem } from '../../functions/replication/preflight.js';
 import type { Xapi } from '../../functions/xapi/index.js';
 import { envPasswordResolver } from '../local-deps.js';
 
@@ -28,7 +29,19 @@ export function jobOf(config: XcrConfig, jobId: string | undefined): JobConfig {
   );
 }
 
-/** Opens a pool of the config for a command, and always logs out. */
+/** A command's failure already phrased for the user, with its exit code. */
+export class CliProblem extends Error {
+  override readonly name = 'CliProblem';
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Opens a pool of the config for a command, and always logs out. A pool that cannot be opened is
+ *  reported under the config field to fix (url, password, tlsFingerprint, tlsCaFile). */
 export async function withPool<T>(
   config: XcrConfig,
   pool: string,
@@ -36,7 +49,14 @@ export async function withPool<T>(
 ): Promise<T> {
   const sessions = new PoolSessions(config, envPasswordResolver(config));
   try {
-    return await fn(await sessions.get(pool));
+    let xapi: Xapi;
+    try {
+      xapi = await sessions.get(pool);
+    } catch (err) {
+      const p = connectionProblem(config, pool, err as Error);
+      throw new CliProblem(`${p.field}: ${p.message}`, p.kind === 'input' ? EXIT.badInput : EXIT.unreachable);
+    }
+    return await fn(xapi);
   } finally {
     await sessions.closeAll();
   }

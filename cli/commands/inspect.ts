@@ -93,7 +93,12 @@ export async function cloneCommand(
   const config = load(opts);
   const job = jobOf(config, opts.job);
   const uuid = await withPool(config, job.destination.pool, (xapi) =>
-    cloneRecoveryPoint(xapi, recoveryPoint, { name: opts.name, newMacs: opts.newMacs }),
+    cloneRecoveryPoint(
+      xapi,
+      recoveryPoint,
+      { pool: job.destination.pool, jobId: job.id },
+      { name: opts.name, newMacs: opts.newMacs },
+    ),
   );
   print(
     opts,

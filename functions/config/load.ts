@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { configSchema, type JobConfig, type XcrConfig } from './schema.js';
+import { closestKey, knownKeys } from './suggest.js';
 
 /** A configuration problem, with one line per field: "<path>: <what is wrong and how to fix it>". */
 export class ConfigError extends Error {
@@ -14,9 +15,17 @@ export class ConfigError extends Error {
 }
 
 function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
-    const path = issue.path.length ? issue.path.map(String).join('.') : '(root)';
-    return `${path}: ${issue.message}`;
+  return error.issues.flatMap((issue) => {
+    const at = (p: readonly PropertyKey[]) => (p.length ? p.map(String).join('.') : '(root)');
+    if (issue.code === 'unrecognized_keys') {
+      const known = knownKeys(configSchema, issue.path);
+      return issue.keys.map((key) => {
+        const near = closestKey(key, known);
+        const hint = near ? `did you mean \`${near}\`?` : `known keys: ${known.join(', ')}`;
+        return `${at([...issue.path, key])}: unknown key; ${hint}`;
+      });
+    }
+    return [`${at(issue.path)}: ${issue.message}`];
   });
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { link, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkLeaseArgs, LeaseContentionError } from './errors.js';
+import { currentHolder, holderState, type LeaseHolder } from './holder.js';
 import { leaseDirName } from './key.js';
 import type { LeaseResult, LeaseStore } from './port.js';
 
@@ -13,6 +14,24 @@ interface LeaseRecord {
   /** null once released. */
   owner: string | null;
   expiresAtMs: number;
+  /** The process that took it (absent in files written before holders were recorded). */
+  holder?: LeaseHolder;
+}
+
+/** `unlock` refused: the holder may still be running. */
+export class LeaseHeldError extends Error {
+  override readonly name = 'LeaseHeldError';
+  constructor(
+    readonly owner: string,
+    readonly holder: LeaseHolder | undefined,
+    state: 'alive' | 'unknown',
+  ) {
+    super(
+      state === 'alive'
+        ? `run ${owner} is still running (pid ${holder?.pid} on this host, since ${holder?.since}); not unlocked`
+        : `run ${owner} holds the lease from ${holder ? `host ${holder.host}, pid ${holder.pid}` : 'an unknown process'}, which cannot be checked from here; make sure it is not running, then unlock with --force`,
+    );
+  }
 }
 
 interface Current {
@@ -53,10 +72,23 @@ export class FileLeaseStore implements LeaseStore {
       const cur = await readCurrent(keyDir);
       const nowMs = this.now().getTime();
       const held = cur.record;
+      let tookOverFrom: { owner: string; holder: LeaseHolder } | undefined;
       if (held?.owner && held.owner !== owner && held.expiresAtMs > nowMs) {
-        return { acquired: false, holder: held.owner, expiresAt: new Date(held.expiresAtMs) };
+        // A holder that provably died (a killed local run) does not block the job until expiry.
+        if (!held.holder || holderState(held.holder) !== 'dead') {
+          return {
+            acquired: false,
+            holder: held.owner,
+            expiresAt: new Date(held.expiresAtMs),
+            ...(held.holder ? { holderInfo: held.holder } : {}),
+          };
+        }
+        tookOverFrom = { owner: held.owner, holder: held.holder };
       }
-      if (await commit(keyDir, cur.gen + 1, { owner, expiresAtMs: nowMs + ttlMs })) return { acquired: true };
+      const since = held?.owner === owner && held.holder ? held.holder.since : this.now().toISOString();
+      const next = { owner, expiresAtMs: nowMs + ttlMs, holder: currentHolder(since) };
+      if (await commit(keyDir, cur.gen + 1, next))
+        return { acquired: true, ...(tookOverFrom ? { tookOverFrom } : {}) };
     }
     throw new LeaseContentionError(key, MAX_ATTEMPTS);
   }
@@ -72,6 +104,25 @@ export class FileLeaseStore implements LeaseStore {
     throw new LeaseContentionError(key, MAX_ATTEMPTS);
   }
 
+  /**
+   * Clears a lease whatever run holds it (`xcr unlock`), but only when its holder provably is not
+   * running: dead on this machine, or `force` for a holder elsewhere. Returns the owner it cleared.
+   */
+  async unlock(key: string, o: { force?: boolean } = {}): Promise<string | undefined> {
+    const keyDir = this.keyDir(key);
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const cur = await readCurrent(keyDir);
+      const held = cur.record;
+      if (!held?.owner || held.expiresAtMs <= this.now().getTime()) return undefined;
+      const state = held.holder ? holderState(held.holder) : 'unknown';
+      if (state === 'alive' || (state === 'unknown' && !o.force))
+        throw new LeaseHeldError(held.owner, held.holder, state);
+      if (await commit(keyDir, cur.gen + 1, { owner: null, expiresAtMs: this.now().getTime() }))
+        return held.owner;
+    }
+    throw new LeaseContentionError(key, MAX_ATTEMPTS);
+  }
+
   private keyDir(key: string): string {
     return join(this.dir, leaseDirName(key));
   }
@@ -80,7 +131,7 @@ export class FileLeaseStore implements LeaseStore {
 /** Writes generation `gen`; true only if it was free and is still the newest afterwards. */
 async function commit(keyDir: string, gen: number, record: LeaseRecord): Promise<boolean> {
   const tmp = join(keyDir, `${TMP_PREFIX}${process.pid}-${randomUUID()}`);
-  const body = { ...record, expiresAt: new Date(record.expiresAtMs).toISOString(), pid: process.pid };
+  const body = { ...record, expiresAt: new Date(record.expiresAtMs).toISOString() };
   await writeFile(tmp, `${JSON.stringify(body)}\n`, { flag: 'wx' });
   try {
     await link(tmp, join(keyDir, genFileName(gen)));
@@ -158,9 +209,20 @@ function parseRecord(text: string): LeaseRecord | undefined {
     return undefined;
   }
   if (typeof v !== 'object' || v === null) return undefined;
-  const { owner, expiresAtMs } = v as Record<string, unknown>;
+  const { owner, expiresAtMs, holder } = v as Record<string, unknown>;
   if ((typeof owner !== 'string' && owner !== null) || typeof expiresAtMs !== 'number') return undefined;
-  return { owner, expiresAtMs };
+  return { owner, expiresAtMs, ...(isHolder(holder) ? { holder } : {}) };
+}
+
+function isHolder(v: unknown): v is LeaseHolder {
+  if (typeof v !== 'object' || v === null) return false;
+  const h = v as Record<string, unknown>;
+  return (
+    typeof h.host === 'string' &&
+    typeof h.pid === 'number' &&
+    typeof h.pidStart === 'string' &&
+    typeof h.since === 'string'
+  );
 }
 
 function genFileName(gen: number): string {

@@ -1,3 +1,3 @@
 export { DynamoLeaseStore, type DynamoLeaseStoreOptions } from './dynamo.js';
 export { LeaseContentionError } from './errors.js';
-export { FileLeaseStore, type FileLeaseStoreOptions } from './file.js';
+export { FileLeaseStore, type FileLeaseStoreOptions, LeaseHeldError } from './file.js';

@@ -6,4 +6,18 @@ export interface LeaseStore {
   release(key: string, owner: string): Promise<void>;
 }
 
-export type LeaseResult = { acquired: true } | { acquired: false; holder: string; expiresAt: Date };
+/** Where a lease store knows it: the process that holds (or held) a lease. */
+export interface LeaseHolderInfo {
+  host: string;
+  pid: number;
+  /** ISO time it took the lease. */
+  since: string;
+}
+
+export type LeaseResult =
+  | {
+      acquired: true;
+      /** The previous holder, when its lease was taken over because it provably died. */
+      tookOverFrom?: { owner: string; holder: LeaseHolderInfo };
+    }
+  | { acquired: false; holder: string; expiresAt: Date; holderInfo?: LeaseHolderInfo };

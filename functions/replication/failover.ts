@@ -1,6 +1,7 @@
 import type { VifRecord, VmRecord, Xapi } from '../xapi/index.js';
-import { findVmByUuid, vmDisks } from './inventory.js';
-import { KEY, REPLICA_TAG, ROLE } from './metadata.js';
+import { XcrPermanentError } from './errors.js';
+import { vmDisks } from './inventory.js';
+import { KEY, REPLICA_TAG } from './metadata.js';
 import { listRecoveryPoints } from './recovery-points.js';
 
 export interface RecoveryPointInfo {
@@ -83,12 +84,16 @@ export interface CloneOptions {
 export async function cloneRecoveryPoint(
   xapi: Xapi,
   rpUuid: string,
+  where: { pool: string; jobId: string },
   opts: CloneOptions = {},
 ): Promise<string> {
   const name = opts.name;
-  const rp = await findVmByUuid(xapi, rpUuid);
-  if (rp.rec.other_config[KEY.role] !== ROLE.recoveryPoint) {
-    throw new Error(`VM ${rpUuid} is not an xcr recovery point`);
+  const rp = (await listRecoveryPoints(xapi, where.jobId)).find((p) => p.rec.uuid === rpUuid);
+  if (!rp) {
+    throw new XcrPermanentError(
+      'RECOVERY_POINT_NOT_FOUND',
+      `no recovery point ${rpUuid} of job ${where.jobId} on the destination pool "${where.pool}"; list them with \`xcr recovery-points ${where.jobId}\``,
+    );
   }
   const clone = await xapi.callAsync<string>(
     'VM.clone',

@@ -12,11 +12,35 @@ export interface PreflightProblem {
   kind: 'unreachable' | 'input';
 }
 
-function connectionProblem(
+/** TLS verification failures of a certificate chain (Node's OpenSSL codes). */
+const CHAIN_ERRORS =
+  /^(UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_|ERR_TLS_CERT_ALTNAME_INVALID|ERR_OSSL_)/;
+
+/** What went wrong opening a pool, under the config field to fix. */
+export function connectionProblem(
   config: XcrConfig,
   pool: string,
-  err: Error & { code?: unknown },
+  err: Error & { code?: unknown; issues?: string[]; path?: unknown },
 ): PreflightProblem {
+  if (err.name === 'ConfigError' && err.issues?.length) {
+    const [field, ...rest] = err.issues[0]!.split(': ');
+    return { field: field!, kind: 'input', message: rest.join(': ') };
+  }
+  const caFile = config.pools[pool]?.tlsCaFile;
+  if (caFile && typeof err.code === 'string' && err.path === caFile) {
+    return {
+      field: `pools.${pool}.tlsCaFile`,
+      kind: 'input',
+      message: `cannot read the CA file ${caFile} (${err.code}); fix the path in pools.${pool}.tlsCaFile`,
+    };
+  }
+  if (caFile && typeof err.code === 'string' && CHAIN_ERRORS.test(err.code)) {
+    return {
+      field: `pools.${pool}.tlsCaFile`,
+      kind: 'unreachable',
+      message: `pool "${pool}" presented a certificate that the CA in ${caFile} does not verify (${err.code}); put the CA that signed the host's certificate in pools.${pool}.tlsCaFile, or pin it with tlsFingerprint`,
+    };
+  }
   const ref = config.pools[pool]?.password;
   const where = ref && 'env' in ref ? `the environment variable ${ref.env}` : 'the secret it refers to';
   if (err.name === 'XapiError' && err.code === 'SESSION_AUTHENTICATION_FAILED') {

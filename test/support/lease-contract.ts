@@ -35,7 +35,7 @@ export function leaseContract(makeStore: MakeStore, o: { propertyRuns: number })
     it('gives a free key to the first owner and reports the holder to others', async () => {
       const { store, clock, k } = await setup();
       expect(await store.acquire(k, 'run-a', TTL)).toEqual({ acquired: true });
-      expect(await store.acquire(k, 'run-b', TTL)).toEqual({
+      expect(await store.acquire(k, 'run-b', TTL)).toMatchObject({
         acquired: false,
         holder: 'run-a',
         expiresAt: new Date(clock.ms + TTL),
@@ -49,7 +49,7 @@ export function leaseContract(makeStore: MakeStore, o: { propertyRuns: number })
       expect(await store.acquire(k, 'run-a', TTL)).toEqual({ acquired: true });
       expect(await store.acquire(k, 'run-a', TTL)).toEqual({ acquired: true });
       clock.advance(50 * SEC); // past the first expiry, inside the renewed one
-      expect(await store.acquire(k, 'run-b', TTL)).toEqual({
+      expect(await store.acquire(k, 'run-b', TTL)).toMatchObject({
         acquired: false,
         holder: 'run-a',
         expiresAt: new Date(clock.ms - 50 * SEC + TTL),
@@ -63,7 +63,7 @@ export function leaseContract(makeStore: MakeStore, o: { propertyRuns: number })
       expect((await store.acquire(k, 'run-b', TTL)).acquired).toBe(false);
       clock.advance(1);
       expect(await store.acquire(k, 'run-b', TTL)).toEqual({ acquired: true });
-      expect(await store.acquire(k, 'run-a', TTL)).toEqual({
+      expect(await store.acquire(k, 'run-a', TTL)).toMatchObject({
         acquired: false,
         holder: 'run-b',
         expiresAt: new Date(clock.ms + TTL),
@@ -177,7 +177,7 @@ export function leaseContract(makeStore: MakeStore, o: { propertyRuns: number })
             }
             const got = await store.acquire(k, step.owner, step.ttlSec * SEC);
             if (live && live.owner !== step.owner) {
-              expect(got).toEqual({
+              expect(got).toMatchObject({
                 acquired: false,
                 holder: live.owner,
                 expiresAt: new Date(live.expiresAtMs),

@@ -52,6 +52,8 @@ export interface Sites {
   job: JobConfig;
   handlers: Record<string, StepHandler>;
   logs: Record<string, unknown>[];
+  /** Where the runs' file leases live. */
+  stateDir: string;
   /** Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates). */
   run(runId?: string, wrap?: StepWrapper, onStateEvent?: (event: unknown) => void): Promise<RunResult>;
   /** Runs another job of `extraJobs` once. */
@@ -151,6 +153,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     job,
     handlers,
     logs,
+    stateDir,
     vmUuid,
     async run(runId = `run-${++runCounter}`, wrap, onStateEvent) {
       const wrapped = wrap

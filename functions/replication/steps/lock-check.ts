@@ -38,9 +38,24 @@ export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise
   const base = { jobId: ctx.job.id, runId: input.runId, startedAt };
   const lease = await ctx.leases.acquire(leaseKey(ctx.job.id), input.runId, LEASE_TTL_MS);
   if (!lease.acquired) {
-    const reason = `run ${lease.holder} of job ${ctx.job.id} is still running (lease until ${lease.expiresAt.toISOString()})`;
+    const who = lease.holderInfo
+      ? ` on host ${lease.holderInfo.host}, pid ${lease.holderInfo.pid}, since ${lease.holderInfo.since}`
+      : '';
+    const unlock = lease.holderInfo
+      ? `; if it is not, clear the lease with \`xcr unlock ${ctx.job.id}\``
+      : '';
+    const reason = `run ${lease.holder} of job ${ctx.job.id} is still running${who} (lease until ${lease.expiresAt.toISOString()})${unlock}`;
     ctx.logger.info('run skipped', { reason });
     return { ...base, status: 'skipped', reason, vms: [] };
+  }
+  if (lease.tookOverFrom) {
+    const { owner, holder } = lease.tookOverFrom;
+    ctx.logger.warn('took over the lease of a run that died', {
+      deadRun: owner,
+      host: holder.host,
+      pid: holder.pid,
+      since: holder.since,
+    });
   }
   try {
     await sweepLeftovers(ctx, input.runId);

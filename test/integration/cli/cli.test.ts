@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leaseKey } from '../../../functions/replication/context.js';
 import { type SimPool, startPool } from '../../../sim/index.js';
+import { crash, holdLeaseInChild } from '../lease/holder.js';
 
 /**
  * The xcr command as a user runs it: spawned processes, exit codes, messages on stderr, --json.
@@ -18,6 +20,7 @@ let destination: SimPool;
 let tlsPool: SimPool;
 let dir: string;
 let vmUuid: string;
+let otherCa: string;
 
 interface Result {
   code: number | null;
@@ -82,6 +85,13 @@ function config(
   };
 }
 
+/** The config with the destination on the TLS pool, verified as `tls` says. */
+function tlsDestination(tls: { tlsFingerprint?: string; tlsCaFile?: string }): Record<string, unknown> {
+  return config({
+    destination: { url: tlsPool.url, password: { env: 'TLS_PW' }, allowPlainHttp: false, ...tls },
+  });
+}
+
 function writeConfig(name: string, content: unknown): string {
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(content));
@@ -127,6 +137,12 @@ beforeAll(async () => {
     tls: { cert: pems.cert, key: pems.private },
     srs: [{ name_label: 'Replica storage', sizeBytes: 2 ** 30 }],
   });
+  const other = await generate([{ name: 'commonName', value: 'another-ca' }], {
+    keySize: 2048,
+    algorithm: 'sha256',
+  });
+  otherCa = join(dir, 'other-ca.pem');
+  writeFileSync(otherCa, other.cert);
   vmUuid = source.test.objects('VM').find(([, r]) => r.name_label === 'web')![1].uuid as string;
 });
 
@@ -197,17 +213,33 @@ describe('xcr run refuses bad input and changes nothing', () => {
     ],
     [
       'a wrong TLS fingerprint',
-      () =>
-        config({
-          destination: {
-            url: tlsPool.url,
-            password: { env: 'TLS_PW' },
-            allowPlainHttp: false,
-            tlsFingerprint: 'ab'.repeat(32),
-          },
-        }),
+      () => tlsDestination({ tlsFingerprint: 'ab'.repeat(32) }),
       3,
       /pools\.dst\.tlsFingerprint: .*does not match/,
+    ],
+    [
+      'an unset password variable (not a network problem)',
+      () => config({ destination: { password: { env: 'XCR_UNSET_PW' } } }),
+      2,
+      /^xcr: pools\.dst\.password: the environment variable XCR_UNSET_PW is not set; export it/m,
+    ],
+    [
+      'a secret reference in a local run',
+      () => config({ source: { password: { secret: 'xcr/site-a' } } }),
+      2,
+      /pools\.src\.password: refers to the Secrets Manager secret "xcr\/site-a"/,
+    ],
+    [
+      'a tlsCaFile that does not exist',
+      () => tlsDestination({ tlsCaFile: join(dir, 'no-such-ca.pem') }),
+      2,
+      /pools\.dst\.tlsCaFile: cannot read the CA file .*no-such-ca\.pem \(ENOENT\)/,
+    ],
+    [
+      'a tlsCaFile with another CA',
+      () => tlsDestination({ tlsCaFile: otherCa }),
+      3,
+      /pools\.dst\.tlsCaFile: pool "dst" presented a certificate that the CA in .* does not verify/,
     ],
     [
       'a missing SR',
@@ -230,6 +262,69 @@ describe('xcr run refuses bad input and changes nothing', () => {
     expect(res.code).toBe(exitCode);
     expect(inventory()).toBe(before);
     expect(mutatingCalls().length).toBe(callsBefore);
+    expect(res.stderr).not.toMatch(exitCode === 2 ? /cannot reach|VPN/ : /^$/);
+  });
+});
+
+describe('each command names the pool, field and fix that apply to it', () => {
+  it('an unknown config key gets the closest known key (exit 2)', async () => {
+    const res = await xcr(['validate', writeConfig('typo', config({ job: { retension: 3 } }))]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/jobs\.0\.retension: unknown key; did you mean `retention`\?/);
+  });
+
+  it('recovery-points with a wrong pin names the pool and tlsFingerprint (exit 3)', async () => {
+    const file = writeConfig('pin', tlsDestination({ tlsFingerprint: 'cd'.repeat(32) }));
+    const res = await xcr(['recovery-points', 'web', '-c', file]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(
+      /^xcr: pools\.dst\.tlsFingerprint: pool "dst" presented a certificate that does not match/m,
+    );
+  });
+
+  it('recovery-points with an unset password variable names it (exit 2)', async () => {
+    const res = await xcr([
+      'recovery-points',
+      'web',
+      '-c',
+      writeConfig('nopw', config({ destination: { password: { env: 'XCR_UNSET_PW' } } })),
+    ]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/pools\.dst\.password: the environment variable XCR_UNSET_PW is not set/);
+  });
+
+  it('clone of an unknown uuid names the destination pool and the recovery point (exit 2)', async () => {
+    const res = await xcr([
+      'clone',
+      '00000000-0000-4000-8000-000000000009',
+      '-c',
+      writeConfig('clone', config()),
+    ]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(
+      /no recovery point 00000000-0000-4000-8000-000000000009 of job web on the destination pool "dst"; list them with `xcr recovery-points web`/,
+    );
+    expect(res.stderr).not.toMatch(/source pool|job's vms/);
+  });
+
+  it('unlock refuses while the holder is alive (exit 2) and clears a dead holder’s lease (exit 0)', async () => {
+    const file = writeConfig('unlock', config());
+    const stateDir = join(dir, 'state');
+    const live = await holdLeaseInChild(stateDir, leaseKey('web'), 'run-alive');
+    try {
+      const refused = await xcr(['unlock', 'web', '-c', file]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(
+        new RegExp(`run run-alive is still running \\(pid ${live.pid} on this host`),
+      );
+    } finally {
+      await crash(live);
+    }
+    const cleared = await xcr(['unlock', 'web', '-c', file]);
+    expect(cleared.code).toBe(0);
+    expect(cleared.stdout).toMatch(/job web: cleared the lease of run run-alive/);
+    const again = await xcr(['unlock', 'web', '-c', file]);
+    expect(again.stdout).toMatch(/no run holds the lease/);
   });
 });
 
@@ -265,7 +360,7 @@ describe('xcr as an operator uses it', () => {
     expect(cloned).toMatchObject({ name_label: 'web restored', blocked_operations: {} });
 
     const missing = await xcr(['clone', '00000000-0000-4000-8000-000000000002', '-c', file]);
-    expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toMatch(/no VM with uuid/);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/no recovery point/);
   }, 240_000);
 });

@@ -130,13 +130,13 @@ describe('a UEFI Secure Boot VM with a vTPM', () => {
     const cd = (rp.VBDs as string[]).map((r) => vbds.get(r)!).filter((v) => v.type === 'CD');
     expect(cd.map((v) => [v.userdevice, v.empty, v.mode])).toEqual([['3', true, 'RO']]);
 
-    const cloneUuid = await cloneRecoveryPoint(xapi, rp.uuid);
+    const cloneUuid = await cloneRecoveryPoint(xapi, rp.uuid, { pool: 'b', jobId: sites.job.id });
     const clone = objects(sites.destination, 'VM').get(refOf(sites.destination, cloneUuid))!;
     compare(clone, snap, 'clone');
     expect(clone.blocked_operations).toEqual({});
     expect(vtpmContents(sites.destination, clone)).toBe(expected.tpm);
     expect(vifs(sites.destination, clone)).toEqual(rpVifs);
-    const fresh = await cloneRecoveryPoint(xapi, rp.uuid, { newMacs: true });
+    const fresh = await cloneRecoveryPoint(xapi, rp.uuid, { pool: 'b', jobId: sites.job.id }, { newMacs: true });
     const freshVifs = vifs(
       sites.destination,
       objects(sites.destination, 'VM').get(refOf(sites.destination, fresh))!,
