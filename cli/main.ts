@@ -3,11 +3,17 @@
  * `xcr`: run jobs locally (the synthesized workflow through the local runner), inspect recovery
  * points, clone one for failover or a test restore, validate a configuration.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError, loadConfigFile } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
 import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
+
+const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+  version: string;
+};
 
 function exitCodeFor(err: Error & { code?: unknown }): number {
   if (err instanceof ConfigError || err.name === 'UsageError') return EXIT.badInput;
@@ -30,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
   let code = EXIT.ok as number;
   const program = new Command('xcr')
     .description('continuous replication of XenServer / XCP-ng VMs')
+    .version(version, '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
   const action =
