@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { XcrConfig } from '../functions/config/schema.js';
-import { FileLeaseStore } from '../functions/lease/index.js';
+import { FileLeaseStore } from '../functions/lease/file.js';
 import type { RunResult } from '../functions/replication/contract.js';
 import type { HandlerDeps, LeaseStore, Progress, StepLogger } from '../functions/replication/ports.js';
 
