@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { ConfigError } from '../functions/config/load.js';
 import type { XcrConfig } from '../functions/config/schema.js';
-import { FileLeaseStore } from '../functions/lease/index.js';
+import { FileLeaseStore } from '../functions/lease/file.js';
 import type { RunResult } from '../functions/replication/contract.js';
 import type { HandlerDeps, LeaseStore, Progress, StepLogger } from '../functions/replication/ports.js';
 

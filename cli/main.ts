@@ -3,6 +3,8 @@
  * `xcr`: run jobs locally (the synthesized workflow through the local runner), inspect recovery
  * points, clone one for failover or a test restore, validate a configuration.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
@@ -10,6 +12,10 @@ import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/i
 import { runCommand } from './commands/run.js';
 import { unlockCommand } from './commands/unlock.js';
 import { validateCommand } from './commands/validate.js';
+
+const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+  version: string;
+};
 
 function exitCodeFor(err: Error & { code?: unknown; exitCode?: number }): number {
   if (err.name === 'CliProblem' && typeof err.exitCode === 'number') return err.exitCode;
@@ -35,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
   let code = EXIT.ok as number;
   const program = new Command('xcr')
     .description('continuous replication of XenServer / XCP-ng VMs')
+    .version(version, '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
   const action =

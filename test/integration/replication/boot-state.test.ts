@@ -136,7 +136,12 @@ describe('a UEFI Secure Boot VM with a vTPM', () => {
     expect(clone.blocked_operations).toEqual({});
     expect(vtpmContents(sites.destination, clone)).toBe(expected.tpm);
     expect(vifs(sites.destination, clone)).toEqual(rpVifs);
-    const fresh = await cloneRecoveryPoint(xapi, rp.uuid, { pool: 'b', jobId: sites.job.id }, { newMacs: true });
+    const fresh = await cloneRecoveryPoint(
+      xapi,
+      rp.uuid,
+      { pool: 'b', jobId: sites.job.id },
+      { newMacs: true },
+    );
     const freshVifs = vifs(
       sites.destination,
       objects(sites.destination, 'VM').get(refOf(sites.destination, fresh))!,

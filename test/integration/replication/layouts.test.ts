@@ -119,7 +119,12 @@ describe('recovery points', () => {
       await expect(xapi.callAsync('VM.start', rpRef, false, false)).rejects.toMatchObject({
         code: 'OPERATION_BLOCKED',
       });
-      const cloneUuid = await cloneRecoveryPoint(xapi, rp.uuid, { pool: 'b', jobId: 'job1' }, { name: 'db restored' });
+      const cloneUuid = await cloneRecoveryPoint(
+        xapi,
+        rp.uuid,
+        { pool: 'b', jobId: 'job1' },
+        { name: 'db restored' },
+      );
       const cloneRef = await xapi.getByUuid('VM', cloneUuid);
       await xapi.callAsync('VM.start', cloneRef, false, false);
       expect((await xapi.getRecord('VM', cloneRef)).power_state).toBe('Running');
