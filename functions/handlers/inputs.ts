@@ -55,6 +55,9 @@ const vmResult = z.object({
   errorCode: z.string().optional(),
   message: z.string().optional(),
   warnings: z.array(z.string()).optional(),
+  /** Set by the vm-failed state (the VM's rollback failed): the original failure and the rollback's. */
+  failure,
+  rollbackFailure: failure,
 });
 
 export const finishRunInput = z.object({

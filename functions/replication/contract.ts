@@ -14,6 +14,12 @@ export const STATE = {
   streamDelta: 'stream-delta',
   disksDoneChoice: 'disks-done?',
   commitOrRollback: 'commit-or-rollback',
+  /** commit-or-rollback failed: was it already the rollback? */
+  rollbackTriedChoice: 'rollback-tried?',
+  /** The commit failed: roll back (commit-or-rollback again, with the failure). */
+  commitFailed: 'commit-failed',
+  /** The rollback failed too: the VM ends failed; the run goes on. */
+  vmFailed: 'vm-failed',
   finishRun: 'finish-run',
 } as const;
 
@@ -134,8 +140,18 @@ export interface VmResult {
   warnings?: string[];
 }
 
+/** What the state machine itself reports for a VM whose rollback failed (the `vm-failed` state). */
+export interface VmFailedResult {
+  vmUuid: string;
+  status: 'failed';
+  bytes: 0;
+  durationMs: 0;
+  failure: { Error: string; Cause?: string };
+  rollbackFailure: { Error: string; Cause?: string };
+}
+
 export interface FinishRunInput extends LockCheckOutput {
-  results?: VmResult[];
+  results?: (VmResult | VmFailedResult)[];
   /** Set when the Map itself failed (a VM's rollback failed after retries). */
   mapFailure?: { Error: string; Cause?: string };
 }
