@@ -6,8 +6,8 @@
  *   divided by the same in vhd mode, best of 3 runs each.
  */
 import type { StepHandler } from '../functions/handlers/steps.js';
+import { report } from '../test/support/figure.js';
 import { MiB, type Sites, startSites } from '../test/support/sites.js';
-import { report } from './figure.js';
 
 const GiB = 1024 * MiB;
 type Mode = 'vhd' | 'cbt';

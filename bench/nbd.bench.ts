@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { NbdReader } from '../functions/nbd/client.js';
 import { NbdClient } from '../functions/nbd/client.js';
 import { NbdPool } from '../functions/nbd/pool.js';
-import { report } from './figure.js';
+import { report } from '../test/support/figure.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;

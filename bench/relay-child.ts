@@ -7,7 +7,7 @@
 import { request } from 'undici';
 import { streamDisk } from '../functions/replication/transfer.js';
 import { Xapi } from '../functions/xapi/index.js';
-import { peakRssMiB } from './figure.js';
+import { peakRssMiB } from '../test/support/figure.js';
 
 interface PoolInfo {
   url: string;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { vhdStreamLength } from '../functions/vhd/index.js';
 import { Xapi } from '../functions/xapi/index.js';
-import { report } from './figure.js';
+import { report } from '../test/support/figure.js';
 
 const root = join(import.meta.dirname, '..');
 const GiB = 2 ** 30;

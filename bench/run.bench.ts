@@ -7,8 +7,8 @@
  *   (changed 2 MiB blocks × 2 MiB), with 200 scattered 4 KiB writes over a 4 GiB disk.
  */
 import type { StepHandler } from '../functions/handlers/steps.js';
+import { report } from '../test/support/figure.js';
 import { BLOCK, MiB, type StepWrapper, startSites } from '../test/support/sites.js';
-import { report } from './figure.js';
 
 function timed(totals: Map<string, number>): StepWrapper {
   return (step: string, handler: StepHandler) => async (input: unknown) => {

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { runExecution, type StateEvent, synthesizeDefinitions } from '../cli/local-runner.js';
 import { parseConfig } from '../functions/config/load.js';
-import { fakeHandlers } from '../test/integration/workflow/fakes.js';
-import { report } from './figure.js';
+import { report } from '../test/support/figure.js';
+import { fakeHandlers } from '../test/support/workflow-fakes.js';
 
 const PAYLOAD_LIMIT = 262_144;
 const HISTORY_CAP = 25_000;

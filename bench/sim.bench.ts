@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { startPool } from '../sim/index.js';
-import { peakRssMiB, report } from './figure.js';
+import { peakRssMiB, report } from '../test/support/figure.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -13,7 +13,7 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createVhdWriter, readVhdStream, VhdVerifier } from '../functions/vhd/index.js';
-import { peakRssMiB, report } from './figure.js';
+import { peakRssMiB, report } from '../test/support/figure.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 2 * MiB;

@@ -13,8 +13,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { Xapi } from '../functions/xapi/index.js';
 import { encodeXmlRpcCall } from '../functions/xapi/marshal.js';
-import { type FakeXapi, PASSWORD, startFake, USER } from '../test/unit/xapi/fake-xapi.js';
-import { peakRssMiB, report } from './figure.js';
+import { type FakeXapi, PASSWORD, startFake, USER } from '../test/support/fake-xapi.js';
+import { peakRssMiB, report } from '../test/support/figure.js';
 
 const MiB = 1 << 20;
 const SIZE = 256 * MiB;

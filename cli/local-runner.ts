@@ -38,14 +38,25 @@ function jsonRoundTrip(value: unknown): unknown {
   return value === undefined ? null : JSON.parse(JSON.stringify(value));
 }
 
+/** Building a StateMachine validates the definition (about a second); one per definition object. */
+const machines = new WeakMap<object, StateMachine>();
+function machineFor(definition: Record<string, unknown>): StateMachine {
+  let machine = machines.get(definition);
+  if (!machine) {
+    machine = new StateMachine(definition as unknown as StateMachineDefinition, {
+      validationOptions: { checkArn: true, checkPaths: true },
+    });
+    machines.set(definition, machine);
+  }
+  return machine;
+}
+
 /**
  * Runs one execution of a synthesized definition with aws-local-stepfunctions: each task state
  * calls the in-process handler of its name; Retry, Catch, Choice and Map behave as on AWS.
  */
 export async function runExecution(o: RunExecutionOptions): Promise<ExecutionResult> {
-  const machine = new StateMachine(o.definition as unknown as StateMachineDefinition, {
-    validationOptions: { checkArn: true, checkPaths: true },
-  });
+  const machine = machineFor(o.definition);
   type LocalHandler = (input: unknown) => Promise<unknown>;
   const taskResourceLocalHandlers: Record<string, LocalHandler> = {};
   for (const step of STEP_NAMES) {

@@ -18,7 +18,7 @@ export const TRANSIENT_RETRY: sfn.RetryProps = {
 
 /** Lambda throttling (a wide Map on a busy account) is not in CDK's service-exception retry. */
 export const THROTTLE_RETRY: sfn.RetryProps = {
-  errors: ['Lambda.TooManyRequestsException'],
+  errors: [ERROR.lambdaThrottled],
   interval: Duration.seconds(2),
   maxAttempts: 6,
   backoffRate: 2,
@@ -125,7 +125,9 @@ export function buildWorkflow(scope: Construct, props: WorkflowProps): sfn.IChai
       })
     : new sfn.Map(scope, STATE.replicateVms, mapProps);
   replicate.itemProcessor(perVm);
-  replicate.addCatch(finish, { errors: [sfn.Errors.ALL], resultPath: '$.mapFailure' });
+  // No Catch on the Map: every failure of a VM is handled inside its iteration. What is left
+  // (States.DataLimitExceeded, a runtime error in the definition) fails the execution, and the
+  // execution-ended rule releases the lease and reports the run failed.
 
   // A skipped run still goes through finish-run: it reports the run (event `xcr run skipped`) and
   // leaves the lease alone, so every execution ends with a RunResult.

@@ -7,16 +7,15 @@ import { X509Certificate } from 'node:crypto';
 import { XapiError } from './errors.js';
 import { parseXapiExportName } from './nbd/export-name.js';
 import { type NbdServerHandle, startNbdServer } from './nbd/server.js';
-import type { PoolState } from './state.js';
+import type { NbdListeners, NbdMode, PoolState } from './state.js';
 import type { XRecord } from './wire/values.js';
 
-type Mode = 'forced-tls' | 'no-tls';
 interface Running {
-  mode: Mode;
+  mode: NbdMode;
   handle: Promise<NbdServerHandle>;
 }
 
-export class NbdHosts {
+export class NbdHosts implements NbdListeners {
   private readonly running = new Map<number, Running>();
   constructor(
     private readonly pool: PoolState,
@@ -24,7 +23,7 @@ export class NbdHosts {
     private readonly tls: { cert: string; key: string } | undefined,
   ) {}
 
-  mode(): Mode | undefined {
+  mode(): NbdMode | undefined {
     const purposes = new Set<string>();
     for (const [, n] of this.pool.db.all('network')) for (const p of n.purpose as string[]) purposes.add(p);
     const nbd = purposes.has('nbd');
@@ -34,7 +33,7 @@ export class NbdHosts {
     return nbd ? 'forced-tls' : 'no-tls';
   }
 
-  async port(hostIndex: number, mode: Mode): Promise<number> {
+  async port(hostIndex: number, mode: NbdMode): Promise<number> {
     let r = this.running.get(hostIndex);
     if (r && r.mode !== mode) {
       await (await r.handle).close();
@@ -98,7 +97,7 @@ export function certificateSubject(pem: string | undefined, fallback: string): s
 /** VDI.get_nbd_info: one record per host that can see the VDI's SR (xapi.md §6.3). */
 export async function nbdInfo(
   pool: PoolState,
-  nbd: NbdHosts,
+  nbd: NbdListeners,
   vdi: string,
   session: string,
 ): Promise<XRecord[]> {

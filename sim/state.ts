@@ -4,7 +4,6 @@ import { Db } from './db.js';
 import { BLOCK_SIZE, type Block, BlockStore, type Disk } from './disk.js';
 import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
-import type { NbdHosts } from './nbd-hosts.js';
 import type { ClassName } from './schema.js';
 import { NULL_REF, toXmlString, XFloat, type XValue } from './wire/values.js';
 
@@ -13,6 +12,17 @@ export interface HostState {
   uuid: string;
   address: string;
   url: string;
+}
+
+export type NbdMode = 'forced-tls' | 'no-tls';
+
+/** The hosts' NBD listeners as VDI.get_nbd_info uses them (nbd-hosts.ts implements them). */
+export interface NbdListeners {
+  /** The mode the networks' purposes select, or none when no usable server would run. */
+  mode(): NbdMode | undefined;
+  /** The port of host `hostIndex`'s listener, started (or restarted in `mode`) on demand. */
+  port(hostIndex: number, mode: NbdMode): Promise<number>;
+  close(): Promise<void>;
 }
 
 export class PoolState {
@@ -29,7 +39,7 @@ export class PoolState {
   scheme: 'http' | 'https' = 'http';
   certificate: string | undefined;
   /** set by startPool: the hosts' NBD listeners */
-  nbd: NbdHosts | undefined;
+  nbd: NbdListeners | undefined;
 
   constructor(
     readonly name: string,

@@ -1,7 +1,7 @@
 import { findJob } from '../config/load.js';
 import type { RunContext } from '../replication/context.js';
 import { PoolSessions } from '../replication/context.js';
-import { STATE, type StepName } from '../replication/contract.js';
+import { asRunState, parseStepInput as parse, STATE, type StepName } from '../replication/contract.js';
 import { classifyError } from '../replication/errors.js';
 import type { HandlerDeps } from '../replication/ports.js';
 import { commitOrRollback } from '../replication/steps/commit-or-rollback.js';
@@ -9,14 +9,6 @@ import { finishRun } from '../replication/steps/finish-run.js';
 import { lockCheck } from '../replication/steps/lock-check.js';
 import { snapshotPrevious } from '../replication/steps/snapshot-previous.js';
 import { streamDelta } from '../replication/steps/stream-delta.js';
-import {
-  commitInput,
-  finishRunInput,
-  lockCheckInput,
-  parseInput,
-  vmItemInput,
-  vmStateInput,
-} from './inputs.js';
 
 export type StepHandler = (input: unknown) => Promise<unknown>;
 
@@ -52,23 +44,23 @@ export function createStepHandlers(deps: HandlerDeps): Record<StepName, StepHand
 
   return {
     [STATE.lockCheck]: async (raw) => {
-      const input = parseInput(lockCheckInput, raw, STATE.lockCheck);
+      const input = parse(STATE.lockCheck, raw);
       return withContext(input.jobId, (ctx) => lockCheck(ctx, input));
     },
     [STATE.snapshotPrevious]: async (raw) => {
-      const input = parseInput(vmItemInput, raw, STATE.snapshotPrevious);
+      const input = parse(STATE.snapshotPrevious, raw);
       return withContext(input.jobId, (ctx) => snapshotPrevious(ctx, input));
     },
     [STATE.streamDelta]: async (raw) => {
-      const input = parseInput(vmStateInput, raw, STATE.streamDelta);
+      const input = parse(STATE.streamDelta, raw);
       return withContext(input.jobId, (ctx) => streamDelta(ctx, input));
     },
     [STATE.commitOrRollback]: async (raw) => {
-      const input = parseInput(commitInput, raw, STATE.commitOrRollback);
+      const input = asRunState(parse(STATE.commitOrRollback, raw));
       return withContext(input.jobId, (ctx) => commitOrRollback(ctx, input));
     },
     [STATE.finishRun]: async (raw) => {
-      const input = parseInput(finishRunInput, raw, STATE.finishRun);
+      const input = parse(STATE.finishRun, raw);
       return withContext(input.jobId, (ctx) => finishRun(ctx, input));
     },
   };

@@ -1,6 +1,10 @@
+import { isTransientNbd } from '../retry/index.js';
 import { errnoName } from './protocol.js';
 
-/** Base class of every NBD client failure; `retryable` says whether a new attempt may succeed. */
+/**
+ * Base class of every NBD client failure; `retryable` says whether a new attempt may succeed, as
+ * the transient policy (functions/retry) decides by error name and errno.
+ */
 export class NbdError extends Error {
   override name = 'NbdError';
   readonly retryable: boolean;
@@ -14,7 +18,7 @@ export class NbdError extends Error {
 export class NbdProtocolError extends NbdError {
   override name = 'NbdProtocolError';
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, false, options);
+    super(message, isTransientNbd('NbdProtocolError'), options);
   }
 }
 
@@ -22,7 +26,7 @@ export class NbdProtocolError extends NbdError {
 export class NbdConnectionError extends NbdError {
   override name = 'NbdConnectionError';
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, true, options);
+    super(message, isTransientNbd('NbdConnectionError'), options);
   }
 }
 
@@ -30,7 +34,7 @@ export class NbdConnectionError extends NbdError {
 export class NbdTimeoutError extends NbdError {
   override name = 'NbdTimeoutError';
   constructor(message: string) {
-    super(message, true);
+    super(message, isTransientNbd('NbdTimeoutError'));
   }
 }
 
@@ -39,7 +43,7 @@ export class NbdReplyError extends NbdError {
   override name = 'NbdReplyError';
   readonly errno: number;
   constructor(errno: number, what: string) {
-    super(`${what} failed: ${errnoName(errno)}`, errno !== 22 && errno !== 1);
+    super(`${what} failed: ${errnoName(errno)}`, isTransientNbd('NbdReplyError', errno));
     this.errno = errno;
   }
 }

@@ -1,5 +1,6 @@
 import { isIP, type Socket } from 'node:net';
 import * as tls from 'node:tls';
+import { isCertificateError } from '../retry/index.js';
 import { ByteQueue } from './byte-queue.js';
 import { NbdConnectionError, NbdError, NbdProtocolError } from './errors.js';
 import {
@@ -161,8 +162,6 @@ export async function handshake(
   }
 }
 
-const CERT_ERROR = /CERT|SIGNED|ALTNAME|UNABLE_TO|VERIFY/;
-
 function startTls(socket: Socket, opts: NbdTlsOptions, describe: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     // An IP subject cannot be SNI (RFC 6066); Node then checks it against the IP SANs via `host`.
@@ -179,7 +178,7 @@ function startTls(socket: Socket, opts: NbdTlsOptions, describe: string): Promis
     const onError = (err: Error & { code?: string }): void => {
       secure.destroy();
       const code = err.code ?? '';
-      if (CERT_ERROR.test(code)) {
+      if (isCertificateError(code)) {
         reject(
           new NbdProtocolError(`${describe}: TLS verification failed (${code}): ${err.message}`, {
             cause: err,

@@ -1,3 +1,4 @@
+import { backoffMs, sleep } from '../retry/index.js';
 import { allPieces, checkRange, isAligned, NbdClient, type NbdReader, readVia } from './client.js';
 import { NbdError, NbdProtocolError } from './errors.js';
 
@@ -140,7 +141,7 @@ export class NbdPool implements NbdReader {
       } catch (err) {
         const retryable = err instanceof NbdError && err.retryable && !this.closing;
         if (!retryable || attempt >= this.opts.attempts) throw err;
-        await sleep(this.opts.retryDelayMs * 2 ** (attempt - 1));
+        await sleep(backoffMs(attempt, { baseMs: this.opts.retryDelayMs }));
       }
     }
   }
@@ -188,8 +189,4 @@ export class NbdPool implements NbdReader {
     });
     return slot.connecting;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

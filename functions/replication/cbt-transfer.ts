@@ -7,6 +7,7 @@ import {
   NbdPool,
   totalLength,
 } from '../nbd/index.js';
+import { isTransient, retrying } from '../retry/index.js';
 import { readVhdStream } from '../vhd/index.js';
 import type { Xapi } from '../xapi/index.js';
 import { XcrPermanentError } from './errors.js';
@@ -190,35 +191,32 @@ export async function transferCbtChunk(t: CbtDiskTransfer): Promise<CbtStepResul
 }
 
 async function sendWithRetry(t: CbtDiskTransfer, nbd: NbdPool, extents: Extent[]): Promise<number> {
-  const attempts = t.attempts ?? 3;
-  for (let attempt = 1; ; attempt++) {
-    const body = encodeChunked(extents, (offset, length) => nbd.read(offset, length), {
-      diskSize: t.virtualSize,
-      readAhead: 4,
-    });
-    try {
-      await t.destination.importVdi({
-        vdi: t.target,
-        format: 'raw',
-        chunked: true,
-        body: body.stream,
-        contentLength: body.length,
-        signal: AbortSignal.timeout(t.timeoutMs),
+  return retrying(
+    async () => {
+      const body = encodeChunked(extents, (offset, length) => nbd.read(offset, length), {
+        diskSize: t.virtualSize,
+        readAhead: 4,
       });
-      return body.length;
-    } catch (err) {
-      body.stream.destroy();
-      if (attempt >= attempts || !retryable(err)) throw err;
-      t.onRetry?.(err as Error, attempt);
-      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** (attempt - 1)));
-    }
-  }
-}
-
-function retryable(err: unknown): boolean {
-  const e = err as { name?: string; code?: unknown; retryable?: boolean };
-  if (e.name === 'XapiTransportError' || e.name === 'TimeoutError' || e.name === 'AbortError') return true;
-  if (e.name === 'XapiError')
-    return ['VDI_IO_ERROR', 'TRANSFER_INCOMPLETE', 'TASK_CANCELLED'].includes(String(e.code));
-  return e.retryable === true;
+      try {
+        await t.destination.importVdi({
+          vdi: t.target,
+          format: 'raw',
+          chunked: true,
+          body: body.stream,
+          contentLength: body.length,
+          signal: AbortSignal.timeout(t.timeoutMs),
+        });
+        return body.length;
+      } catch (err) {
+        body.stream.destroy();
+        throw err;
+      }
+    },
+    {
+      attempts: t.attempts ?? 3,
+      baseMs: 200,
+      retryable: isTransient,
+      onRetry: (err, attempt) => t.onRetry?.(err as Error, attempt),
+    },
+  );
 }

@@ -3,7 +3,15 @@
  * error names the state machine retries or catches. Shared by the handlers, the CDK workflow
  * definition and the local runner. Payloads carry ids and counters only (Step Functions caps a
  * state's input/output at 256 KiB) — never credentials, never session refs.
+ *
+ * Each payload is declared once, as a zod schema; the TypeScript types are inferred from it. What a
+ * step returns is parsed by the next step, so the schemas reject unknown keys (a field added to a
+ * type but not to its schema cannot vanish between two states); only what Step Functions itself
+ * writes into a state (the Catch's error object) passes unknown keys through.
  */
+import { z } from 'zod';
+import { ConfigError } from '../config/load.js';
+import { LAMBDA_THROTTLED, STEP_ERROR } from '../retry/index.js';
 
 export const STATE = {
   lockCheck: 'lock-check',
@@ -33,138 +41,206 @@ export const STEP_NAMES = [
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
-/** Error names thrown by handlers. Transient ones are retried by the state machine. */
+/**
+ * Error names the state machine retries or catches. Transient ones are retried; which failures are
+ * transient is the policy of functions/retry, which also names Lambda's throttling error.
+ */
 export const ERROR = {
-  transient: 'XcrTransientError',
-  permanent: 'XcrPermanentError',
+  transient: STEP_ERROR.transient,
+  permanent: STEP_ERROR.permanent,
   config: 'ConfigError',
+  lambdaThrottled: LAMBDA_THROTTLED,
 } as const;
 
-/** Execution input, as the schedule sends it. */
-export interface RunInput {
-  jobId: string;
+const id = z.string().min(1);
+const count = z.number().int().nonnegative();
+const transferKind = z.enum(['full', 'delta']);
+const transferMode = z.enum(['vhd', 'cbt']);
+
+/** What a Catch writes at its ResultPath: Step Functions' error object (kept as it comes). */
+const caughtError = z.looseObject({ Error: z.string(), Cause: z.string().optional() });
+
+/** Execution input, as the schedule sends it (the workflow passes scheduledTime to lock-check). */
+export const runInput = z.strictObject({
+  jobId: id,
   /** ISO time the schedule fired (the local runner sets it to now). */
-  scheduledTime?: string;
-}
+  scheduledTime: z.string(),
+});
+export type RunInput = z.infer<typeof runInput>;
 
 /** lock-check input: the execution input plus the execution name (= run id). */
-export interface LockCheckInput extends RunInput {
-  runId: string;
-}
+export const lockCheckInput = runInput.extend({ runId: id });
+export type LockCheckInput = z.infer<typeof lockCheckInput>;
 
-export interface VmWorkItem {
-  jobId: string;
-  runId: string;
-  vmUuid: string;
+export const vmWorkItem = z.strictObject({
+  jobId: id,
+  runId: id,
+  vmUuid: id,
   /** The run's start time (names and orders everything the run creates). */
-  startedAt: string;
-}
+  startedAt: z.string(),
+});
+export type VmWorkItem = z.infer<typeof vmWorkItem>;
 
-export interface LockCheckOutput {
-  jobId: string;
-  runId: string;
-  startedAt: string;
-  status: 'acquired' | 'skipped';
+export const lockCheckOutput = z.strictObject({
+  jobId: id,
+  runId: id,
+  startedAt: z.string(),
+  status: z.enum(['acquired', 'skipped']),
   /** Why the run was skipped (the lease holder's run id). */
-  reason?: string;
-  vms: VmWorkItem[];
-}
+  reason: z.string().optional(),
+  vms: z.array(vmWorkItem),
+});
+export type LockCheckOutput = z.infer<typeof lockCheckOutput>;
 
-export type TransferKind = 'full' | 'delta';
+export type TransferKind = z.infer<typeof transferKind>;
+export type TransferMode = z.infer<typeof transferMode>;
 
 /** One disk of one VM in a run. Uuids only: refs are per session. */
-export interface DiskPlan {
+export const diskPlan = z.strictObject({
   /** VBD userdevice on the source VM ("0", "1", …). */
-  userdevice: string;
+  userdevice: z.string(),
   /** The new source snapshot's VDI. */
-  sourceVdi: string;
+  sourceVdi: id,
   /** The base source snapshot VDI for a delta (absent for a full). */
-  baseVdi?: string;
+  baseVdi: z.string().optional(),
   /** The writable target VDI on the destination (a clone of the last recovery point's disk, or new). */
-  targetVdi: string;
-  kind: TransferKind;
+  targetVdi: id,
+  kind: transferKind,
   /** Why a full was chosen when a delta was possible in principle. */
-  fullReason?: string;
-  virtualSize: number;
-  bytes: number;
-  done: boolean;
+  fullReason: z.string().optional(),
+  virtualSize: count,
+  bytes: count,
+  done: z.boolean(),
   /** How the disk travels (absent = vhd, as before the cbt mode existed). */
-  mode?: TransferMode;
+  mode: transferMode.optional(),
   /** Why this mode was chosen (e.g. why auto fell back to vhd). */
-  modeReason?: string;
+  modeReason: z.string().optional(),
   /**
    * cbt mode: disk byte offset below which every extent has been written to the target. The
    * extents are recomputed each invocation (the snapshot is immutable), so the offset alone resumes.
    */
-  cursor?: number;
-}
-
-export type TransferMode = 'vhd' | 'cbt';
+  cursor: count.optional(),
+});
+export type DiskPlan = z.infer<typeof diskPlan>;
 
 /** The transfer mode of one disk, as a VM result reports it. */
-export interface DiskModeReport {
-  userdevice: string;
-  mode: TransferMode;
-  reason?: string;
-}
+export const diskModeReport = z.strictObject({
+  userdevice: z.string(),
+  mode: transferMode,
+  reason: z.string().optional(),
+});
+export type DiskModeReport = z.infer<typeof diskModeReport>;
 
 /** State of one VM through snapshot-previous → stream-delta (looped) → commit-or-rollback. */
-export interface VmRunState extends VmWorkItem {
+export const vmRunState = vmWorkItem.extend({
   /** The source snapshot VM taken by this run. */
-  sourceSnapshot?: string;
-  disks: DiskPlan[];
+  sourceSnapshot: z.string().optional(),
+  disks: z.array(diskPlan),
   /** Deltas since the last full that the new recovery point will carry. */
-  chain: number;
+  chain: count,
   /** True when every disk has been transferred and verified. */
-  done: boolean;
-  warnings: string[];
-  /** Set by the state machine's Catch: the failure that sends this VM to rollback. */
-  failure?: { Error: string; Cause?: string };
+  done: z.boolean(),
+  warnings: z.array(z.string()),
+  /** Set by the state machine's Catch on stream-delta: the failure that sends this VM to rollback. */
+  failure: caughtError.optional(),
+  /** Set by the Catch on commit-or-rollback (the commit failed; the rollback comes next). */
+  stepFailure: caughtError.optional(),
+});
+export type VmRunState = z.infer<typeof vmRunState>;
+
+/** A VM whose snapshot-previous failed: the Catch adds the failure to the Map item. */
+export const failedWorkItem = vmWorkItem.extend({ failure: caughtError });
+export type FailedWorkItem = z.infer<typeof failedWorkItem>;
+
+/** commit-or-rollback: a VM's state after its disks, or the Map item when snapshot-previous failed. */
+export const commitInput = z.union([vmRunState, failedWorkItem]);
+export type CommitInput = z.infer<typeof commitInput>;
+
+/** The run state of a VM that failed before snapshot-previous produced one: nothing transferred. */
+export function asRunState(input: CommitInput): VmRunState {
+  return 'disks' in input ? input : { ...input, disks: [], chain: 0, done: false, warnings: [] };
 }
 
-export type VmStatus = 'succeeded' | 'failed';
-
-export interface VmResult {
-  vmUuid: string;
-  status: VmStatus;
-  kind?: TransferKind;
-  bytes: number;
-  durationMs: number;
+export const vmResult = z.strictObject({
+  vmUuid: z.string(),
+  status: z.enum(['succeeded', 'failed']),
+  kind: transferKind.optional(),
+  bytes: count,
+  durationMs: z.number(),
   /** The recovery point (replica VM uuid) this run produced. */
-  recoveryPoint?: string;
+  recoveryPoint: z.string().optional(),
   /** The transfer mode of each disk and why it was chosen. */
-  modes?: DiskModeReport[];
+  modes: z.array(diskModeReport).optional(),
   /** The XAPI error code (or error name) of a failure. */
-  errorCode?: string;
-  message?: string;
-  warnings?: string[];
-}
+  errorCode: z.string().optional(),
+  message: z.string().optional(),
+  warnings: z.array(z.string()).optional(),
+});
+export type VmResult = z.infer<typeof vmResult>;
+export type VmStatus = VmResult['status'];
 
-/** What the state machine itself reports for a VM whose rollback failed (the `vm-failed` state). */
-export interface VmFailedResult {
-  vmUuid: string;
-  status: 'failed';
-  bytes: 0;
-  durationMs: 0;
-  failure: { Error: string; Cause?: string };
-  rollbackFailure: { Error: string; Cause?: string };
-}
+/**
+ * What the state machine itself reports for a VM whose rollback failed (the `vm-failed` Pass
+ * state, no Lambda): the failure that sent the VM to rollback and the rollback's own.
+ */
+export const vmFailedResult = z.strictObject({
+  vmUuid: z.string(),
+  status: z.literal('failed'),
+  bytes: z.literal(0),
+  durationMs: z.literal(0),
+  failure: caughtError,
+  rollbackFailure: caughtError,
+});
+export type VmFailedResult = z.infer<typeof vmFailedResult>;
 
-export interface FinishRunInput extends LockCheckOutput {
-  results?: (VmResult | VmFailedResult)[];
+/** finish-run: lock-check's output plus the Map's results, or the Map's failure (or a skipped run). */
+export const finishRunInput = lockCheckOutput.extend({
+  results: z.array(z.union([vmResult, vmFailedResult])).optional(),
   /** Set when the Map itself failed (a VM's rollback failed after retries). */
-  mapFailure?: { Error: string; Cause?: string };
+  mapFailure: caughtError.optional(),
+});
+export type FinishRunInput = z.infer<typeof finishRunInput>;
+
+export const runResult = z.strictObject({
+  jobId: id,
+  runId: id,
+  status: z.enum(['succeeded', 'failed', 'partial', 'skipped']),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  bytes: count,
+  vms: z.array(vmResult),
+  reason: z.string().optional(),
+});
+export type RunResult = z.infer<typeof runResult>;
+export type RunStatus = RunResult['status'];
+
+/** What each step parses from its state input and what it returns (the next state's input). */
+export const STEP_PAYLOADS = {
+  [STATE.lockCheck]: { input: lockCheckInput, output: lockCheckOutput },
+  [STATE.snapshotPrevious]: { input: vmWorkItem, output: vmRunState },
+  [STATE.streamDelta]: { input: vmRunState, output: vmRunState },
+  [STATE.commitOrRollback]: { input: commitInput, output: vmResult },
+  [STATE.finishRun]: { input: finishRunInput, output: runResult },
+} as const satisfies Record<StepName, { input: z.ZodType; output: z.ZodType }>;
+
+export type StepInput<S extends StepName> = z.output<(typeof STEP_PAYLOADS)[S]['input']>;
+export type StepOutput<S extends StepName> = z.output<(typeof STEP_PAYLOADS)[S]['output']>;
+
+/** One line per problem, "<field path>: <what is wrong>"; a union reports its closest alternative. */
+function issueLines(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[] = []): string[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      const closest = issue.errors.reduce((a, b) => (b.length < a.length ? b : a));
+      return issueLines(closest, path);
+    }
+    return [`${path.map(String).join('.') || '(input)'}: ${issue.message}`];
+  });
 }
 
-export type RunStatus = 'succeeded' | 'failed' | 'partial' | 'skipped';
-
-export interface RunResult {
-  jobId: string;
-  runId: string;
-  status: RunStatus;
-  startedAt: string;
-  finishedAt: string;
-  bytes: number;
-  vms: VmResult[];
-  reason?: string;
+/** Parses a step's state input; a malformed payload is a configuration error naming each field. */
+export function parseStepInput<S extends StepName>(step: S, input: unknown): StepInput<S> {
+  const result = STEP_PAYLOADS[step].input.safeParse(input);
+  if (result.success) return result.data as StepInput<S>;
+  throw new ConfigError(issueLines(result.error.issues), `${step} input`);
 }

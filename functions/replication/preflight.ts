@@ -1,4 +1,5 @@
 import type { JobConfig, XcrConfig } from '../config/schema.js';
+import { errorCodes } from '../retry/index.js';
 import type { Xapi } from '../xapi/index.js';
 import type { PoolSessions } from './context.js';
 import { findSr, findVmByUuid } from './inventory.js';
@@ -24,7 +25,7 @@ function connectionProblem(
       message: `pool "${pool}" refused the username "${config.pools[pool]?.username}" or its password; check ${where} and pools.${pool}.username`,
     };
   }
-  if (/pinned SHA-256 fingerprint/.test(err.message)) {
+  if (errorCodes(err).includes('CERT_FINGERPRINT_MISMATCH')) {
     return {
       field: `pools.${pool}.tlsFingerprint`,
       kind: 'unreachable',

@@ -4,10 +4,11 @@
  * destroys, TOO_MANY_PENDING_TASKS on Async calls) and the HTTP VDI data paths.
  */
 import type { Dispatcher } from 'undici';
+import { IN_PLACE_RETRY, retrying } from '../retry/index.js';
 import { ClientCodes, forgetSecret, registerSecret, XapiError, XapiTransportError } from './errors.js';
 import { normaliseRecord, type XapiRecords } from './records.js';
 import { rpc, type TransportKind } from './rpc.js';
-import { type SessionCaller, sleep, taskError, taskResult, waitForTask } from './tasks.js';
+import { type SessionCaller, taskError, taskResult, waitForTask } from './tasks.js';
 import { CertificatePins, createDispatcher, fingerprintOfPem, type TlsOptions } from './tls.js';
 import {
   type ExportVdiOptions,
@@ -231,29 +232,27 @@ export class Xapi implements SessionCaller {
     }
   }
 
-  async #retrying<T>(codes: readonly string[], fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (!(e instanceof XapiError) || !codes.includes(e.code) || attempt >= this.#attempts) throw e;
-        // Exponential backoff capped at 8× the base delay.
-        await sleep(this.#delayMs * Math.min(2 ** (attempt - 1), 8), this.#opts.signal);
-      }
-    }
+  #retrying<T>(codes: readonly string[], fn: () => Promise<T>): Promise<T> {
+    return retrying(fn, {
+      attempts: this.#attempts,
+      baseMs: this.#delayMs,
+      maxFactor: 8,
+      retryable: (e) => e instanceof XapiError && codes.includes(e.code),
+      ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
+    });
   }
 
   /** `Class.message(session, ...params)`. Only destroy-type calls retry (on VDI_IN_USE). */
   call<T = unknown>(method: string, ...params: unknown[]): Promise<T> {
-    const codes = DESTROY_TYPE.has(method) ? ['VDI_IN_USE'] : [];
+    const codes = DESTROY_TYPE.has(method) ? IN_PLACE_RETRY.destroy : [];
     return this.#retrying(codes, () => this.invoke(method, params)) as Promise<T>;
   }
 
   /** `Async.<method>`: waits for the task, returns its parsed result, destroys the task. */
   callAsync<T = unknown>(method: string, ...params: unknown[]): Promise<T> {
     const codes = DESTROY_TYPE.has(method)
-      ? ['TOO_MANY_PENDING_TASKS', 'VDI_IN_USE']
-      : ['TOO_MANY_PENDING_TASKS'];
+      ? [...IN_PLACE_RETRY.async, ...IN_PLACE_RETRY.destroy]
+      : IN_PLACE_RETRY.async;
     return this.#retrying(codes, () => this.#runAsync(method, params)) as Promise<T>;
   }
 
@@ -308,7 +307,7 @@ export class Xapi implements SessionCaller {
   async destroy(cls: 'VM' | 'VDI' | 'VBD' | 'VIF', ref: string): Promise<void> {
     const method = `${cls}.destroy`;
     try {
-      await this.#retrying(['VDI_IN_USE'], () => this.invoke(method, [ref]));
+      await this.#retrying(IN_PLACE_RETRY.destroy, () => this.invoke(method, [ref]));
     } catch (e) {
       if (e instanceof XapiError && e.code === 'HANDLE_INVALID') return;
       throw e;

@@ -3,6 +3,7 @@
  * timeout and the mapping of low-level failures to `XapiTransportError`. No session logic here.
  */
 import { type Dispatcher, request } from 'undici';
+import { abortReason } from '../retry/index.js';
 import { ClientCodes, XapiError, XapiTransportError } from './errors.js';
 import {
   decodeJsonRpcResponse,
@@ -26,16 +27,9 @@ export interface RpcRequest {
   signals?: readonly (AbortSignal | undefined)[];
 }
 
-let jsonId = 0;
+export { abortReason };
 
-/** The abort reason of a caller's signal, as an Error. */
-export function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  if (r instanceof Error) return r;
-  const e = new Error('The operation was aborted');
-  e.name = 'AbortError';
-  return e;
-}
+let jsonId = 0;
 
 /**
  * Combines the callers' signals with a timeout; tells which one fired. A plain timer and listeners

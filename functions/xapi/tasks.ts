@@ -2,10 +2,11 @@
  * Waiting for XAPI tasks: block in `event.from(["task/<ref>"], token, timeout)` until the task leaves
  * `pending`, falling back to polling `task.get_record` with backoff if event.from fails.
  */
+
+import { abortReason, sleep } from '../retry/index.js';
 import { ClientCodes, XapiError } from './errors.js';
 import { asDouble, parseTaskResult } from './marshal.js';
 import { normaliseRecord, type TaskRecord } from './records.js';
-import { abortReason } from './rpc.js';
 
 /** Session-bound calls, as the client provides them (session injected, relogin handled). */
 export interface SessionCaller {
@@ -25,21 +26,6 @@ export interface WaitOptions {
 }
 
 const FINISHED = new Set(['success', 'failure', 'cancelled']);
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortReason(signal));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortReason(signal!));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

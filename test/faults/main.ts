@@ -3,8 +3,8 @@
  * (faults.scenarios, faults.failed, faults.leaked_objects). Exits non-zero if a scenario failed.
  */
 
-import { report } from '../../bench/figure.js';
 import { table } from '../../cli/commands/common.js';
+import { report } from '../support/figure.js';
 import { discoverCalls, runScenario, scenarios } from './scenarios.js';
 
 const filter = process.argv[2];

@@ -133,9 +133,12 @@ describe('state machines', () => {
           { ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: 'commit-or-rollback' },
         ]);
       }
-      expect(definition.States['replicate-vms']!.Catch).toEqual([
-        { ErrorEquals: ['States.ALL'], ResultPath: '$.mapFailure', Next: 'finish-run' },
+      // commit-or-rollback's own failure stays inside the iteration: one rollback, then vm-failed.
+      expect(iter['commit-or-rollback']!.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.stepFailure', Next: 'rollback-tried?' },
       ]);
+      // Nothing is left for a Catch on the Map; what cannot be caught goes to the execution-ended rule.
+      expect(definition.States['replicate-vms']!.Catch).toBeUndefined();
       expect(definition.States['finish-run']!.Next).toBeUndefined();
     }
     const stream = resourcesOf('AWS::Lambda::Function').find(([id]) => id.includes('streamdelta'))!;

@@ -5,8 +5,8 @@
  * cycle, nothing may be left over on either pool. Bounded: small disks, at most N + 1 runs.
  */
 import { Command } from 'commander';
-import { report } from '../../bench/figure.js';
 import { discoverCalls } from '../faults/scenarios.js';
+import { report } from '../support/figure.js';
 import { MiB, type Sites, type StepWrapper, startSites } from '../support/sites.js';
 
 const opts = new Command('soak')

@@ -16,6 +16,7 @@ function sourceDigest(): string {
   const files = [
     ...readdirSync(join(root, 'infra')).map((f) => join('infra', f)),
     'functions/replication/contract.ts',
+    'functions/retry/policy.ts',
     'functions/config/schema.ts',
     'cli/workflow-definitions.ts',
   ].sort();

@@ -1,7 +1,7 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLeaseStore } from '../../../functions/lease/dynamo.js';
-import { leaseContract, ManualClock } from '../../unit/lease/contract.js';
+import { leaseContract, ManualClock } from '../../support/lease-contract.js';
 import { createLeaseTable, type LocalDynamo, startDynalite } from './dynalite.js';
 
 const TABLE = 'xcr-leases';

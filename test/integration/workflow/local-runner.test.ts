@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runExecution, type StateEvent, synthesizeDefinitions } from '../../../cli/local-runner.js';
 import type { FinishRunInput, RunResult, VmRunState } from '../../../functions/replication/contract.js';
+import { type FakeOptions, fakeHandlers, fakeUuid, NamedError } from '../../support/workflow-fakes.js';
 import { workflowTestConfig } from './config.js';
-import { type FakeOptions, fakeHandlers, fakeUuid, NamedError } from './fakes.js';
 
 let definitions: Map<string, Record<string, unknown>>;
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileLeaseStore } from '../../../functions/lease/file.js';
 import { leaseDirName } from '../../../functions/lease/key.js';
-import { leaseContract, ManualClock } from './contract.js';
+import { leaseContract, ManualClock } from '../../support/lease-contract.js';
 
 const root = await mkdtemp(join(tmpdir(), 'xcr-lease-'));
 afterAll(() => rm(root, { recursive: true, force: true }));

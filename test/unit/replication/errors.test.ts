@@ -9,7 +9,15 @@ function xapiError(code: string) {
 describe('classifyError', () => {
   it('retries only transient XAPI codes', () => {
     expect(classifyError(xapiError('TOO_MANY_PENDING_TASKS')).name).toBe('XcrTransientError');
-    expect(classifyError(xapiError('VDI_IO_ERROR')).name).toBe('XcrTransientError');
+    expect(classifyError(xapiError('VDI_IO_ERROR')).name).toBe('XcrPermanentError');
+    const reset = Object.assign(new Error('read ECONNRESET'), {
+      name: 'XapiTransportError',
+      code: 'ECONNRESET',
+    });
+    const cut = Object.assign(xapiError('VDI_IO_ERROR'), { cause: reset });
+    expect(classifyError(cut)).toMatchObject({ name: 'XcrTransientError', code: 'VDI_IO_ERROR' });
+    const imported = Object.assign(xapiError('VDI_IO_ERROR'), { method: 'import_raw_vdi' });
+    expect(classifyError(imported)).toMatchObject({ name: 'XcrTransientError', code: 'VDI_IO_ERROR' });
     const permanent = classifyError(xapiError('SR_BACKEND_FAILURE_44'));
     expect(permanent.name).toBe('XcrPermanentError');
     expect(permanent.message).toMatch(/^SR_BACKEND_FAILURE_44: /);

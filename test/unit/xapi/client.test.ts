@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Xapi, XapiError, type XapiOptions, XapiTransportError } from '../../../functions/xapi/index.js';
-import { type FakeXapi, Fault, methodsCalled, PASSWORD, startFake, USER } from './fake-xapi.js';
+import { type FakeXapi, Fault, methodsCalled, PASSWORD, startFake, USER } from '../../support/fake-xapi.js';
 
 const base = (f: FakeXapi, extra: Partial<XapiOptions> = {}): XapiOptions => ({
   url: f.url,

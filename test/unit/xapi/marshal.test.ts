@@ -11,7 +11,7 @@ import {
   parseTaskResult,
   parseXapiDate,
 } from '../../../functions/xapi/marshal.js';
-import { Dbl, xmlResponse, xmlValue } from './fake-xapi.js';
+import { Dbl, xmlResponse, xmlValue } from '../../support/fake-xapi.js';
 
 // §1.2 of the reference, byte for byte (the ref made concrete).
 const SUCCESS_BYTES =

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeJsonRpcResponse, decodeXmlRpcResponse } from '../../../functions/xapi/marshal.js';
 import { canonicalClass, normaliseRecord } from '../../../functions/xapi/records.js';
-import { xmlResponse } from './fake-xapi.js';
+import { xmlResponse } from '../../support/fake-xapi.js';
 
 const vdi = {
   uuid: 'b9b1e7c0-1111-4c3e-9d1a-000000000001',

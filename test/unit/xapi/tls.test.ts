@@ -4,7 +4,7 @@ import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Xapi, XapiTransportError } from '../../../functions/xapi/index.js';
 import { normaliseFingerprint } from '../../../functions/xapi/tls.js';
-import { type FakeXapi, Fault, PASSWORD, startFake, USER } from './fake-xapi.js';
+import { type FakeXapi, Fault, PASSWORD, startFake, USER } from '../../support/fake-xapi.js';
 
 let fake: FakeXapi;
 let cert: string;

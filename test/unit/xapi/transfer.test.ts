@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Xapi, XapiError } from '../../../functions/xapi/index.js';
-import { type FakeXapi, PASSWORD, startFake, USER } from './fake-xapi.js';
+import { type FakeXapi, PASSWORD, startFake, USER } from '../../support/fake-xapi.js';
 
 let master: FakeXapi;
 let member: FakeXapi;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { LeaseResult, LeaseStore } from '../../../functions/replication/ports.js';
+import type { LeaseResult, LeaseStore } from '../../functions/lease/port.js';
 
 /** A clock the test moves by hand; starts on a whole second so second-granular stores are exact. */
 export class ManualClock {

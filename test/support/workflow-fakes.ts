@@ -1,4 +1,4 @@
-import type { StepHandlers } from '../../../cli/local-runner.js';
+import type { StepHandlers } from '../../cli/local-runner.js';
 import type {
   DiskPlan,
   FinishRunInput,
@@ -8,7 +8,7 @@ import type {
   VmResult,
   VmRunState,
   VmWorkItem,
-} from '../../../functions/replication/contract.js';
+} from '../../functions/replication/contract.js';
 
 /** A deterministic, realistic-looking uuid for VM `i` (payload sizes match real ones). */
 export function fakeUuid(i: number, salt = 0): string {
