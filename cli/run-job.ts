@@ -4,6 +4,7 @@ import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
 import { createStepHandlers, type StepHandler } from '../functions/handlers/steps.js';
 import type { RunResult, StepName } from '../functions/replication/contract.js';
 import type { HandlerDeps } from '../functions/replication/ports.js';
+import { executionEnded } from '../functions/replication/steps/execution-ended.js';
 import { loadDefinition } from './definition-cache.js';
 import { runExecution } from './local-runner.js';
 
@@ -49,19 +50,18 @@ export function localJobRunner(
         executionName: name,
         handlers,
       });
+      // As on AWS, an execution that ends without finish-run goes to the execution-ended path.
       const run: RunResult =
         result.status === 'SUCCEEDED'
           ? (result.output as RunResult)
-          : {
+          : await executionEnded(deps, {
               jobId: job.id,
               runId: name,
-              status: 'failed',
+              status: 'FAILED',
               startedAt: scheduledAt.toISOString(),
-              finishedAt: new Date().toISOString(),
-              bytes: 0,
-              vms: [],
-              reason: `${result.error?.Error}: ${result.error?.Cause}`,
-            };
+              stoppedAt: new Date().toISOString(),
+              ...(result.error ? { error: result.error.Error, cause: result.error.Cause } : {}),
+            });
       if (stateDir) recordRun(stateDir, run);
       return run;
     },

@@ -19,6 +19,7 @@ import { runDashboard } from './dashboard.js';
 import { JobWorkflow } from './job-workflow.js';
 import { acknowledgeNagFindings } from './nag.js';
 import { StepNetwork } from './network.js';
+import { RunEnded } from './run-ended.js';
 import { STEP_SIZING, StepLambdas } from './step-lambdas.js';
 
 /** Steps that take, renew or release the job lease (the only ones granted the lease table). */
@@ -95,6 +96,8 @@ export class ContinuousReplication extends Construct {
   readonly leaseTable: dynamodb.Table;
   readonly jobs: ReadonlyMap<string, JobWorkflow>;
   readonly deadLetterQueue: sqs.Queue;
+  /** Releases the lease and reports runs that end without finish-run (stopped, timed out). */
+  readonly runEnded: RunEnded;
   readonly alarmTopic?: sns.Topic;
   /** One row per job: runs, replication lag against its alarm threshold, bytes moved. */
   readonly dashboard: cw.Dashboard;
@@ -204,6 +207,13 @@ export class ContinuousReplication extends Construct {
       );
     }
     this.jobs = jobs;
+    this.runEnded = new RunEnded(this, 'RunEnded', {
+      stateMachines: [...jobs.values()].map((j) => j.stateMachine),
+      leaseTable: this.leaseTable,
+      eventBus,
+      logRetention,
+      removalPolicy,
+    });
     this.dashboard = runDashboard(this, jobs);
 
     const dlqAlarm = this.deadLetterQueue
@@ -218,11 +228,11 @@ export class ContinuousReplication extends Construct {
     if (this.alarmTopic) dlqAlarm.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
 
     acknowledgeNagFindings({
-      stepRoles: STEP_NAMES.map((s) => lambdas.roles[s]),
+      stepRoles: [...STEP_NAMES.map((s) => lambdas.roles[s]), this.runEnded.role],
       functions: STEP_NAMES.map((s) => lambdas.functions[s]),
       stateMachines: [...jobs.values()].map((j) => j.stateMachine),
       deadLetterQueue: this.deadLetterQueue,
-      logGroups: [...lambdas.logGroups, ...[...jobs.values()].map((j) => j.logGroup)],
+      logGroups: [...lambdas.logGroups, this.runEnded.logGroup, ...[...jobs.values()].map((j) => j.logGroup)],
       distributedMap: props.distributedMap ?? false,
     });
   }

@@ -46,6 +46,35 @@ export function bundledFiles(config: XcrConfig): Map<string, string> {
   return files;
 }
 
+/** What every xcr function shares: runtime, architecture, tracing, where the code comes from. */
+export const LAMBDA_DEFAULTS = {
+  handler: 'handler',
+  projectRoot: repoRoot,
+  depsLockFilePath: join(repoRoot, 'package-lock.json'),
+  runtime: lambda.Runtime.NODEJS_24_X,
+  architecture: lambda.Architecture.ARM_64,
+  // X-Ray traces of every invocation (the state machines trace too, so a run is one trace map).
+  tracing: lambda.Tracing.ACTIVE,
+} as const;
+
+/** How every xcr function is bundled (the step functions add the bundled config on top). */
+export const BUNDLING_DEFAULTS = {
+  forceDockerBundling: false,
+  format: OutputFormat.ESM,
+  target: 'node24',
+  minify: true,
+  sourceMap: true,
+  // Bundle the AWS SDK too: the runtime's copy is not resolvable from an ES module bundle.
+  externalModules: [],
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+};
+
+/** The handler entry file of a function under functions/handlers/lambda/. */
+export function lambdaEntry(name: string): string {
+  return join(repoRoot, 'functions', 'handlers', 'lambda', `${name}.ts`);
+}
+
 interface StepSizing {
   readonly memoryMiB: number;
   readonly timeout: Duration;
@@ -119,15 +148,9 @@ export class StepLambdas extends Construct {
       const sizing = STEP_SIZING[step];
       functions[step] = new NodejsFunction(this, step, {
         description: `xcr workflow step ${step}`,
-        entry: join(repoRoot, 'functions', 'handlers', 'lambda', `${step}.ts`),
-        handler: 'handler',
-        projectRoot: repoRoot,
-        depsLockFilePath: join(repoRoot, 'package-lock.json'),
-        runtime: lambda.Runtime.NODEJS_24_X,
-        architecture: lambda.Architecture.ARM_64,
+        entry: lambdaEntry(step),
+        ...LAMBDA_DEFAULTS,
         memorySize: sizing.memoryMiB,
-        // X-Ray traces of every invocation (the state machines trace too, so a run is one trace map).
-        tracing: lambda.Tracing.ACTIVE,
         timeout: sizing.timeout,
         role,
         logGroup,
@@ -144,15 +167,7 @@ export class StepLambdas extends Construct {
           NODE_OPTIONS: '--enable-source-maps',
         },
         bundling: {
-          forceDockerBundling: false,
-          format: OutputFormat.ESM,
-          target: 'node24',
-          minify: true,
-          sourceMap: true,
-          // Bundle the AWS SDK too: the runtime's copy is not resolvable from an ES module bundle.
-          externalModules: [],
-          mainFields: ['module', 'main'],
-          banner: ESM_REQUIRE_BANNER,
+          ...BUNDLING_DEFAULTS,
           commandHooks: {
             beforeBundling: () => [],
             beforeInstall: () => [],

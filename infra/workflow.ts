@@ -79,6 +79,33 @@ export function buildWorkflow(scope: Construct, props: WorkflowProps): sfn.IChai
   snapshot.addCatch(commit, failureCatch);
   stream.addCatch(commit, failureCatch);
 
+  // Nothing of one VM may fail the Map (and with it every other VM): a failed commit is rolled
+  // back once, and a failed rollback ends the VM as failed with both errors (the next run's sweep
+  // removes what it left). Timeouts (States.Timeout) and Lambda errors are caught alike.
+  const vmFailed = new sfn.Pass(scope, STATE.vmFailed, {
+    stateName: STATE.vmFailed,
+    parameters: {
+      'vmUuid.$': '$.vmUuid',
+      status: 'failed',
+      bytes: 0,
+      durationMs: 0,
+      'failure.$': '$.failure',
+      'rollbackFailure.$': '$.stepFailure',
+    },
+  });
+  const commitFailed = new sfn.Pass(scope, STATE.commitFailed, {
+    stateName: STATE.commitFailed,
+    inputPath: '$.stepFailure',
+    resultPath: '$.failure',
+  });
+  commitFailed.next(commit);
+  const rolledBack = new sfn.Choice(scope, STATE.rollbackTriedChoice, {
+    stateName: STATE.rollbackTriedChoice,
+  })
+    .when(sfn.Condition.isPresent('$.failure'), vmFailed)
+    .otherwise(commitFailed);
+  commit.addCatch(rolledBack, { errors: [sfn.Errors.ALL], resultPath: '$.stepFailure' });
+
   const disksDone = new sfn.Choice(scope, STATE.disksDoneChoice, { stateName: STATE.disksDoneChoice })
     .when(sfn.Condition.booleanEquals('$.done', true), commit)
     .otherwise(stream);
@@ -98,7 +125,9 @@ export function buildWorkflow(scope: Construct, props: WorkflowProps): sfn.IChai
       })
     : new sfn.Map(scope, STATE.replicateVms, mapProps);
   replicate.itemProcessor(perVm);
-  replicate.addCatch(finish, { errors: [sfn.Errors.ALL], resultPath: '$.mapFailure' });
+  // No Catch on the Map: every failure of a VM is handled inside its iteration. What is left
+  // (States.DataLimitExceeded, a runtime error in the definition) fails the execution, and the
+  // execution-ended rule releases the lease and reports the run failed.
 
   // A skipped run still goes through finish-run: it reports the run (event `xcr run skipped`) and
   // leaves the lease alone, so every execution ends with a RunResult.

@@ -22,6 +22,12 @@ export const STATE = {
   streamDelta: 'stream-delta',
   disksDoneChoice: 'disks-done?',
   commitOrRollback: 'commit-or-rollback',
+  /** commit-or-rollback failed: was it already the rollback? */
+  rollbackTriedChoice: 'rollback-tried?',
+  /** The commit failed: roll back (commit-or-rollback again, with the failure). */
+  commitFailed: 'commit-failed',
+  /** The rollback failed too: the VM ends failed; the run goes on. */
+  vmFailed: 'vm-failed',
   finishRun: 'finish-run',
 } as const;
 
@@ -137,6 +143,8 @@ export const vmRunState = vmWorkItem.extend({
   warnings: z.array(z.string()),
   /** Set by the state machine's Catch on stream-delta: the failure that sends this VM to rollback. */
   failure: caughtError.optional(),
+  /** Set by the Catch on commit-or-rollback (the commit failed; the rollback comes next). */
+  stepFailure: caughtError.optional(),
 });
 export type VmRunState = z.infer<typeof vmRunState>;
 
@@ -171,9 +179,23 @@ export const vmResult = z.strictObject({
 export type VmResult = z.infer<typeof vmResult>;
 export type VmStatus = VmResult['status'];
 
+/**
+ * What the state machine itself reports for a VM whose rollback failed (the `vm-failed` Pass
+ * state, no Lambda): the failure that sent the VM to rollback and the rollback's own.
+ */
+export const vmFailedResult = z.strictObject({
+  vmUuid: z.string(),
+  status: z.literal('failed'),
+  bytes: z.literal(0),
+  durationMs: z.literal(0),
+  failure: caughtError,
+  rollbackFailure: caughtError,
+});
+export type VmFailedResult = z.infer<typeof vmFailedResult>;
+
 /** finish-run: lock-check's output plus the Map's results, or the Map's failure (or a skipped run). */
 export const finishRunInput = lockCheckOutput.extend({
-  results: z.array(vmResult).optional(),
+  results: z.array(z.union([vmResult, vmFailedResult])).optional(),
   /** Set when the Map itself failed (a VM's rollback failed after retries). */
   mapFailure: caughtError.optional(),
 });

@@ -7,6 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig } from '../../functions/config/load.js';
 import type { XcrConfig } from '../../functions/config/schema.js';
+import { parseStatusChange } from '../../functions/handlers/lambda/execution-ended.js';
 import { DeploymentError, deploymentProblems, stackEnvironment } from '../../infra/environment.js';
 import { type Synthesized, synthesize } from './synth.js';
 
@@ -164,4 +165,51 @@ describe('npm run synth explains itself', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
+});
+
+describe('runs that end without finish-run', () => {
+  it('an EventBridge rule on FAILED/TIMED_OUT/ABORTED executions of the job state machines invokes the execution-ended handler', () => {
+    const rules = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    const props = rules[0]!.Properties as {
+      EventPattern: {
+        source: string[];
+        'detail-type': string[];
+        detail: { status: string[]; stateMachineArn: unknown[] };
+      };
+      Targets: { Arn: { 'Fn::GetAtt': [string, string] } }[];
+    };
+    expect(props.EventPattern.source).toEqual(['aws.states']);
+    expect(props.EventPattern['detail-type']).toEqual(['Step Functions Execution Status Change']);
+    expect(props.EventPattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
+    const machines = Object.entries(s.json.Resources)
+      .filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine')
+      .map(([id]) => ({ Ref: id }));
+    expect(props.EventPattern.detail.stateMachineArn).toEqual(machines);
+    const target = props.Targets[0]!.Arn['Fn::GetAtt'][0];
+    expect(s.json.Resources[target]!.Type).toBe('AWS::Lambda::Function');
+    expect(target).toMatch(/^ReplicationRunEnded/);
+  });
+
+  it('parseStatusChange reads the run from the event, and ignores what needs no cleanup', () => {
+    const detail = {
+      name: 'web-20261201T100000000Z',
+      status: 'ABORTED',
+      startDate: Date.UTC(2026, 11, 1, 10),
+      stopDate: Date.UTC(2026, 11, 1, 10, 5),
+      input: JSON.stringify({ jobId: 'web', scheduledTime: '2026-12-01T10:00:00Z' }),
+      error: null,
+      cause: null,
+    };
+    expect(parseStatusChange({ detail })).toEqual({
+      jobId: 'web',
+      runId: 'web-20261201T100000000Z',
+      status: 'ABORTED',
+      startedAt: '2026-12-01T10:00:00.000Z',
+      stoppedAt: '2026-12-01T10:05:00.000Z',
+    });
+    expect(parseStatusChange({ detail: { ...detail, status: 'SUCCEEDED' } })).toBeUndefined();
+    expect(parseStatusChange({ detail: { ...detail, input: '{"other":1}' } })).toBeUndefined();
+    expect(parseStatusChange({ detail: { ...detail, input: 'not json' } })).toBeUndefined();
+  });
 });

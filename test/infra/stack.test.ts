@@ -66,10 +66,13 @@ describe('state machines', () => {
       expect(map.ItemsPath).toBe('$.vms');
       expect(map.ResultPath).toBe('$.results');
       expect(Object.keys(map.ItemProcessor!.States).sort()).toEqual([
+        'commit-failed',
         'commit-or-rollback',
         'disks-done?',
+        'rollback-tried?',
         'snapshot-previous',
         'stream-delta',
+        'vm-failed',
       ]);
     }
     s.template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
@@ -130,9 +133,12 @@ describe('state machines', () => {
           { ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: 'commit-or-rollback' },
         ]);
       }
-      expect(definition.States['replicate-vms']!.Catch).toEqual([
-        { ErrorEquals: ['States.ALL'], ResultPath: '$.mapFailure', Next: 'finish-run' },
+      // commit-or-rollback's own failure stays inside the iteration: one rollback, then vm-failed.
+      expect(iter['commit-or-rollback']!.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.stepFailure', Next: 'rollback-tried?' },
       ]);
+      // Nothing is left for a Catch on the Map; what cannot be caught goes to the execution-ended rule.
+      expect(definition.States['replicate-vms']!.Catch).toBeUndefined();
       expect(definition.States['finish-run']!.Next).toBeUndefined();
     }
     const stream = resourcesOf('AWS::Lambda::Function').find(([id]) => id.includes('streamdelta'))!;
@@ -166,8 +172,8 @@ describe('schedules', () => {
 });
 
 describe('Lambdas and network', () => {
-  it('five Node 24 functions in the configured subnets behind one security group', () => {
-    const fns = resourcesOf('AWS::Lambda::Function');
+  it('five Node 24 step functions in the configured subnets behind one security group', () => {
+    const fns = resourcesOf('AWS::Lambda::Function').filter(([id]) => !id.startsWith('ReplicationRunEnded'));
     expect(fns).toHaveLength(5);
     for (const [, r] of fns) {
       expect(r.Properties.Runtime).toBe('nodejs24.x');
@@ -231,7 +237,13 @@ describe('IAM least privilege and secrets', () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
-    const dynamo = statements().filter(({ st }) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+    const all = statements().filter(({ st }) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+    // The execution-ended handler only releases leases.
+    const [ended, dynamo] = [
+      all.filter(({ id }) => id.includes('RunEnded')),
+      all.filter(({ id }) => !id.includes('RunEnded')),
+    ];
+    expect(ended.map(({ st }) => actionsOf(st))).toEqual([['dynamodb:DeleteItem']]);
     for (const { st } of dynamo) {
       expect(actionsOf(st).sort()).toEqual([
         'dynamodb:DeleteItem',
@@ -243,10 +255,12 @@ describe('IAM least privilege and secrets', () => {
     expect(dynamo).toHaveLength(5);
   });
 
-  it('only finish-run may put run events', () => {
+  it('only finish-run and the execution-ended handler may put run events', () => {
     const put = statements().filter(({ st }) => actionsOf(st).includes('events:PutEvents'));
-    expect(put).toHaveLength(1);
-    expect(put[0]!.id).toContain('finishrun');
+    expect(put).toHaveLength(2);
+    const ids = put.map((p) => p.id);
+    expect(ids.filter((id) => id.includes('finishrun'))).toHaveLength(1);
+    expect(ids.filter((id) => id.includes('RunEnded'))).toHaveLength(1);
   });
 
   it('no secret value anywhere in the template', () => {

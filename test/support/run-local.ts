@@ -11,9 +11,10 @@ export async function runLocalExecution(
   handlers: Record<string, StepHandler>,
   runId: string,
   onStateEvent?: (event: unknown) => void,
+  transform: (definition: Record<string, unknown>) => Record<string, unknown> = (d) => d,
 ): Promise<RunResult> {
   const result = await runExecution({
-    definition: await loadDefinition(config, job),
+    definition: transform(structuredClone(await loadDefinition(config, job))),
     input: { jobId: job.id, scheduledTime: new Date().toISOString() },
     executionName: runId,
     handlers: handlers as never,

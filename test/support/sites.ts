@@ -9,6 +9,7 @@ import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
 import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
 import { FileLeaseStore } from '../../functions/lease/index.js';
 import type { RunResult } from '../../functions/replication/contract.js';
+import type { HandlerDeps } from '../../functions/replication/ports.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
 import type { SimPool, SimVmSpec } from '../../sim/types.js';
@@ -51,11 +52,23 @@ export interface Sites {
   config: XcrConfig;
   job: JobConfig;
   handlers: Record<string, StepHandler>;
+  deps: HandlerDeps;
+  leases: FileLeaseStore;
+  /** Run events published so far (finish-run's, and the execution-ended path's). */
+  events: RunResult[];
   logs: Record<string, unknown>[];
   /** Where the runs' file leases live. */
   stateDir: string;
-  /** Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates). */
-  run(runId?: string, wrap?: StepWrapper, onStateEvent?: (event: unknown) => void): Promise<RunResult>;
+  /**
+   * Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates),
+   * `transform` the synthesized definition (to scale its timeouts down).
+   */
+  run(
+    runId?: string,
+    wrap?: StepWrapper,
+    onStateEvent?: (event: unknown) => void,
+    transform?: (definition: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<RunResult>;
   /** Runs another job of `extraJobs` once. */
   runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
   /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
@@ -135,14 +148,16 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const logs: Record<string, unknown>[] = [];
   let clockOffset = 0;
   const now = () => new Date(Date.now() + clockOffset);
-  const handlers = createStepHandlers(
-    localDeps({
-      config,
-      leases: new FileLeaseStore(stateDir, { now }),
-      env: { XCR_TEST_A: source.password, XCR_TEST_B: destination.password },
-      logger: jsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
-    }),
-  );
+  const events: RunResult[] = [];
+  const leases = new FileLeaseStore(stateDir, { now });
+  const deps = localDeps({
+    config,
+    leases,
+    env: { XCR_TEST_A: source.password, XCR_TEST_B: destination.password },
+    logger: jsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+    onRunResult: (result) => events.push(result),
+  });
+  const handlers = createStepHandlers(deps);
   const objects = (pool: SimPool, cls: 'VM' | 'VDI' | 'VBD' | 'task') =>
     pool.test.objects(cls).map(([ref, r]) => [ref, r as Rec] as const);
 
@@ -152,14 +167,17 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     config,
     job,
     handlers,
+    deps,
+    leases,
+    events,
     logs,
     stateDir,
     vmUuid,
-    async run(runId = `run-${++runCounter}`, wrap, onStateEvent) {
+    async run(runId = `run-${++runCounter}`, wrap, onStateEvent, transform) {
       const wrapped = wrap
         ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
         : handlers;
-      return runLocalExecution(config, job, wrapped, runId, onStateEvent);
+      return runLocalExecution(config, job, wrapped, runId, onStateEvent, transform);
     },
     async runJob(jobId, runId = `run-${++runCounter}`, wrap) {
       const other = config.jobs.find((j) => j.id === jobId)!;

@@ -1,5 +1,5 @@
 import { leaseKey, type RunContext } from '../context.js';
-import type { FinishRunInput, RunResult, RunStatus, VmResult } from '../contract.js';
+import type { FinishRunInput, RunResult, RunStatus, VmFailedResult, VmResult } from '../contract.js';
 import { failureCode } from '../errors.js';
 
 function runStatus(input: FinishRunInput, vms: VmResult[]): RunStatus {
@@ -10,8 +10,23 @@ function runStatus(input: FinishRunInput, vms: VmResult[]): RunStatus {
 }
 
 /** Ends a run: releases the lease (if this run holds it), reports the run and publishes its event. */
+/** A VM result the state machine made itself (vm-failed: the rollback failed) in the steps' terms. */
+function fromStateMachine(r: VmResult | VmFailedResult): VmResult {
+  if (!('failure' in r) || !r.failure) return r;
+  const { code, message } = failureCode(r.failure);
+  const rollback = failureCode(r.rollbackFailure);
+  return {
+    vmUuid: r.vmUuid,
+    status: 'failed',
+    bytes: 0,
+    durationMs: 0,
+    errorCode: code,
+    message: `${message}; the rollback failed too (${rollback.code}: ${rollback.message}), the next run removes what is left`,
+  };
+}
+
 export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise<RunResult> {
-  const vms: VmResult[] = [...(input.results ?? [])];
+  const vms: VmResult[] = (input.results ?? []).map(fromStateMachine);
   if (input.mapFailure) {
     const { code, message } = failureCode(input.mapFailure);
     for (const item of input.vms) {

@@ -139,7 +139,7 @@ describe('local runner on the synthesized definition', () => {
     expect((r.result.output as RunResult).status).toBe('succeeded');
   });
 
-  it('finish-run runs even when the Map itself fails (a rollback that keeps failing)', async () => {
+  it('a commit and then its rollback that keep failing end that VM, never the Map: each VM tried once each way', async () => {
     const r = await run({
       vmCount: 3,
       inject: (step) => {
@@ -148,10 +148,23 @@ describe('local runner on the synthesized definition', () => {
     });
     expect(r.result.status).toBe('SUCCEEDED');
     expect(r.counts.get('finish-run')).toBe(1);
+    // The commit, then one rollback with the commit's failure, per VM.
+    expect(r.counts.get('commit-or-rollback')).toBe(6);
+    const rollbacks = r.inputsOf('commit-or-rollback').filter((i) => (i as VmRunState).failure);
+    expect(rollbacks).toHaveLength(3);
     const finish = r.inputsOf('finish-run')[0] as FinishRunInput;
-    expect(finish.mapFailure?.Error).toBe('XcrPermanentError');
-    expect(finish.results).toBeUndefined();
-    expect((r.result.output as RunResult).status).toBe('failed');
+    expect(finish.mapFailure).toBeUndefined();
+    expect(finish.results).toHaveLength(3);
+    for (const v of finish.results!) {
+      expect(v).toMatchObject({
+        status: 'failed',
+        failure: { Error: 'XcrPermanentError' },
+        rollbackFailure: { Error: 'XcrPermanentError' },
+      });
+    }
+    const output = r.result.output as RunResult;
+    expect(output.status).toBe('failed');
+    // (The real finish-run turns failure + rollbackFailure into errorCode and message: isolation.test.ts.)
   });
 
   it('a lock-check failure fails the execution (no lease was taken, nothing to finish)', async () => {

@@ -132,7 +132,8 @@ function generatedHandlers(s: Scenario, problems: string[]): StepHandlers {
       const i = vmIndex(raw);
       const vm = s.vms[i];
       if (!vm || vm.outcome === 'snapshot fails') fail();
-      return { ...vm!.snapshot, vmUuid: `vm-${i}` };
+      const { failure: _f, stepFailure: _s, ...out } = vm!.snapshot;
+      return { ...out, vmUuid: `vm-${i}` };
     }),
     'stream-delta': handle('stream-delta', (raw) => {
       const i = vmIndex(raw);
@@ -140,7 +141,9 @@ function generatedHandlers(s: Scenario, problems: string[]): StepHandlers {
       const call = streamCalls.get(i) ?? 0;
       streamCalls.set(i, call + 1);
       if (vm.outcome === 'stream fails' && call >= vm.loops) fail();
-      return { ...vm.streams[call % 3]!, vmUuid: `vm-${i}`, done: call >= vm.loops };
+      // failure and stepFailure are the state machine's (its Catches set them), never a step's output.
+      const { failure: _f, stepFailure: _s, ...out } = vm.streams[call % 3]!;
+      return { ...out, vmUuid: `vm-${i}`, done: call >= vm.loops };
     }),
     'commit-or-rollback': handle('commit-or-rollback', (raw) => {
       const vm = s.vms[vmIndex(raw)]!;

@@ -1,0 +1,90 @@
+import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
+import { ENDED_STATUSES } from '../functions/replication/steps/execution-ended.js';
+import { BUNDLING_DEFAULTS, LAMBDA_DEFAULTS, lambdaEntry } from './step-lambdas.js';
+
+export interface RunEndedProps {
+  readonly stateMachines: sfn.IStateMachine[];
+  readonly leaseTable: dynamodb.ITable;
+  readonly eventBus: events.IEventBus;
+  readonly logRetention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/**
+ * The cleanup path of runs that end without finish-run (StopExecution, execution timeout, a
+ * failure no Catch handles): an EventBridge rule on the job state machines' status changes to
+ * FAILED, TIMED_OUT or ABORTED invokes a small function that releases the run's lease and
+ * publishes `xcr run failed`. It needs no VPC: it talks to DynamoDB and EventBridge only.
+ */
+export class RunEnded extends Construct {
+  readonly function: NodejsFunction;
+  readonly rule: events.Rule;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: RunEndedProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'xcr execution-ended handler',
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    props.leaseTable.grant(this.role, 'dynamodb:DeleteItem');
+    props.eventBus.grantPutEventsTo(this.role);
+    this.function = new NodejsFunction(this, 'Function', {
+      ...LAMBDA_DEFAULTS,
+      description: 'xcr: releases the lease of a run that ended without finish-run and reports it failed',
+      entry: lambdaEntry('execution-ended'),
+      memorySize: 256,
+      timeout: Duration.minutes(1),
+      role: this.role,
+      logGroup: this.logGroup,
+      environment: {
+        [ENV.leaseTable]: props.leaseTable.tableName,
+        [ENV.eventBus]: props.eventBus.eventBusName,
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: BUNDLING_DEFAULTS,
+    });
+    Validations.of(this.function).acknowledge({
+      id: 'cdk-validator-cfnguard::lambda_inside_vpc_check',
+      reason:
+        'It only calls the DynamoDB and EventBridge APIs (no XAPI host); outside the VPC it needs no endpoints and keeps working when the VPC or its endpoints are what broke the run.',
+    });
+    this.rule = new events.Rule(this, 'Rule', {
+      description: 'xcr: a job execution failed, timed out or was stopped',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          status: [...ENDED_STATUSES],
+          stateMachineArn: props.stateMachines.map((sm) => sm.stateMachineArn),
+        },
+      },
+      targets: [
+        new targets.LambdaFunction(this.function, { retryAttempts: 8, maxEventAge: Duration.hours(2) }),
+      ],
+    });
+  }
+}
