@@ -22,6 +22,7 @@ const diskPlan = z.object({
   mode: z.enum(['vhd', 'cbt']).optional(),
   modeReason: z.string().optional(),
   cursor: z.number().int().nonnegative().optional(),
+  chainDepth: z.number().int().positive().optional(),
 });
 
 export const vmStateInput = z.object({
@@ -55,6 +56,7 @@ const vmResult = z.object({
   errorCode: z.string().optional(),
   message: z.string().optional(),
   warnings: z.array(z.string()).optional(),
+  chainDepth: z.number().int().positive().optional(),
 });
 
 export const finishRunInput = z.object({

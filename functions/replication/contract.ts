@@ -91,6 +91,8 @@ export interface DiskPlan {
    * extents are recomputed each invocation (the snapshot is immutable), so the offset alone resumes.
    */
   cursor?: number;
+  /** VHD chain depth of the target on the destination SR (1 = flat), measured when it was made. */
+  chainDepth?: number;
 }
 
 export type TransferMode = 'vhd' | 'cbt';
@@ -132,6 +134,8 @@ export interface VmResult {
   errorCode?: string;
   message?: string;
   warnings?: string[];
+  /** Deepest destination VHD chain among this run's target disks. */
+  chainDepth?: number;
 }
 
 export interface FinishRunInput extends LockCheckOutput {

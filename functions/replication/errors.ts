@@ -36,6 +36,9 @@ const TRANSIENT_XAPI_CODES = new Set([
   'HOST_STILL_BOOTING',
   'VDI_IO_ERROR',
   'TASK_CANCELLED',
+  // SM's "The VDI is not available": e.g. a VDI the garbage collector has paused or is relinking
+  // (activation gives up after 120 s); it comes back once the coalesce step ends.
+  'SR_BACKEND_FAILURE_46',
 ]);
 
 const NETWORK_ERRNO = new Set([

@@ -11,7 +11,7 @@ import { FileLeaseStore } from '../../functions/lease/index.js';
 import type { RunResult } from '../../functions/replication/contract.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
-import type { SimPool, SimVmSpec } from '../../sim/types.js';
+import type { SimPool, SimStorageSettings, SimVmSpec } from '../../sim/types.js';
 import { runLocalExecution } from './run-local.js';
 
 export const MiB = 2 ** 20;
@@ -31,6 +31,9 @@ export interface SitesOptions {
   sourceNbdPurpose?: 'nbd' | 'insecure_nbd';
   /** Serve the source pool over https with this certificate (pinned by fingerprint in the config). */
   sourceTls?: { cert: string; key: string };
+  /** Storage timing of each simulated pool (GC quiet period, coalesce time, chain limit, …). */
+  sourceStorage?: Partial<SimStorageSettings>;
+  destinationStorage?: Partial<SimStorageSettings>;
 }
 
 export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
@@ -55,6 +58,8 @@ export interface Sites {
   exportedSnapshot(vmName: string): Rec | undefined;
   snapshotDiskHashes(snapshot: Rec): [string, string][];
   assertReplicasMatchSource(vmName: string): void;
+  /** VHD chain depth (counting the disk) of every managed VDI on the destination. */
+  destinationChainDepths(): number[];
   /** Objects a run left that should not be there (empty when clean). */
   leaks(): string[];
   assertNoLeaks(): void;
@@ -71,12 +76,14 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     networks: [{ name_label: 'Pool-wide network' }],
     vms: o.vms,
     ...(o.sourceTls ? { tls: o.sourceTls } : {}),
+    ...(o.sourceStorage ? { storage: o.sourceStorage } : {}),
   });
   const destination = await startPool({
     name: 'site-b',
     hosts: o.destinationHosts,
     srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
     networks: [{ name_label: 'Replica network' }],
+    ...(o.destinationStorage ? { storage: o.destinationStorage } : {}),
   });
   if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
@@ -234,10 +241,23 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
           found.push(`destination VDI ${r.uuid} (stray)`);
       }
       for (const pool of [source, destination]) {
-        for (const [, t] of objects(pool, 'task'))
+        for (const [, t] of objects(pool, 'task')) {
+          // the storage manager's own garbage collector task, not something a run made
+          if (t.name_label === 'Garbage Collection') continue;
           found.push(`${pool.name} task ${t.name_label} (${t.status})`);
+        }
       }
       return found;
+    },
+    destinationChainDepths() {
+      const vdis = destination.test.objects('VDI');
+      const byUuid = new Map(vdis.map(([, r]) => [r.uuid as string, r]));
+      const depth = (r: Record<string, unknown>): number => {
+        const parent = (r.sm_config as Record<string, string>)['vhd-parent'];
+        const p = parent ? byUuid.get(parent) : undefined;
+        return p ? 1 + depth(p) : 1;
+      };
+      return vdis.filter(([, r]) => r.managed !== false).map(([, r]) => depth(r));
     },
     assertNoLeaks() {
       assert.deepEqual(sites.leaks(), [], 'leaked objects');
