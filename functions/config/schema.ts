@@ -214,6 +214,20 @@ export const jobSchema = z.strictObject({
    * (VDI.data_destroy) to give their space back on the source; the next delta still works from them.
    */
   cbtDestroySnapshotData: z.boolean().default(false),
+  /**
+   * Deepest VHD chain (counting the disk itself) a delta may build on the destination SR. Each delta
+   * clones the previous recovery point, adding a level until the SR's garbage collector coalesces;
+   * at this depth xcr waits up to `chainWaitSec` for it, then copies the disk flat on the
+   * destination instead of cloning. SM refuses snapshots and clones from depth 30.
+   */
+  maxChainDepth: z.number().int().min(2).max(29, "below SM's chain limit of 30").default(12),
+  /** How long a run waits for coalescing when a destination chain is at `maxChainDepth`. */
+  chainWaitSec: z
+    .number()
+    .int()
+    .min(0)
+    .max(600, 'at most 600 s (a Lambda step lasts 15 minutes)')
+    .default(120),
 });
 export type JobConfig = z.infer<typeof jobSchema>;
 

@@ -120,6 +120,8 @@ export const diskPlan = z.strictObject({
    * extents are recomputed each invocation (the snapshot is immutable), so the offset alone resumes.
    */
   cursor: count.optional(),
+  /** VHD chain depth of the target on the destination SR (1 = flat), measured when it was made. */
+  chainDepth: z.number().int().positive().optional(),
 });
 export type DiskPlan = z.infer<typeof diskPlan>;
 
@@ -175,6 +177,8 @@ export const vmResult = z.strictObject({
   errorCode: z.string().optional(),
   message: z.string().optional(),
   warnings: z.array(z.string()).optional(),
+  /** Deepest destination VHD chain among this run's target disks. */
+  chainDepth: z.number().int().positive().optional(),
 });
 export type VmResult = z.infer<typeof vmResult>;
 export type VmStatus = VmResult['status'];

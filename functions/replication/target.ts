@@ -1,4 +1,5 @@
 import type { VdiRecord, Xapi } from '../xapi/index.js';
+import { type ChainPolicy, cloneWithinChainLimit } from './chain.js';
 import type { DiskRef } from './inventory.js';
 import { KEY, ROLE, STATUS } from './metadata.js';
 import type { DiskDecision } from './rules/full-or-delta.js';
@@ -7,6 +8,8 @@ import { explainNoSpace } from './space.js';
 import { mergeOtherConfig } from './tagging.js';
 
 export interface TargetRequest {
+  /** How deep a delta's clone may make the destination chain, and how long to wait for coalescing. */
+  chain: ChainPolicy;
   jobId: string;
   runId: string;
   vmUuid: string;
@@ -48,23 +51,29 @@ export function findTarget(
   });
 }
 
+export interface Target {
+  ref: string;
+  /** Set when a delta could not clone within the chain limit and copied the recovery point's disk. */
+  warning?: string;
+}
+
 /**
  * Makes the writable target of one disk on the destination: a clone of the recovery point's disk for
- * a delta (only changed blocks will be written into it), or a new empty VDI for a full. The previous
- * recovery point itself is only read.
+ * a delta (only changed blocks will be written into it) — or a flat copy of it when its VHD chain is
+ * at the limit — or a new empty VDI for a full. The previous recovery point itself is only read.
  */
-export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<string> {
+export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<Target> {
   const name = `${req.source.vdi.rec.name_label} (xcr ${req.jobId})`;
   if (req.decision.kind === 'delta') {
     const rpVdi = await xapi.getByUuid('VDI', req.decision.recoveryPointVdi!);
-    const clone = await xapi.callAsync<string>('VDI.clone', rpVdi);
-    const rec = await xapi.getRecord('VDI', clone);
-    await mergeOtherConfig(xapi, 'VDI', clone, rec.other_config, {
+    const made = await cloneWithinChainLimit(xapi, rpVdi, req.srRef, req.chain);
+    const rec = await xapi.getRecord('VDI', made.ref);
+    await mergeOtherConfig(xapi, 'VDI', made.ref, rec.other_config, {
       ...targetKeys(req),
       [KEY.self]: rec.uuid,
     });
-    await xapi.call('VDI.set_name_label', clone, name);
-    return clone;
+    await xapi.call('VDI.set_name_label', made.ref, name);
+    return { ref: made.ref, ...(made.warning ? { warning: made.warning } : {}) };
   }
   const created = await xapi
     .call<string>('VDI.create', {
@@ -86,5 +95,5 @@ export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<stri
   // The uuid exists only now; stamped at once so a copy of the pending disk is told apart.
   const rec = await xapi.getRecord('VDI', created);
   await mergeOtherConfig(xapi, 'VDI', created, rec.other_config, { [KEY.self]: rec.uuid });
-  return created;
+  return { ref: created };
 }

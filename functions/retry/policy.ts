@@ -26,6 +26,9 @@ export const TRANSIENT_XAPI_CODES: ReadonlySet<string> = new Set([
   'HOST_STILL_BOOTING',
   'TASK_CANCELLED',
   'TRANSFER_INCOMPLETE',
+  // SM's "The VDI is not available": e.g. a VDI the garbage collector has paused or is relinking
+  // (activation gives up after 120 s); it comes back once the coalesce step ends.
+  'SR_BACKEND_FAILURE_46',
 ]);
 
 /**

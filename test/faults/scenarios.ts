@@ -5,7 +5,8 @@
  * nothing created by the failed run remains on either side.
  */
 import type { RunResult } from '../../functions/replication/contract.js';
-import { MiB, type Sites, type StepWrapper, startSites } from '../support/sites.js';
+import { Xapi } from '../../functions/xapi/index.js';
+import { MiB, type Sites, type SitesOptions, type StepWrapper, startSites } from '../support/sites.js';
 
 export interface Scenario {
   name: string;
@@ -16,6 +17,10 @@ export interface Scenario {
   inject(sites: Sites): StepWrapper | undefined;
   /** Extra time to let an abandoned run's lease expire before the next run. */
   abandon?: boolean;
+  /** Sites other than the default ones (storage timing, job settings). */
+  sites?: Partial<SitesOptions>;
+  /** What run 2's result must also show; returns a problem, or undefined. */
+  check?(run2: RunResult): string | undefined;
 }
 
 export interface ScenarioResult {
@@ -46,8 +51,9 @@ export async function discoverCalls(): Promise<{ source: string[]; destination: 
   }
 }
 
-async function newSites(): Promise<Sites> {
+async function newSites(extra: Partial<SitesOptions> = {}): Promise<Sites> {
   return startSites({
+    ...extra,
     vms: [
       {
         name_label: 'web',
@@ -67,7 +73,7 @@ async function newSites(): Promise<Sites> {
       },
     ],
     sourceHosts: 2,
-    job: { retention: 2 },
+    job: { retention: 2, ...extra.job },
   });
 }
 
@@ -96,9 +102,9 @@ function crashAfter(target: string): StepWrapper {
   };
 }
 
-function before(target: string, action: () => void): StepWrapper {
+function before(target: string, action: () => void | Promise<void>): StepWrapper {
   return (step, handler) => async (input) => {
-    if (step === target) action();
+    if (step === target) await action();
     return handler(input);
   };
 }
@@ -172,6 +178,7 @@ export function scenarios(calls: { source: string[]; destination: string[] }): S
     },
     { name: 'every handler invoked twice', expect: 'recovers', inject: () => duplicateEveryStep },
   );
+  list.push(...chainScenarios());
   for (const step of ['lock-check', 'snapshot-previous', 'stream-delta']) {
     list.push({
       name: `process dies after ${step}`,
@@ -181,6 +188,69 @@ export function scenarios(calls: { source: string[]; destination: string[] }): S
     });
   }
   return list;
+}
+
+/** Clones and destroys the recovery point's disks on the destination: each gains a base copy that the
+ *  garbage collector will leaf-coalesce after its quiet period — a coalesce pending at clone time. */
+async function leaveCoalescePending(sites: Sites): Promise<void> {
+  const d = sites.destination;
+  const xapi = await Xapi.connect({
+    url: d.url,
+    username: d.username,
+    password: d.password,
+    allowPlainHttp: true,
+  });
+  try {
+    for (const [ref, r] of d.test.objects('VDI')) {
+      if ((r.other_config as Record<string, string>)['xcr:job'] !== sites.job.id) continue;
+      await xapi.call('VDI.destroy', await xapi.callAsync<string>('VDI.clone', ref));
+    }
+  } finally {
+    await xapi.logout();
+  }
+}
+
+const warned = (run: RunResult, text: string): boolean =>
+  (run.vms[0]?.warnings ?? []).some((w) => w.includes(text));
+
+function chainScenarios(): Scenario[] {
+  return [
+    {
+      name: 'coalesce pending on the destination at clone time (waited for)',
+      expect: 'recovers',
+      sites: {
+        destinationStorage: { gcQuietMs: 300, coalesceMs: 300 },
+        job: { maxChainDepth: 2, chainWaitSec: 5 },
+      },
+      inject: (sites) => before('snapshot-previous', () => leaveCoalescePending(sites)),
+      check: (run) =>
+        warned(run, 'copied in full')
+          ? `copied instead of waiting for the coalesce: ${run.vms[0]?.warnings}`
+          : run.vms[0]?.chainDepth === 2
+            ? undefined
+            : `chain depth ${run.vms[0]?.chainDepth}, expected 2 after the coalesce and one clone`,
+    },
+    {
+      name: 'coalesce never comes: the chain at the limit is copied flat',
+      expect: 'recovers',
+      sites: { job: { maxChainDepth: 2, chainWaitSec: 1 } },
+      inject: (sites) => before('snapshot-previous', () => leaveCoalescePending(sites)),
+      check: (run) =>
+        warned(run, 'at the limit of 2') && run.vms[0]?.chainDepth === 1
+          ? undefined
+          : `expected a flat copy with a warning: depth ${run.vms[0]?.chainDepth}, ${run.vms[0]?.warnings}`,
+    },
+    {
+      name: 'SR_BACKEND_FAILURE_109 at the chain limit: copied flat, never failed',
+      expect: 'recovers',
+      sites: { destinationStorage: { chainLimit: 1 } },
+      inject: () => undefined,
+      check: (run) =>
+        warned(run, 'SR_BACKEND_FAILURE_109') && run.vms[0]?.kind === 'delta'
+          ? undefined
+          : `expected a delta into a flat copy after the 109: ${JSON.stringify(run.vms[0])}`,
+    },
+  ];
 }
 
 function recoveryPointState(sites: Sites): Map<string, string> {
@@ -196,7 +266,7 @@ async function runCatching(sites: Sites, wrap?: StepWrapper): Promise<RunResult 
 }
 
 export async function runScenario(s: Scenario): Promise<ScenarioResult> {
-  const sites = await newSites();
+  const sites = await newSites(s.sites);
   const problems: string[] = [];
   let intact = true;
   let leaked = 0;
@@ -216,6 +286,8 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
         `run 2 ${status}: ${outcome instanceof Error ? outcome.message : JSON.stringify(outcome.vms)}`,
       );
     }
+    const checked = !(outcome instanceof Error) && s.check?.(outcome);
+    if (checked) problems.push(checked);
     if (s.code && !(outcome instanceof Error) && outcome.vms[0]?.errorCode !== s.code) {
       problems.push(`reported ${outcome.vms[0]?.errorCode}, expected ${s.code}`);
     }

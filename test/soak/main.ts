@@ -1,8 +1,13 @@
 /**
- * `npm run soak -- --cycles N [--seed S]`: N scheduled cycles of a job with a guest writing random
- * data and a random fault injected into about a third of them. After every successful cycle the
+ * `npm run soak -- --cycles N [--seed S] [--chains]`: N scheduled cycles of a job with a guest writing
+ * random data and a random fault injected into about a third of them. After every successful cycle the
  * newest recovery point must equal the source snapshot it came from; at the end, after one clean
  * cycle, nothing may be left over on either pool. Bounded: small disks, at most N + 1 runs.
+ *
+ * Both pools run SM's garbage collector with timings as compressed as the schedule. `--chains` (what
+ * `npm run soak` does, 500 cycles) also stalls the destination's GC now and then (a quiet period
+ * longer than many cycles), so chains grow until the job's maxChainDepth and are then copied flat. After every cycle every VHD
+ * chain on the destination must be at most maxChainDepth deep (the documented bound).
  */
 import { Command } from 'commander';
 import { discoverCalls } from '../faults/scenarios.js';
@@ -12,8 +17,9 @@ import { MiB, type Sites, type StepWrapper, startSites } from '../support/sites.
 const opts = new Command('soak')
   .option('--cycles <n>', 'scheduled cycles', '30')
   .option('--seed <n>', 'random seed', '1')
+  .option('--chains', 'model VHD chains and GC stalls; check the chain depth bound every cycle')
   .parse(process.argv)
-  .opts<{ cycles: string; seed: string }>();
+  .opts<{ cycles: string; seed: string; chains?: boolean }>();
 const cycles = Number(opts.cycles);
 let seed = Number(opts.seed) >>> 0 || 1;
 /** A small deterministic generator, so a failing soak can be replayed with its seed. */
@@ -87,8 +93,15 @@ const sites = await startSites({
       disks: [{ sizeBytes: 48 * MiB, data: [{ offset: 4 * MiB, length: 4 * MiB, seed: 2 }] }],
     },
   ],
-  job: { retention: 3, fullInterval: 7, concurrency: 2 },
+  job: { retention: 3, fullInterval: opts.chains ? 0 : 7, concurrency: 2, chainWaitSec: 1 },
+  // the schedule is compressed, so is the GC: with SM's 5-minute quiet period a source chain would
+  // reach SM's limit of 30 after 30 quick cycles, as snapshots faster than coalescing do on a real SR
+  sourceStorage: { gcQuietMs: 20, coalesceMs: 5 },
+  destinationStorage: { gcQuietMs: 20, coalesceMs: 5 },
 });
+const chainBound = sites.job.maxChainDepth;
+let deepest = 0;
+let gcStalled = 0;
 const started = Date.now();
 let succeeded = 0;
 let failedRuns = 0;
@@ -106,6 +119,12 @@ try {
       }
     }
     const clean = cycle > cycles;
+    if (opts.chains) {
+      // a stalled GC (busy SR, slow storage) for a stretch of cycles, then it catches up
+      if (gcStalled > 0) gcStalled--;
+      else if (random() < 0.05) gcStalled = 5 + Math.floor(random() * 20);
+      sites.destination.test.storage({ gcQuietMs: gcStalled > 0 ? 24 * 3600 * 1000 : 20 });
+    }
     const fault = !clean && random() < 0.35 ? pick(faults) : undefined;
     const wrap = fault?.apply(sites);
     let status: string;
@@ -123,6 +142,12 @@ try {
       sites.assertReplicasMatchSource('db');
       verified++;
     } else failedRuns++;
+    if (opts.chains) {
+      const depth = Math.max(1, ...sites.destinationChainDepths());
+      deepest = Math.max(deepest, depth);
+      if (depth > chainBound)
+        throw new Error(`cycle ${cycle}: a destination VHD chain of ${depth} > ${chainBound}`);
+    }
     process.stderr.write(
       `cycle ${cycle}${clean ? ' (clean)' : ''}: ${status}${fault ? ` — fault: ${fault.name}` : ''}\n`,
     );
@@ -145,6 +170,14 @@ report({
   unit: 'count',
   baseline: 'checked after a final clean cycle',
 });
+if (opts.chains) {
+  report({
+    name: 'soak.deepest_destination_chain',
+    value: deepest,
+    unit: 'count',
+    baseline: `bound: maxChainDepth ${chainBound}`,
+  });
+}
 report({
   name: 'soak.seconds',
   value: Math.round((Date.now() - started) / 1000),

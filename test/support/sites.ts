@@ -12,7 +12,7 @@ import type { RunResult } from '../../functions/replication/contract.js';
 import type { HandlerDeps } from '../../functions/replication/ports.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
-import type { SimPool, SimVmSpec } from '../../sim/types.js';
+import type { SimPool, SimStorageSettings, SimVmSpec } from '../../sim/types.js';
 import { runLocalExecution } from './run-local.js';
 
 export const MiB = 2 ** 20;
@@ -42,6 +42,9 @@ export interface SitesOptions {
   destinationRestrictsVtpm?: boolean;
   /** Serve the source pool over https with this certificate (pinned by fingerprint in the config). */
   sourceTls?: { cert: string; key: string };
+  /** Storage timing of each simulated pool (GC quiet period, coalesce time, chain limit, …). */
+  sourceStorage?: Partial<SimStorageSettings>;
+  destinationStorage?: Partial<SimStorageSettings>;
 }
 
 export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
@@ -82,6 +85,8 @@ export interface Sites {
   exportedSnapshot(vmName: string): Rec | undefined;
   snapshotDiskHashes(snapshot: Rec): [string, string][];
   assertReplicasMatchSource(vmName: string): void;
+  /** VHD chain depth (counting the disk) of every managed VDI on the destination. */
+  destinationChainDepths(): number[];
   /** Objects a run left that should not be there (empty when clean). */
   leaks(jobId?: string): string[];
   assertNoLeaks(): void;
@@ -98,6 +103,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     networks: (o.sourceNetworks ?? ['Pool-wide network']).map((name_label) => ({ name_label })),
     vms: o.vms,
     ...(o.sourceTls ? { tls: o.sourceTls } : {}),
+    ...(o.sourceStorage ? { storage: o.sourceStorage } : {}),
   });
   const destination = await startPool({
     name: 'site-b',
@@ -105,6 +111,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
     networks: (o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
     ...(o.destinationRestrictsVtpm ? { restrictVtpm: true } : {}),
+    ...(o.destinationStorage ? { storage: o.destinationStorage } : {}),
   });
   if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
@@ -291,10 +298,23 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
         for (const [vm, n] of perVmTpm) if (n > 1) found.push(`${pool.name} VM ${vm} has ${n} VTPMs`);
       }
       for (const pool of [source, destination]) {
-        for (const [, t] of objects(pool, 'task'))
+        for (const [, t] of objects(pool, 'task')) {
+          // the storage manager's own garbage collector task, not something a run made
+          if (t.name_label === 'Garbage Collection') continue;
           found.push(`${pool.name} task ${t.name_label} (${t.status})`);
+        }
       }
       return found;
+    },
+    destinationChainDepths() {
+      const vdis = destination.test.objects('VDI');
+      const byUuid = new Map(vdis.map(([, r]) => [r.uuid as string, r]));
+      const depth = (r: Record<string, unknown>): number => {
+        const parent = (r.sm_config as Record<string, string>)['vhd-parent'];
+        const p = parent ? byUuid.get(parent) : undefined;
+        return p ? 1 + depth(p) : 1;
+      };
+      return vdis.filter(([, r]) => r.managed !== false).map(([, r]) => depth(r));
     },
     assertNoLeaks() {
       assert.deepEqual(sites.leaks(), [], 'leaked objects');

@@ -9,8 +9,10 @@ import { findVmByUuid, vmDisks } from '../inventory.js';
 import { applyRetention } from '../recovery-points.js';
 
 function summary(state: VmRunState, ctx: RunContext) {
+  const depths = state.disks.flatMap((d) => (d.chainDepth === undefined ? [] : [d.chainDepth]));
   return {
     vmUuid: state.vmUuid,
+    ...(depths.length ? { chainDepth: Math.max(...depths) } : {}),
     bytes: state.disks.reduce((sum, d) => sum + d.bytes, 0),
     durationMs: ctx.now().getTime() - Date.parse(state.startedAt),
     ...(state.disks.length > 0

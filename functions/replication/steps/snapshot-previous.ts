@@ -1,5 +1,6 @@
 import { landingNetworks } from '../boot-checks.js';
 import { chooseMode, enableCbt, fitDecision, type ModeChoice } from '../cbt-mode.js';
+import { chainDepth } from '../chain.js';
 import { pruneOldBases } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
 import type { DiskPlan, VmRunState, VmWorkItem } from '../contract.js';
@@ -80,6 +81,11 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   const chain = choices.some((c) => c.decision.kind === 'delta') ? plan.chain : 0;
 
   const existing = await destination.getAllRecords('VDI');
+  const chainPolicy = {
+    maxDepth: ctx.job.maxChainDepth,
+    waitMs: ctx.job.chainWaitSec * 1000,
+    pollMs: Math.min(5000, Math.max(100, ctx.job.chainWaitSec * 50)),
+  };
   const planned: DiskPlan[] = [];
   for (const [i, disk] of disks.entries()) {
     const { decision, mode } = choices[i]!;
@@ -89,18 +95,25 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       vmUuid: item.vmUuid,
       userdevice: disk.userdevice,
     });
-    const targetRef =
-      found?.[0] ??
-      (await createTarget(destination, {
-        jobId: ctx.job.id,
-        runId: item.runId,
-        vmUuid: item.vmUuid,
-        time: item.startedAt,
-        srRef,
-        source: disk,
-        decision,
-      }));
-    const target = found?.[1] ?? (await destination.getRecord('VDI', targetRef));
+    const made = found
+      ? { ref: found[0] }
+      : await createTarget(destination, {
+          jobId: ctx.job.id,
+          runId: item.runId,
+          vmUuid: item.vmUuid,
+          time: item.startedAt,
+          srRef,
+          source: disk,
+          decision,
+          chain: chainPolicy,
+        });
+    if (made.warning) {
+      warnings.push(`disk ${disk.userdevice}: ${made.warning}`);
+      ctx.logger.warn(made.warning, { vmUuid: item.vmUuid, userdevice: disk.userdevice });
+    }
+    const target = found?.[1] ?? (await destination.getRecord('VDI', made.ref));
+    const depth = await chainDepth(destination, made.ref);
+    ctx.logger.info('destination VHD chain', { vmUuid: item.vmUuid, userdevice: disk.userdevice, depth });
     planned.push({
       userdevice: disk.userdevice,
       sourceVdi: disk.vdi.rec.uuid,
@@ -113,6 +126,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       done: false,
       mode: mode.mode,
       modeReason: mode.reason,
+      chainDepth: depth,
       ...(mode.mode === 'cbt' ? { cursor: 0 } : {}),
     });
   }
