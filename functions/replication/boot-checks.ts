@@ -48,12 +48,9 @@ export async function planLanding(
   const used = new Set<string>();
   for (const vm of vms) for (const vif of vm.VIFs) used.add((await source.getRecord('VIF', vif)).network);
   const res = resolveNetworks(await networks(source, used), await networks(destination), jobNetworkMap(dest));
-  const mapField = dest.networkMap
-    ? `${field}.networkMap`
-    : dest.network
-      ? `${field}.network`
-      : `${field}.networkMap`;
-  const problems = networkProblems(res, mapField).map((message) => ({ field: mapField, message }));
+  const shorthand = !dest.networkMap && dest.network !== undefined;
+  const mapField = `${field}.${shorthand ? 'network' : 'networkMap'}`;
+  const problems = networkProblems(res, mapField, shorthand).map((message) => ({ field: mapField, message }));
   const withVtpm = vms.filter((vm) => vm.VTPMs.length > 0);
   if (withVtpm.length > 0 && !(await poolCanHoldVtpm(destination))) {
     problems.push({

@@ -94,10 +94,10 @@ export function resolveNetworks(
   return out;
 }
 
-/** One line per problem, naming the config field and the fix. */
-export function networkProblems(res: NetworkResolution, field: string): string[] {
+/** One line per problem, naming the config field and the fix (`shorthand`: destination.network). */
+export function networkProblems(res: NetworkResolution, field: string, shorthand = false): string[] {
   return [
-    ...res.badEntries.map((e) => `${field}["${e.key}"]: ${e.problem}`),
+    ...res.badEntries.map((e) => `${shorthand ? field : `${field}["${e.key}"]`}: ${e.problem}`),
     ...res.unmapped.map(
       (n) =>
         `source network "${n.name_label}" (${n.uuid}) maps to no destination network; add "${n.name_label}" or "*" to ${field}`,

@@ -48,6 +48,10 @@ describe('resolveNetworks', () => {
       ['*', '2 destination networks are named "DR LAN"; give its uuid'],
     ]);
     expect(networkProblems(r, 'destination.networkMap')[0]).toMatch(/^destination\.networkMap\["LAN"\]: /);
+    const short = resolveNetworks([lan], dr, jobNetworkMap({ network: { name: 'nope' } }));
+    expect(networkProblems(short, 'destination.network', true)).toEqual([
+      expect.stringMatching(/^destination\.network: no destination network has uuid or name "nope"/),
+    ]);
   });
 
   it('without a map falls back to the default network: PIF-backed, not host-internal, first by name', () => {
