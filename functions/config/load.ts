@@ -22,7 +22,10 @@ function formatIssues(error: z.ZodError): string[] {
       return issue.keys.map((key) => {
         const near = closestKey(key, known);
         const hint = near ? `did you mean \`${near}\`?` : `known keys: ${known.join(', ')}`;
-        return `${at([...issue.path, key])}: unknown key; ${hint}`;
+        // A key that is not a plain name is quoted after its parent's path.
+        return /^[\w$-]+$/.test(key)
+          ? `${at([...issue.path, key])}: unknown key; ${hint}`
+          : `${at(issue.path)}: unknown key ${JSON.stringify(key)}; ${hint}`;
       });
     }
     return [`${at(issue.path)}: ${issue.message}`];
