@@ -221,7 +221,7 @@ export const jobSchema = z.strictObject({
    * destination instead of cloning. SM refuses snapshots and clones from depth 30.
    */
   maxChainDepth: z.number().int().min(2).max(29, "below SM's chain limit of 30").default(12),
-  /** How long a run waits for coalescing when a destination chain is at `maxChainDepth`. */
+  /** How long a run waits (per VM, all disks together) for coalescing when a chain is at `maxChainDepth`. */
   chainWaitSec: z
     .number()
     .int()

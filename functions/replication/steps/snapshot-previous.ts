@@ -81,11 +81,13 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   const chain = choices.some((c) => c.decision.kind === 'delta') ? plan.chain : 0;
 
   const existing = await destination.getAllRecords('VDI');
-  const chainPolicy = {
+  // one wait budget for all of the VM's disks, so a step stays within its Lambda's 15 minutes
+  const waitUntil = Date.now() + ctx.job.chainWaitSec * 1000;
+  const chainPolicy = () => ({
     maxDepth: ctx.job.maxChainDepth,
-    waitMs: ctx.job.chainWaitSec * 1000,
+    waitMs: Math.max(0, waitUntil - Date.now()),
     pollMs: Math.min(5000, Math.max(100, ctx.job.chainWaitSec * 50)),
-  };
+  });
   const planned: DiskPlan[] = [];
   for (const [i, disk] of disks.entries()) {
     const { decision, mode } = choices[i]!;
@@ -105,7 +107,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
           srRef,
           source: disk,
           decision,
-          chain: chainPolicy,
+          chain: chainPolicy(),
         });
     if (made.warning) {
       warnings.push(`disk ${disk.userdevice}: ${made.warning}`);
