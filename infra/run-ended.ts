@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
-import { ENDED_STATUSES } from '../functions/replication/steps/execution-ended.js';
+import { ENDED_STATUSES } from '../functions/replication/contract.js';
 import { BUNDLING_DEFAULTS, LAMBDA_DEFAULTS, lambdaEntry } from './step-lambdas.js';
 
 export interface RunEndedProps {

@@ -5,7 +5,8 @@ import { BLOCK_SIZE, type Block, BlockStore, type Disk } from './disk.js';
 import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
 import type { ClassName } from './schema.js';
-import type { PoolStorage } from './storage/index.js';
+import type { Operations } from './storage/ops.js';
+import type { StorageSettings } from './storage/settings.js';
 import { NULL_REF, toXmlString, XFloat, type XValue } from './wire/values.js';
 
 export interface HostState {
@@ -18,6 +19,23 @@ export interface HostState {
 export type NbdMode = 'forced-tls' | 'no-tls';
 
 /** The hosts' NBD listeners as VDI.get_nbd_info uses them (nbd-hosts.ts implements them). */
+/**
+ * The pool's storage behaviour as the API sees it (a port: sim/storage/index.ts implements it, so
+ * this module needs nothing that imports it back).
+ */
+export interface PoolStorageBehaviour {
+  settings: StorageSettings;
+  readonly ops: Operations;
+  readonly gc: {
+    kick(sr: string): void;
+    pending(sr: string): boolean;
+    settle(): Promise<void>;
+    close(): void;
+  };
+  /** thick-provisioning space held by a VDI beyond its blocks (LVM SRs) */
+  readonly charges: Map<string, number>;
+}
+
 export interface NbdListeners {
   /** The mode the networks' purposes select, or none when no usable server would run. */
   mode(): NbdMode | undefined;
@@ -42,7 +60,7 @@ export class PoolState {
   /** set by startPool: the hosts' NBD listeners */
   nbd: NbdListeners | undefined;
   /** set by startPool: chains, garbage collection, operation marks */
-  storage!: PoolStorage;
+  storage!: PoolStorageBehaviour;
 
   constructor(
     readonly name: string,

@@ -32,6 +32,10 @@ export const STATE = {
 } as const;
 
 /** The Lambda-backed steps, in run order (finish-run releases the lease and reports the run). */
+/** Step Functions execution statuses of a run that ended without finish-run (the execution-ended rule). */
+export const ENDED_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
+export type EndedStatus = (typeof ENDED_STATUSES)[number];
+
 export const STEP_NAMES = [
   STATE.lockCheck,
   STATE.snapshotPrevious,

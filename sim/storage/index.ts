@@ -1,10 +1,10 @@
 /** One pool's storage behaviour: timing settings, operation marks, the per-SR garbage collectors. */
-import type { PoolState } from '../state.js';
+import type { PoolState, PoolStorageBehaviour } from '../state.js';
 import { GarbageCollector } from './gc.js';
 import { Operations } from './ops.js';
 import { DEFAULT_STORAGE, type StorageSettings } from './settings.js';
 
-export class PoolStorage {
+export class PoolStorage implements PoolStorageBehaviour {
   settings: StorageSettings;
   readonly ops: Operations;
   readonly gc: GarbageCollector;

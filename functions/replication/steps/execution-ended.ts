@@ -1,11 +1,11 @@
 import type { LeaseStore } from '../../lease/port.js';
 import { leaseKey } from '../context.js';
-import type { RunResult } from '../contract.js';
+import type { EndedStatus, RunResult } from '../contract.js';
 import type { RunEventSink, StepLogger } from '../ports.js';
 
 /** How an execution ended without reaching finish-run (an operator's StopExecution, a timeout, …). */
-export type EndedStatus = 'FAILED' | 'TIMED_OUT' | 'ABORTED';
-export const ENDED_STATUSES: readonly EndedStatus[] = ['FAILED', 'TIMED_OUT', 'ABORTED'];
+
+export { ENDED_STATUSES, type EndedStatus } from '../contract.js';
 
 export interface ExecutionEnded {
   jobId: string;
