@@ -50,6 +50,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const results: RunResult[] = [];
   const report = (run: RunResult) => {
     results.push(run);
+    view?.stop(); // the summary goes below the bars, never over them
     process.stdout.write(opts.json ? `${JSON.stringify(run)}\n` : `${describe(run)}\n`);
   };
   try {

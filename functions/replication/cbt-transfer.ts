@@ -40,7 +40,8 @@ export interface CbtDiskTransfer {
   /** Attempts per upload inside one call (first included). Default 3. */
   attempts?: number;
   connections?: number;
-  onProgress?: (bytes: number) => void;
+  /** Bytes sent so far, and those plus the changed bytes still to send (the disk's total as known now). */
+  onProgress?: (bytes: number, total: number) => void;
   onRetry?: (err: Error, attempt: number) => void;
 }
 
@@ -181,7 +182,7 @@ export async function transferCbtChunk(t: CbtDiskTransfer): Promise<CbtStepResul
       result.dataBytes += data;
       result.remaining -= data;
       result.uploads++;
-      t.onProgress?.(result.bytes);
+      t.onProgress?.(result.bytes, result.bytes + result.remaining);
     }
   } finally {
     await nbd.close();

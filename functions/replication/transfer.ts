@@ -34,7 +34,8 @@ export async function streamDisk(t: DiskTransfer): Promise<number> {
   const timer = setTimeout(() => abort.abort(new Error(`transfer exceeded ${t.timeoutMs} ms`)), t.timeoutMs);
   const verifier = new VhdVerifier();
   let total = 0;
-  const meter = new MeteredStream(t.bytesPerSecond, (bytes) => t.onProgress?.(bytes, total));
+  // progress only once the stream's length is known (the verifier has read footer, header and BAT)
+  const meter = new MeteredStream(t.bytesPerSecond, (bytes) => total && t.onProgress?.(bytes, total));
   // Settled before an error is rethrown: the client's cleanup (cancelling and destroying the
   // transfer tasks) must finish while the step's sessions are still open.
   const inFlight: Promise<unknown>[] = [];

@@ -72,12 +72,12 @@ async function streamCbtChunk(
     budgetBytes: ctx.job.cbtChunkMiB * MiB,
     budgetMs: Math.min(CBT_TIME_BUDGET_MS, timeoutMs / 2),
     timeoutMs,
-    onProgress: (bytes) =>
+    onProgress: (bytes, total) =>
       ctx.progress?.({
         vmUuid: state.vmUuid,
         userdevice: disk.userdevice,
         bytes: disk.bytes + bytes,
-        total: 0,
+        total: disk.bytes + total,
       }),
     onRetry: (err, attempt) =>
       ctx.logger.warn('cbt upload failed; sending it again', {
