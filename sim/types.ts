@@ -1,4 +1,7 @@
 /** The simulator's public, in-process API types (the contract other helpers code against). */
+import type { GuestBehaviour } from './guest.js';
+
+export type { GuestBehaviour };
 export interface SimDiskSpec {
   name_label?: string;
   sizeBytes: number;
@@ -60,6 +63,10 @@ export interface SimPoolSpec {
   bindAddress?: string;
   /** pool.restrictions.restrict_vtpm = "true": VTPM.create fails with FEATURE_RESTRICTED (unlicensed) */
   restrictVtpm?: boolean;
+  /** RAM of each host (default 256 GiB); VM.start needs the VM's memory_static_max free. */
+  hostMemoryBytes?: number;
+  /** What booted guests do (default: the agent reports after 200 ms); later entries win. */
+  guests?: GuestBehaviour[];
 }
 export interface SimTestApi {
   /** as a running guest writes (marks blocks dirty) */
@@ -87,6 +94,8 @@ export interface SimTestApi {
   objects(
     cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'VTPM' | 'network' | 'task' | 'SR' | 'session',
   ): [string, Record<string, unknown>][];
+  /** Adds a guest rule (later rules win): how VMs whose name contains `nameIncludes` boot. */
+  guest(b: GuestBehaviour): void;
   /** a VTPM's contents (the secret get_record never shows) */
   vtpmContents(vtpmRef: string): string;
 }

@@ -1,6 +1,7 @@
 /** VM messages: admission checks (in XAPI's order), snapshot/clone/copy, power operations, destroy. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { XapiError } from '../errors.js';
+import { bootGuest, dropGuestMetrics } from '../guest.js';
 import type { PoolState } from '../state.js';
 import { EPOCH, NULL_REF, type XRecord, type XValue } from '../wire/values.js';
 import { randomMac } from './core.js';
@@ -9,6 +10,7 @@ import { constructorFields, self } from './implicit.js';
 import { p, type Registry } from './registry.js';
 import { cloneVdi, copyVdi, destroyVdiData, snapshotVdi } from './vdi.js';
 import { checkVmOperation, type PowerState } from './vm-admission.js';
+import { assertCanStart } from './vm-start.js';
 import { copyVtpms, destroyVtpm } from './vtpm.js';
 
 /** A fresh VM-Generation ID ("%Ld:%Ld" of two random int64); "" (no genid) stays "". */
@@ -142,6 +144,16 @@ function setPower(pool: PoolState, vm: string, state: PowerState, hostIndex: num
     pool.db.set('VBD', v, 'currently_attached', running);
   for (const v of pool.db.get('VM', vm).VIFs as string[])
     pool.db.set('VIF', v, 'currently_attached', running);
+  if (running) bootGuest(pool, vm);
+  else dropGuestMetrics(pool, vm);
+}
+
+/** VM.start / VM.start_on on a host: admission, firmware, resources, then the domain boots. */
+function start(pool: PoolState, vm: string, hostIndex: number): void {
+  checkVmOperation(pool, vm, 'start');
+  prepareStart(pool, vm);
+  assertCanStart(pool, vm, pool.hosts[hostIndex]!.ref);
+  setPower(pool, vm, 'Running', hostIndex);
 }
 
 export function registerVm(reg: Registry): void {
@@ -210,9 +222,11 @@ export function registerVm(reg: Registry): void {
       async: true,
       handler: ({ pool, hostIndex }, [vm]) => {
         const ref = self(pool, 'VM', vm);
-        checkVmOperation(pool, ref, op);
-        if (op === 'start') prepareStart(pool, ref);
-        setPower(pool, ref, to, hostIndex);
+        if (op === 'start') start(pool, ref, hostIndex);
+        else {
+          checkVmOperation(pool, ref, op);
+          setPower(pool, ref, to, hostIndex);
+        }
         return undefined;
       },
     });
@@ -228,12 +242,9 @@ export function registerVm(reg: Registry): void {
       const ref = self(pool, 'VM', vm);
       const h = self(pool, 'host', host);
       checkVmOperation(pool, ref, 'start_on');
-      checkVmOperation(pool, ref, 'start');
-      prepareStart(pool, ref);
-      setPower(
+      start(
         pool,
         ref,
-        'Running',
         Math.max(
           0,
           pool.hosts.findIndex((x) => x.ref === h),
