@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { jsonLogger, localDeps } from '../../cli/local-deps.js';
 import { parseConfig } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
-import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
+import { createStepHandlers, type StepHandler, withRunContext } from '../../functions/handlers/steps.js';
 import { FileLeaseStore } from '../../functions/lease/index.js';
 import type { RunResult } from '../../functions/replication/contract.js';
+import { type DrillReport, runDrill } from '../../functions/replication/drill/run.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
-import type { SimPool, SimVmSpec } from '../../sim/types.js';
+import type { GuestBehaviour, SimPool, SimVmSpec } from '../../sim/types.js';
 import { runLocalExecution } from './run-local.js';
 
 export const MiB = 2 ** 20;
@@ -36,6 +37,8 @@ export interface SitesOptions {
   sourceNbdPurpose?: 'nbd' | 'insecure_nbd';
   /** Serve the source pool over https with this certificate (pinned by fingerprint in the config). */
   sourceTls?: { cert: string; key: string };
+  /** How guests booted on the destination behave (drills). */
+  destinationGuests?: GuestBehaviour[];
 }
 
 export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
@@ -51,6 +54,8 @@ export interface Sites {
   run(runId?: string, wrap?: StepWrapper, onStateEvent?: (event: unknown) => void): Promise<RunResult>;
   /** Runs another job of `extraJobs` once. */
   runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
+  /** One recovery drill of the job (or `jobId`), in process. */
+  drill(o?: { jobId?: string; drillRun?: string; vm?: string; point?: string }): Promise<DrillReport>;
   /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
   advanceClock(ms: number): void;
   vmUuid(name: string): string;
@@ -83,7 +88,11 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     name: 'site-b',
     hosts: o.destinationHosts,
     srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
-    networks: [{ name_label: 'Replica network' }],
+    networks: [
+      { name_label: 'Replica network' },
+      ...(o.destinationGuests ? [{ name_label: 'Drill network' }] : []),
+    ],
+    ...(o.destinationGuests ? { guests: o.destinationGuests } : {}),
   });
   if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
@@ -127,14 +136,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const logs: Record<string, unknown>[] = [];
   let clockOffset = 0;
   const now = () => new Date(Date.now() + clockOffset);
-  const handlers = createStepHandlers(
-    localDeps({
-      config,
-      leases: new FileLeaseStore(stateDir, { now }),
-      env: { XCR_TEST_A: source.password, XCR_TEST_B: destination.password },
-      logger: jsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
-    }),
-  );
+  const deps = localDeps({
+    config,
+    leases: new FileLeaseStore(stateDir, { now }),
+    env: { XCR_TEST_A: source.password, XCR_TEST_B: destination.password },
+    logger: jsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+  });
+  const handlers = createStepHandlers(deps);
   const objects = (pool: SimPool, cls: 'VM' | 'VDI' | 'VBD' | 'task') =>
     pool.test.objects(cls).map(([ref, r]) => [ref, r as Rec] as const);
 
@@ -158,6 +166,10 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
         ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
         : handlers;
       return runLocalExecution(config, other, wrapped, runId);
+    },
+    drill(o = {}) {
+      const { jobId = job.id, drillRun = `drill-${++runCounter}`, ...rest } = o;
+      return withRunContext(deps, jobId, (ctx) => runDrill(ctx, { drillRun, pollMs: 50, ...rest }));
     },
     advanceClock(ms) {
       clockOffset += ms;
