@@ -4,30 +4,10 @@
  * objects already gone are skipped, so an interrupted teardown is simply repeated.
  */
 import type { Xapi } from '../../xapi/index.js';
-import { type DrillVdi, type DrillVm, planDrillSweep } from '../rules/drill.js';
+import { sweepRecords } from '../cleanup.js';
+import { planDrillSweep } from '../rules/drill.js';
 
 const gone = (err: unknown) => (err as { code?: string }).code === 'HANDLE_INVALID';
-
-async function records(xapi: Xapi): Promise<{ vms: DrillVm[]; vdis: DrillVdi[] }> {
-  const [vms, vdis, vbds] = await Promise.all([
-    xapi.getAllRecords('VM'),
-    xapi.getAllRecords('VDI'),
-    xapi.getAllRecords('VBD'),
-  ]);
-  const usedBy = new Map<string, string[]>();
-  for (const vbd of vbds.values()) {
-    if (vbd.VDI !== 'OpaqueRef:NULL') usedBy.set(vbd.VDI, [...(usedBy.get(vbd.VDI) ?? []), vbd.VM]);
-  }
-  return {
-    vms: [...vms].map(([ref, vm]) => ({ ...vm, ref })),
-    vdis: [...vdis].map(([ref, vdi]) => ({
-      ref,
-      uuid: vdi.uuid,
-      other_config: vdi.other_config,
-      vms: usedBy.get(ref) ?? [],
-    })),
-  };
-}
 
 /** Stops and destroys drill clones and their disks; returns "VM <uuid>" / "VDI <uuid>" removed. */
 export async function removeDrillClones(
@@ -35,7 +15,7 @@ export async function removeDrillClones(
   jobId: string,
   scope: { liveRun?: string; only?: string },
 ): Promise<string[]> {
-  const plan = planDrillSweep({ jobId, ...scope, ...(await records(xapi)) });
+  const plan = planDrillSweep({ jobId, ...scope, ...(await sweepRecords(xapi)) });
   const removed: string[] = [];
   for (const vm of plan.vms) {
     try {

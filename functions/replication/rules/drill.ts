@@ -10,7 +10,6 @@ import type { Owned } from './ownership.js';
  */
 export interface DrillVm extends Owned {
   ref: string;
-  name_label: string;
   power_state: string;
   is_a_snapshot: boolean;
 }
@@ -30,7 +29,7 @@ const ownDrill = (o: Owned, role: string, jobId: string): boolean =>
 export function drillRunOf(vm: DrillVm, jobId: string): string | undefined {
   if (vm.is_a_snapshot) return undefined;
   if (ownDrill(vm, ROLE.drill, jobId)) return vm.other_config[KEY.drillRun];
-  const pending = parsePendingDrillName(vm.name_label);
+  const pending = parsePendingDrillName(vm.name_label ?? '');
   if (pending?.jobId === jobId && vm.other_config[KEY.role] === ROLE.recoveryPoint) return pending.drillRun;
   return undefined;
 }
