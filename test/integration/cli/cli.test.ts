@@ -228,7 +228,9 @@ describe('xcr as an operator uses it', () => {
     const drill = await xcr(['drill', 'web', '-c', file, '--json']);
     expect(drill.stderr).toBe('');
     expect(drill.code).toBe(0);
-    expect(JSON.parse(drill.stdout).results).toMatchObject([{ recoveryPoint: rp.uuid, vm: vmUuid, passed: true }]);
+    expect(JSON.parse(drill.stdout).results).toMatchObject([
+      { recoveryPoint: rp.uuid, vm: vmUuid, passed: true },
+    ]);
     const drilled = await xcr(['recovery-points', 'web', '-c', file, '--json']);
     expect(JSON.parse(drilled.stdout)[0].drill).toMatch(/^passed /);
     const status2 = await xcr(['status', '-c', file, '--json']);
