@@ -225,6 +225,9 @@ export function registerVm(reg: Registry): void {
         if (op === 'start') start(pool, ref, hostIndex);
         else {
           checkVmOperation(pool, ref, op);
+          // xapi_vm_lifecycle: a clean shutdown needs the guest's cooperation (its agent reported).
+          if (name === 'clean_shutdown' && pool.db.get('VM', ref).guest_metrics === NULL_REF)
+            throw new XapiError('VM_LACKS_FEATURE', [ref]);
           setPower(pool, ref, to, hostIndex);
         }
         return undefined;

@@ -122,6 +122,8 @@ describe('VM.start', () => {
     await new Promise((r) => setTimeout(r, 400));
     expect(await field(vm, 'power_state')).toBe('Running');
     expect(await field(vm, 'guest_metrics')).toBe('OpaqueRef:NULL');
+    // without a guest agent there is no clean shutdown
+    expect(await s.failure('VM.clean_shutdown', vm)).toEqual(['VM_LACKS_FEATURE', vm]);
     await s.async('VM.hard_shutdown', vm);
     expect(await field(vm, 'power_state')).toBe('Halted');
   });
