@@ -44,7 +44,7 @@ export interface DrillSweepPlan {
 /**
  * What is left of drills other than `liveRun` (the drill in progress, if any): every drill clone
  * of the job and its disks that no other VM uses. A disk of a tagged clone must carry its own
- * drill-disk keys; a disk of a pending clone (the recovery point's keys, a foreign self) goes only
+ * drill-disk keys (and goes also when its clone is already gone); a disk of a pending clone (the recovery point's keys, a foreign self) goes only
  * when that clone is its only user — VM.clone made it for that clone, so nothing else can depend on it.
  */
 export function planDrillSweep(input: {
@@ -67,10 +67,14 @@ export function planDrillSweep(input: {
     if (!ownDrill(vm, ROLE.drill, input.jobId)) pending.add(vm.ref);
   }
   for (const vdi of input.vdis) {
-    if (vdi.vms.length === 0 || !vdi.vms.every((ref) => gone.has(ref))) continue;
+    // Used by no VM that stays (an orphan, after a teardown that died between VM.destroy and VDI.destroy).
+    if (!vdi.vms.every((ref) => gone.has(ref))) continue;
+    const run = vdi.other_config[KEY.drillRun];
     const tagged =
-      ownDrill(vdi, ROLE.drillDisk, input.jobId) && vdi.other_config[KEY.drillRun] !== input.liveRun;
-    const ofPending = vdi.vms.every((ref) => pending.has(ref));
+      ownDrill(vdi, ROLE.drillDisk, input.jobId) &&
+      run !== input.liveRun &&
+      (input.only === undefined || run === input.only);
+    const ofPending = vdi.vms.length > 0 && vdi.vms.every((ref) => pending.has(ref));
     if (tagged || ofPending) plan.vdis.push({ ref: vdi.ref, uuid: vdi.uuid });
   }
   return plan;

@@ -110,6 +110,18 @@ describe('planDrillSweep', () => {
       vdisOut: ['k3'],
     },
     {
+      name: "an orphan drill disk (its clone destroyed, its own VDI.destroy failed) of a dead drill goes; the live drill's stays",
+      vms: [],
+      vdis: [
+        drillDisk('k1', 'd1', []),
+        drillDisk('k2', 'd2', []),
+        disk('x', [], { 'xcr:job': 'job1', 'xcr:role': 'drill-disk', 'xcr:self': 'k1' }),
+      ],
+      liveRun: 'd2',
+      vmsOut: [],
+      vdisOut: ['k1'],
+    },
+    {
       name: 'a disk of a drill clone a user attached elsewhere stays',
       vms: [drillVm('c1', 'd1')],
       vdis: [drillDisk('k1', 'd1', ['R-c1', 'R-user'])],
