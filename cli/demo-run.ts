@@ -9,10 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../functions/config/load.js';
+import { withRunContext } from '../functions/handlers/steps.js';
 import { PoolSessions } from '../functions/replication/context.js';
 import { type RunResult, STATE } from '../functions/replication/contract.js';
+import { runDrill } from '../functions/replication/drill/run.js';
 import { defaultLayout, type SimPool, startPool } from '../sim/index.js';
 import { table } from './commands/common.js';
+import { describeDrill } from './commands/drill.js';
 import { verifyReplica } from './demo-verify.js';
 import { jsonLogger, localDeps } from './local-deps.js';
 import { executionName, localJobRunner, type StepWrapper } from './run-job.js';
@@ -243,15 +246,28 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
     say(
       `\ndestination: ${rps.length} recovery points (retention ${job.retention} × ${vms.length} VMs); source: ${snaps.length} base snapshots (one per VM)`,
     );
+    say(
+      "\nrecovery drill: each VM's newest recovery point cloned, booted without network, guest tools awaited, clone removed",
+    );
+    const drill = await withRunContext(deps, job.id, (ctx) =>
+      runDrill(ctx, { drillRun: 'demo-drill', pollMs: 100 }),
+    );
+    say(describeDrill(drill));
+    const drillLeft = destination.test
+      .objects('VM')
+      .filter(([, r]) => (r.other_config as Record<string, string>)['xcr:role'] === 'drill').length;
+    const drillOk =
+      drill.results.length === vms.length && drill.results.every((r) => r.passed) && drillLeft === 0;
     const failed = outcomes.filter((o) => o.status === 'failed' || o.status === 'partial').length;
     const overlapSkipped = overlapping[0]?.status === 'skipped';
-    const ok = verifiedAll && failed === 0 && overlapSkipped;
+    const ok = verifiedAll && failed === 0 && overlapSkipped && drillOk;
     say(
       ok
-        ? 'demo: every recovery point verified; the overlapping cycle was skipped.'
+        ? 'demo: every recovery point verified; the overlapping cycle was skipped; the drill booted every VM and left nothing.'
         : `demo: something did not go as expected (${[
             verifiedAll ? '' : 'a recovery point did not verify',
             failed ? `${failed} run(s) failed` : '',
+            drillOk ? '' : 'the recovery drill did not pass or left something behind',
             overlapSkipped
               ? ''
               : `cycle ${holdTick + 2} overlapped cycle ${holdTick + 1} but was not skipped`,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
+import { drillCommand } from './commands/drill.js';
 import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 import { unlockCommand } from './commands/unlock.js';
@@ -86,6 +87,18 @@ async function main(argv: string[]): Promise<number> {
     .requiredOption('-c, --config <file>', 'the JSON configuration file')
     .option('--json', 'machine-readable output')
     .action(action(recoveryPointsCommand));
+  program
+    .command('drill')
+    .argument('[job]', 'the job (default: the only one)')
+    .description(
+      'recovery drill: clone the newest recovery point of each VM, isolate, boot and check it, then remove the clone',
+    )
+    .requiredOption('-c, --config <file>', 'the JSON configuration file')
+    .option('--vm <uuid>', 'only this source VM')
+    .option('--point <uuid>', 'drill this recovery point instead of the newest')
+    .option('--json', 'machine-readable output')
+    .option('-v, --verbose', 'step logs (JSON lines) on stderr')
+    .action(action(drillCommand));
   program
     .command('clone')
     .argument('<recovery-point>', 'uuid of a recovery point (see recovery-points)')

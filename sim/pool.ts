@@ -15,6 +15,7 @@ import { Registry } from './api/registry.js';
 import { makeTestApi, registerTestApi } from './api/testapi.js';
 import { registerCbt, registerVdi } from './api/vdi.js';
 import { registerVm } from './api/vm.js';
+import { registerHostMemory } from './api/vm-start.js';
 import { registerVtpm } from './api/vtpm.js';
 import { handleExport } from './http/export.js';
 import { handleImport } from './http/import.js';
@@ -31,6 +32,7 @@ export function buildRegistry(testApi: boolean): Registry {
   registerImplicit(reg);
   registerCore(reg);
   registerVm(reg);
+  registerHostMemory(reg);
   registerFirmware(reg);
   registerVtpm(reg);
   registerVdi(reg);
@@ -132,6 +134,8 @@ export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
     for (const s of servers) s.close();
     throw e;
   }
+  if (spec.hostMemoryBytes !== undefined) pool.hostMemoryBytes = spec.hostMemoryBytes;
+  pool.guests.rules = [...(spec.guests ?? [])];
   populate(pool, spec);
   pool.nbd = new NbdHosts(pool, bind, spec.tls);
   let closed = false;
@@ -148,6 +152,7 @@ export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
       if (closed) return;
       closed = true;
       pool.storage.gc.close();
+      pool.guests.stop();
       for (const s of sockets) s.destroy();
       await pool.nbd?.close();
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

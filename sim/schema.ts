@@ -24,6 +24,7 @@ export type ClassName =
   | 'VBD'
   | 'VIF'
   | 'VTPM'
+  | 'VM_guest_metrics'
   | 'network'
   | 'task'
   | 'session';
@@ -37,6 +38,7 @@ export const CLASSES: ClassName[] = [
   'VBD',
   'VIF',
   'VTPM',
+  'VM_guest_metrics',
   'network',
   'task',
   'session',
@@ -307,6 +309,25 @@ export const SCHEMA: Record<ClassName, Record<string, FieldSpec>> = {
     allowed_operations: ss(),
     current_operations: m(),
     backtrace: s('()'),
+  },
+  // What the guest agent reports (xapi_guest_agent.ml): created at the agent's first report,
+  // destroyed when the VM halts.
+  VM_guest_metrics: {
+    uuid: s(),
+    os_version: m(),
+    netbios_name: m(),
+    PV_drivers_version: m(),
+    PV_drivers_up_to_date: b(),
+    PV_drivers_detected: b(),
+    memory: m(),
+    disks: m(),
+    networks: m(),
+    other: m(),
+    last_updated: dt(),
+    other_config: m(RW),
+    live: b(),
+    can_use_hotplug_vbd: s('unspecified'),
+    can_use_hotplug_vif: s('unspecified'),
   },
   session: {
     uuid: s(),

@@ -4,6 +4,7 @@ import { Db } from './db.js';
 import { BLOCK_SIZE, type Block, BlockStore, type Disk } from './disk.js';
 import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
+import { Guests } from './guest.js';
 import type { ClassName } from './schema.js';
 import type { Operations } from './storage/ops.js';
 import type { StorageSettings } from './storage/settings.js';
@@ -53,6 +54,9 @@ export class PoolState {
   readonly hosts: HostState[] = [];
   readonly faults = new Faults();
   readonly callLog: string[] = [];
+  readonly guests = new Guests();
+  /** RAM of each host, for VM.start's free-memory check. */
+  hostMemoryBytes = 256 * 1024 ** 3;
   masterIndex = 0;
   poolRef = NULL_REF;
   scheme: 'http' | 'https' = 'http';

@@ -1,4 +1,8 @@
 /** The simulator's public, in-process API types (the contract other helpers code against). */
+import type { GuestBehaviour } from './guest.js';
+
+export type { GuestBehaviour };
+
 export interface SimDiskSpec {
   name_label?: string;
   sizeBytes: number;
@@ -62,6 +66,10 @@ export interface SimPoolSpec {
   restrictVtpm?: boolean;
   /** storage timing (GC quiet period, coalesce and operation durations, xapi's retry bound, chain limit) */
   storage?: Partial<SimStorageSettings>;
+  /** RAM of each host (default 256 GiB); VM.start needs the VM's memory_static_max free. */
+  hostMemoryBytes?: number;
+  /** What booted guests do (default: the agent reports after 200 ms); later entries win. */
+  guests?: GuestBehaviour[];
 }
 /** Defaults are SM's and xapi's: chain limit 30, GC quiet period 5 min, coalesce 1 s, retry 2 h. */
 export interface SimStorageSettings {
@@ -106,6 +114,8 @@ export interface SimTestApi {
   objects(
     cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'VTPM' | 'network' | 'task' | 'SR' | 'session',
   ): [string, Record<string, unknown>][];
+  /** Adds a guest rule (later rules win): how VMs whose name contains `nameIncludes` boot. */
+  guest(b: GuestBehaviour): void;
   /** a VTPM's contents (the secret get_record never shows) */
   vtpmContents(vtpmRef: string): string;
 }

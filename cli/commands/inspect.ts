@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunResult } from '../../functions/replication/contract.js';
 import { cloneRecoveryPoint, recoveryPointsOf } from '../../functions/replication/failover.js';
+import { parseDrillResult } from '../../functions/replication/rules/drill.js';
 import { defaultStateDir } from '../local-deps.js';
 import { type GlobalOptions, jobOf, load, print, table, withPool } from './common.js';
 
@@ -13,8 +14,16 @@ export async function recoveryPointsCommand(jobId: string | undefined, opts: Glo
     rps.length === 0
       ? `job ${job.id}: no recovery point yet`
       : table(
-          ['RECOVERY POINT', 'SOURCE VM', 'TIME', 'CHAIN', 'DISKS', 'NAME'],
-          rps.map((rp) => [rp.uuid, rp.sourceVm, rp.time, rp.chain, rp.disks.length, rp.name]),
+          ['RECOVERY POINT', 'SOURCE VM', 'TIME', 'CHAIN', 'DISKS', 'LAST DRILL', 'NAME'],
+          rps.map((rp) => [
+            rp.uuid,
+            rp.sourceVm,
+            rp.time,
+            rp.chain,
+            rp.disks.length,
+            rp.drill || '-',
+            rp.name,
+          ]),
         ),
   );
   return 0;
@@ -31,10 +40,22 @@ function lastRuns(jobId: string, count: number): RunResult[] {
     .map((l) => JSON.parse(l) as RunResult);
 }
 
+/** The newest drill result among a VM's recovery points ('' when none was drilled). */
+function lastDrill(values: string[]): string {
+  const drilled = values.filter((v) => parseDrillResult(v) !== undefined);
+  return drilled.sort((a, b) => parseDrillResult(b)!.at.localeCompare(parseDrillResult(a)!.at))[0] ?? '';
+}
+
 interface JobStatus {
   jobId: string;
   lastRuns: { runId: string; status: string; bytes: number; finishedAt: string }[];
-  vms: { vm: string; newestRecoveryPoint: string; lagMinutes: number; recoveryPoints: number }[];
+  vms: {
+    vm: string;
+    newestRecoveryPoint: string;
+    lagMinutes: number;
+    recoveryPoints: number;
+    lastDrill: string;
+  }[];
 }
 
 export async function statusCommand(jobId: string | undefined, opts: GlobalOptions): Promise<number> {
@@ -59,6 +80,7 @@ export async function statusCommand(jobId: string | undefined, opts: GlobalOptio
         newestRecoveryPoint: time,
         lagMinutes: Math.round((now - Date.parse(time)) / 60_000),
         recoveryPoints: rps.filter((rp) => rp.sourceVm === vm).length,
+        lastDrill: lastDrill(rps.filter((rp) => rp.sourceVm === vm).map((rp) => rp.drill)),
       })),
     });
   }
@@ -75,8 +97,14 @@ export async function statusCommand(jobId: string | undefined, opts: GlobalOptio
             : '  no local run recorded',
           j.vms.length
             ? table(
-                ['SOURCE VM', 'NEWEST RECOVERY POINT', 'LAG (MIN)', 'POINTS'],
-                j.vms.map((v) => [v.vm, v.newestRecoveryPoint, v.lagMinutes, v.recoveryPoints]),
+                ['SOURCE VM', 'NEWEST RECOVERY POINT', 'LAG (MIN)', 'POINTS', 'LAST DRILL'],
+                j.vms.map((v) => [
+                  v.vm,
+                  v.newestRecoveryPoint,
+                  v.lagMinutes,
+                  v.recoveryPoints,
+                  v.lastDrill || '-',
+                ]),
               )
             : '  no recovery point yet',
         ].join('\n'),

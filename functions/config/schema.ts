@@ -118,6 +118,38 @@ export const scheduleSchema = z.union(
 );
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 
+export const drillSchema = z.strictObject({
+  /** When drills run: a schedule as the job's, or after every Nth successful run of the job. */
+  every: z.union(
+    [
+      scheduleSchema,
+      z.strictObject({ afterRuns: z.number().int().min(1, 'after at least 1 run').max(1000) }),
+    ],
+    { error: 'expected a schedule ({ "rate": "1 days" } or { "cron": ... }) or { "afterRuns": N }' },
+  ),
+  /** "none": every VIF is removed; else the destination network (uuid or name) the VIFs move to. */
+  network: z.union([z.literal('none'), objectSelector]).default('none'),
+  /** tools: the guest agent reports (PV drivers or an OS version); xenstore: the guest writes this key. */
+  check: z
+    .union(
+      [
+        z.literal('tools'),
+        z.strictObject({
+          xenstore: z.string().regex(/^vm-data\/[^\s]+$/, 'a key under vm-data/, e.g. "vm-data/xcr-drill"'),
+        }),
+      ],
+      { error: 'expected "tools" or { "xenstore": "vm-data/xcr-drill" }' },
+    )
+    .default('tools'),
+  /** How long a clone may take to pass the check after VM.start. */
+  timeoutMinutes: z.number().positive().max(120, 'at most 120 minutes').default(10),
+  /** Clones booted at once. */
+  concurrency: z.number().int().min(1).max(10).default(1),
+  /** Alarm when no drill of the job has passed for this many days. */
+  alarmDays: z.number().int().min(1).max(365).default(7),
+});
+export type DrillConfig = z.infer<typeof drillSchema>;
+
 /**
  * A job id is part of names AWS limits: the execution (= run) name `<id>-<yyyymmddThhmmssmmmZ>`
  * (80 characters, 20 of them the time; letters, digits, - and _), the execution log group
@@ -228,6 +260,8 @@ export const jobSchema = z.strictObject({
     .min(0)
     .max(600, 'at most 600 s (a Lambda step lasts 15 minutes)')
     .default(120),
+  /** Recovery drills: boot the newest recovery points in isolation, check the guest, remove everything. */
+  drill: drillSchema.optional(),
 });
 export type JobConfig = z.infer<typeof jobSchema>;
 

@@ -12,35 +12,43 @@ import { streamDelta } from '../replication/steps/stream-delta.js';
 
 export type StepHandler = (input: unknown) => Promise<unknown>;
 
+/** Runs `fn` with a RunContext for the job: opens pool sessions lazily, closes them, types errors. */
+export async function withRunContext<T>(
+  deps: HandlerDeps,
+  jobId: string,
+  fn: (ctx: RunContext) => Promise<T>,
+): Promise<T> {
+  const job = findJob(deps.config, jobId);
+  const pools = new PoolSessions(deps.config, deps.resolvePassword);
+  const ctx: RunContext = {
+    job,
+    source: () => pools.get(job.source.pool),
+    destination: () => pools.get(job.destination.pool),
+    leases: deps.leases,
+    events: deps.events,
+    logger: deps.logger,
+    now: deps.now,
+    progress: deps.progress,
+  };
+  try {
+    return await fn(ctx);
+  } catch (err) {
+    const typed = classifyError(err);
+    deps.logger.error('step failed', { jobId, error: typed.name, message: typed.message });
+    throw typed;
+  } finally {
+    await pools.closeAll();
+  }
+}
+
 /**
  * The five step handlers over one set of dependencies. Each parses its input, opens the pools it
  * needs, calls the core, logs out, and rethrows failures as errors whose `name` the state machine
  * retries (XcrTransientError) or catches (XcrPermanentError, ConfigError).
  */
 export function createStepHandlers(deps: HandlerDeps): Record<StepName, StepHandler> {
-  async function withContext<T>(jobId: string, fn: (ctx: RunContext) => Promise<T>): Promise<T> {
-    const job = findJob(deps.config, jobId);
-    const pools = new PoolSessions(deps.config, deps.resolvePassword);
-    const ctx: RunContext = {
-      job,
-      source: () => pools.get(job.source.pool),
-      destination: () => pools.get(job.destination.pool),
-      leases: deps.leases,
-      events: deps.events,
-      logger: deps.logger,
-      now: deps.now,
-      progress: deps.progress,
-    };
-    try {
-      return await fn(ctx);
-    } catch (err) {
-      const typed = classifyError(err);
-      deps.logger.error('step failed', { jobId, error: typed.name, message: typed.message });
-      throw typed;
-    } finally {
-      await pools.closeAll();
-    }
-  }
+  const withContext = <T>(jobId: string, fn: (ctx: RunContext) => Promise<T>): Promise<T> =>
+    withRunContext(deps, jobId, fn);
 
   return {
     [STATE.lockCheck]: async (raw) => {

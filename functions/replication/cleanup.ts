@@ -20,7 +20,8 @@ export interface SweepReport {
   reported: string[];
 }
 
-async function records(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: SweepVdi[] }> {
+/** The pool's VMs and VDIs as the sweep rules read them (also the drill sweep's input). */
+export async function sweepRecords(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: SweepVdi[] }> {
   const [vms, vdis, vbds] = await Promise.all([
     xapi.getAllRecords('VM'),
     xapi.getAllRecords('VDI'),
@@ -83,7 +84,7 @@ export async function sweep(
   scope: RunScope,
   completedSnapshots?: Map<string, number>,
 ): Promise<SweepReport> {
-  const { vms, vdis } = await records(xapi);
+  const { vms, vdis } = await sweepRecords(xapi);
   const plan = planSweep({ jobId, scope, vms, vdis, completedSnapshots });
   return carryOut(xapi, plan, vms);
 }

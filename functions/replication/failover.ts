@@ -11,6 +11,8 @@ export interface RecoveryPointInfo {
   sourceVm: string;
   time: string;
   chain: number;
+  /** The last drill's result (`xcr:drill`), '' when never drilled. */
+  drill: string;
   disks: { userdevice: string; vdi: string; virtualSize: number }[];
 }
 
@@ -23,6 +25,7 @@ async function describe(xapi: Xapi, vm: VmRecord): Promise<RecoveryPointInfo> {
     sourceVm: oc[KEY.vm] ?? '',
     time: oc[KEY.time] ?? '',
     chain: Number(oc[KEY.chain] ?? 0) || 0,
+    drill: oc[KEY.drill] ?? '',
     disks: (await vmDisks(xapi, vm)).map((d) => ({
       userdevice: d.userdevice,
       vdi: d.vdi.rec.uuid,

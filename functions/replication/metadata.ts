@@ -17,6 +17,13 @@ export const KEY = {
   /** The object's own uuid, written when the object is created or tagged (pending objects too):
    *  VM.clone / VDI.copy copy other_config but not the uuid, so a user's copy is told apart. */
   self: 'xcr:self',
+  /** On a drill clone and its disks: the drill run that made them. */
+  drillRun: 'xcr:drill-run',
+  /** On a drill clone: the uuid of the recovery point it was cloned from (retention keeps that point). */
+  drillOf: 'xcr:drill-of',
+  /** On a recovery point: the last drill's result, `passed <iso time> <boot s>s` or `failed <iso time>: <reason>`
+   *  — the one key a drill writes on a complete recovery point (never its disks or configuration). */
+  drill: 'xcr:drill',
 } as const;
 
 export const ROLE = {
@@ -26,6 +33,9 @@ export const ROLE = {
   recoveryPoint: 'recovery-point',
   /** A disk of a recovery point (or the writable target being filled by a run). */
   replicaDisk: 'replica-disk',
+  /** A clone of a recovery point booted by a drill, and its disks: destroyed when the drill ends. */
+  drill: 'drill',
+  drillDisk: 'drill-disk',
 } as const;
 
 export const STATUS = {
@@ -49,6 +59,16 @@ export function pendingSnapshotName(jobId: string, runId: string): string {
 export function parsePendingSnapshotName(name: string): { jobId: string; runId: string } | undefined {
   const m = /^\[xcr:([^:\]]+):([^\]]+)\] pending snapshot$/.exec(name);
   return m ? { jobId: m[1]!, runId: m[2]! } : undefined;
+}
+
+/** Label of a drill clone between VM.clone and tagging (it still carries the recovery point's keys). */
+export function pendingDrillName(jobId: string, drillRun: string): string {
+  return `[xcr-drill:${jobId}:${drillRun}] pending clone`;
+}
+
+export function parsePendingDrillName(name: string): { jobId: string; drillRun: string } | undefined {
+  const m = /^\[xcr-drill:([^:\]]+):([^\]]+)\] pending clone$/.exec(name);
+  return m ? { jobId: m[1]!, drillRun: m[2]! } : undefined;
 }
 
 export function snapshotName(jobId: string, vmName: string, time: string): string {

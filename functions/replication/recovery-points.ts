@@ -3,6 +3,7 @@ import { destroyVmWithDisks } from './destroy.js';
 import type { Ref } from './inventory.js';
 import { vmDisks } from './inventory.js';
 import { KEY, START_BLOCKED_REASON } from './metadata.js';
+import { keepDrilled, pointsUnderDrill } from './rules/drill.js';
 import type { PlanRecoveryPoint } from './rules/full-or-delta.js';
 import { ownershipOf } from './rules/ownership.js';
 import { planRetention, recoveryPointsOf } from './rules/retention.js';
@@ -59,7 +60,8 @@ export async function applyRetention(
   keep: number,
 ): Promise<string[]> {
   const all = [...(await xapi.getAllRecords('VM'))].map(([ref, rec]) => ({ ...rec, ref }));
-  const old = planRetention(all, keep, jobId, vmUuid).delete;
+  // A point a drill clone exists for stays until the drill ends (the next run deletes it then).
+  const old = keepDrilled(planRetention(all, keep, jobId, vmUuid), pointsUnderDrill(all, jobId)).delete;
   for (const rp of old) await destroyVmWithDisks(xapi, rp.ref, jobId);
   return old.map((rp) => rp.uuid);
 }

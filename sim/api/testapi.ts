@@ -35,6 +35,9 @@ export function makeTestApi(pool: PoolState): SimTestApi {
       pool.db.set('pool', pool.poolRef, 'master', h.ref);
     },
     clearFaults: () => pool.faults.clear(),
+    guest: (b) => {
+      pool.guests.rules.push({ ...b });
+    },
     calls: () => [...pool.callLog],
     vtpmContents: (ref) => vtpmContents(pool, ref),
     storage: (settings) => {
@@ -91,6 +94,18 @@ export function registerTestApi(reg: Registry): void {
     });
   });
   add('throttle', [p('bytes_per_second', 'int')], (pool, [b]) => t(pool).throttle(Number(b) || undefined));
+  add('guest', [p('behaviour', 'record')], (pool, [b]) => {
+    const r = b as XRecord;
+    const outcome = String(r.outcome ?? 'tools');
+    if (outcome !== 'tools' && outcome !== 'silent' && outcome !== 'crash')
+      throw new XapiError('INTERNAL_ERROR', [`bad outcome ${outcome}`]);
+    t(pool).guest({
+      nameIncludes: String(r.nameIncludes ?? ''),
+      outcome,
+      ...(r.delayMs !== undefined ? { delayMs: Number(r.delayMs) } : {}),
+      ...(r.xenstore !== undefined ? { xenstore: r.xenstore as Record<string, string> } : {}),
+    });
+  });
   add('latency', [p('ms', 'int')], (pool, [ms]) => t(pool).latency(Number(ms)));
   add('expire_sessions', [], (pool) => t(pool).expireSessions());
   add('switch_master', [p('host_index', 'int')], (pool, [i]) => t(pool).switchMaster(Number(i)));

@@ -5,10 +5,12 @@ import type { PoolState } from '../state.js';
 import { EPOCH, NULL_REF, type XRecord, type XValue } from '../wire/values.js';
 import { randomMac } from './core.js';
 import { genericBiosStrings } from './firmware.js';
+import { bootGuest, dropGuestMetrics } from './guest-boot.js';
 import { constructorFields, self } from './implicit.js';
 import { p, type Registry } from './registry.js';
 import { cloneVdi, copyVdi, destroyVdiData, snapshotVdi, withVmDiskOps } from './vdi.js';
 import { checkVmOperation, type PowerState } from './vm-admission.js';
+import { assertCanStart } from './vm-start.js';
 import { copyVtpms, destroyVtpm } from './vtpm.js';
 
 /** A fresh VM-Generation ID ("%Ld:%Ld" of two random int64); "" (no genid) stays "". */
@@ -142,6 +144,16 @@ function setPower(pool: PoolState, vm: string, state: PowerState, hostIndex: num
     pool.db.set('VBD', v, 'currently_attached', running);
   for (const v of pool.db.get('VM', vm).VIFs as string[])
     pool.db.set('VIF', v, 'currently_attached', running);
+  if (running) bootGuest(pool, vm);
+  else dropGuestMetrics(pool, vm);
+}
+
+/** VM.start / VM.start_on on a host: admission, firmware, resources, then the domain boots. */
+function start(pool: PoolState, vm: string, hostIndex: number): void {
+  checkVmOperation(pool, vm, 'start');
+  prepareStart(pool, vm);
+  assertCanStart(pool, vm, pool.hosts[hostIndex]!.ref);
+  setPower(pool, vm, 'Running', hostIndex);
 }
 
 export function registerVm(reg: Registry): void {
@@ -216,9 +228,14 @@ export function registerVm(reg: Registry): void {
       async: true,
       handler: ({ pool, hostIndex }, [vm]) => {
         const ref = self(pool, 'VM', vm);
-        checkVmOperation(pool, ref, op);
-        if (op === 'start') prepareStart(pool, ref);
-        setPower(pool, ref, to, hostIndex);
+        if (op === 'start') start(pool, ref, hostIndex);
+        else {
+          checkVmOperation(pool, ref, op);
+          // xapi_vm_lifecycle: a clean shutdown needs the guest's cooperation (its agent reported).
+          if (name === 'clean_shutdown' && pool.db.get('VM', ref).guest_metrics === NULL_REF)
+            throw new XapiError('VM_LACKS_FEATURE', [ref]);
+          setPower(pool, ref, to, hostIndex);
+        }
         return undefined;
       },
     });
@@ -234,12 +251,9 @@ export function registerVm(reg: Registry): void {
       const ref = self(pool, 'VM', vm);
       const h = self(pool, 'host', host);
       checkVmOperation(pool, ref, 'start_on');
-      checkVmOperation(pool, ref, 'start');
-      prepareStart(pool, ref);
-      setPower(
+      start(
         pool,
         ref,
-        'Running',
         Math.max(
           0,
           pool.hosts.findIndex((x) => x.ref === h),

@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { jsonLogger, localDeps } from '../../cli/local-deps.js';
 import { parseConfig } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
-import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
+import { createStepHandlers, type StepHandler, withRunContext } from '../../functions/handlers/steps.js';
 import { FileLeaseStore } from '../../functions/lease/index.js';
 import type { RunResult } from '../../functions/replication/contract.js';
+import { type DrillReport, runDrill } from '../../functions/replication/drill/run.js';
 import type { HandlerDeps } from '../../functions/replication/ports.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
-import type { SimPool, SimStorageSettings, SimVmSpec } from '../../sim/types.js';
+import type { GuestBehaviour, SimPool, SimStorageSettings, SimVmSpec } from '../../sim/types.js';
 import { runLocalExecution } from './run-local.js';
 
 export const MiB = 2 ** 20;
@@ -45,6 +46,8 @@ export interface SitesOptions {
   /** Storage timing of each simulated pool (GC quiet period, coalesce time, chain limit, …). */
   sourceStorage?: Partial<SimStorageSettings>;
   destinationStorage?: Partial<SimStorageSettings>;
+  /** How guests booted on the destination behave (drills). */
+  destinationGuests?: GuestBehaviour[];
 }
 
 export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
@@ -74,6 +77,8 @@ export interface Sites {
   ): Promise<RunResult>;
   /** Runs another job of `extraJobs` once. */
   runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
+  /** One recovery drill of the job (or `jobId`), in process. */
+  drill(o?: { jobId?: string; drillRun?: string; vm?: string; point?: string }): Promise<DrillReport>;
   /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
   advanceClock(ms: number): void;
   vmUuid(name: string): string;
@@ -109,9 +114,13 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     name: 'site-b',
     hosts: o.destinationHosts,
     srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
-    networks: (o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
+    networks: [
+      ...(o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
+      ...(o.destinationGuests ? [{ name_label: 'Drill network' }] : []),
+    ],
     ...(o.destinationRestrictsVtpm ? { restrictVtpm: true } : {}),
     ...(o.destinationStorage ? { storage: o.destinationStorage } : {}),
+    ...(o.destinationGuests ? { guests: o.destinationGuests } : {}),
   });
   if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
@@ -192,6 +201,10 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
         ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
         : handlers;
       return runLocalExecution(config, other, wrapped, runId);
+    },
+    drill(o = {}) {
+      const { jobId = job.id, drillRun = `drill-${++runCounter}`, ...rest } = o;
+      return withRunContext(deps, jobId, (ctx) => runDrill(ctx, { drillRun, pollMs: 50, ...rest }));
     },
     advanceClock(ms) {
       clockOffset += ms;

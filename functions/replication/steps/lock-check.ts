@@ -1,6 +1,7 @@
 import { snapshotsWithRecoveryPoints, sweep } from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
 import type { LockCheckInput, LockCheckOutput } from '../contract.js';
+import { sweepDrillLeftovers } from '../drill/run.js';
 import { vmsWithTag } from '../inventory.js';
 import { KEY } from '../metadata.js';
 
@@ -21,7 +22,8 @@ async function sweepLeftovers(ctx: RunContext, runId: string): Promise<void> {
   const completed = await snapshotsWithRecoveryPoints(destination, ctx.job.id);
   const src = await sweep(source, ctx.job.id, scope, completed);
   const dst = await sweep(destination, ctx.job.id, scope);
-  const removed = [...src.destroyed, ...dst.destroyed];
+  const drills = await sweepDrillLeftovers(ctx, destination, runId);
+  const removed = [...src.destroyed, ...dst.destroyed, ...drills];
   if (removed.length || src.promoted.length) {
     ctx.logger.warn('removed leftovers of interrupted runs', { removed, promoted: src.promoted });
   }

@@ -354,6 +354,17 @@ describe('xcr as an operator uses it', () => {
       vms: [{ vm: vmUuid, recoveryPoints: 1 }],
     });
 
+    const drill = await xcr(['drill', 'web', '-c', file, '--json']);
+    expect(drill.stderr).toBe('');
+    expect(drill.code).toBe(0);
+    expect(JSON.parse(drill.stdout).results).toMatchObject([
+      { recoveryPoint: rp.uuid, vm: vmUuid, passed: true },
+    ]);
+    const drilled = await xcr(['recovery-points', 'web', '-c', file, '--json']);
+    expect(JSON.parse(drilled.stdout)[0].drill).toMatch(/^passed /);
+    const status2 = await xcr(['status', '-c', file, '--json']);
+    expect(JSON.parse(status2.stdout)[0].vms[0].lastDrill).toMatch(/^passed /);
+
     const clone = await xcr(['clone', rp.uuid, '-c', file, '--name', 'web restored', '--json']);
     expect(clone.code).toBe(0);
     const cloned = destination.test.objects('VM').find(([, r]) => r.uuid === JSON.parse(clone.stdout).vm)![1];

@@ -94,3 +94,43 @@ describe('job config schema', () => {
     expect(issuesOf(cfg).join('\n')).toMatch(/jobs\.0\.name: no control characters/);
   });
 });
+
+describe('drill config', () => {
+  const withDrill = (drill: unknown) => {
+    const c = valid();
+    (c.jobs[0] as Record<string, unknown>).drill = drill;
+    return c;
+  };
+  it('fills defaults: no network, tools check, 10 minutes, one at a time, alarm after 7 days', () => {
+    const job = parseConfig(withDrill({ every: { afterRuns: 4 } })).jobs[0]!;
+    expect(job.drill).toEqual({
+      every: { afterRuns: 4 },
+      network: 'none',
+      check: 'tools',
+      timeoutMinutes: 10,
+      concurrency: 1,
+      alarmDays: 7,
+    });
+  });
+  it('takes a schedule checked as the job schedule, an isolated network and a xenstore key', () => {
+    const job = parseConfig(
+      withDrill({
+        every: { cron: '0 3 ? * SUN *' },
+        network: { name: 'isolated' },
+        check: { xenstore: 'vm-data/xcr-drill' },
+      }),
+    ).jobs[0]!;
+    expect(job.drill?.network).toEqual({ name: 'isolated' });
+    expect(job.drill?.check).toEqual({ xenstore: 'vm-data/xcr-drill' });
+  });
+  it.each([
+    [{ every: { rate: '1 minutes' } }, /jobs\.0\.drill\.every/],
+    [{ every: { afterRuns: 0 } }, /drill\.every/],
+    [{ every: { afterRuns: 1 }, check: { xenstore: 'data/x' } }, /drill\.check.*vm-data/],
+    [{ every: { afterRuns: 1 }, check: 'ping' }, /drill\.check.*"tools"/],
+    [{ every: { afterRuns: 1 }, timeoutMinutes: 500 }, /drill\.timeoutMinutes.*120/],
+    [{ every: { afterRuns: 1 }, extra: 1 }, /drill.*extra/],
+  ])('refuses %j naming the field', (drill, message) => {
+    expect(issuesOf(withDrill(drill)).join('\n')).toMatch(message);
+  });
+});
