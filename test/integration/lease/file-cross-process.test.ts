@@ -69,7 +69,7 @@ describe('FileLeaseStore across processes', () => {
     expect(staleWinners).toHaveLength(1);
     for (const rep of reports) if (!rep.stale.acquired) expect(rep.stale.holder).toBe(staleWinners[0]);
 
-    // The parent, a further process, sees the same outcome on disk.
+    // The parent, a further process, sees the same outcome on disk while the holders live…
     const check = new FileLeaseStore(root);
     for (let r = 0; r < ROUNDS; r++) {
       const winner = reports.find((rep) => rep.rounds[r])!.owner;
@@ -78,5 +78,12 @@ describe('FileLeaseStore across processes', () => {
         holder: winner,
       });
     }
+    // …and takes a lease over once its holder has exited (a dead process on this machine).
+    const winner0 = reports.find((rep) => rep.rounds[0])!.owner;
+    const holder = procs[Number(winner0.replace('proc-', ''))]!.child;
+    const exited = new Promise((resolve) => holder.once('exit', resolve));
+    holder.stdin.end();
+    await exited;
+    expect(await check.acquire('round-0', 'parent', 1000)).toMatchObject({ acquired: true });
   });
 });

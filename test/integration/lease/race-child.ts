@@ -1,5 +1,6 @@
 // A separate process racing for file leases; run by file-cross-process.test.ts.
-// Prints `ready`, waits for `go` on stdin so all children start together, then one JSON line.
+// Prints `ready`, waits for `go` on stdin so all children start together, then one JSON line; stays
+// alive (a live holder) until its stdin ends.
 import { createInterface } from 'node:readline';
 import { FileLeaseStore } from '../../../functions/lease/file.js';
 
@@ -9,9 +10,8 @@ const store = new FileLeaseStore(dir);
 const TTL = 60_000;
 
 process.stdout.write('ready\n');
-const lines = createInterface({ input: process.stdin });
-for await (const line of lines) if (line === 'go') break;
-lines.close();
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+for (let next = await lines.next(); !next.done && next.value !== 'go'; next = await lines.next()) {}
 
 const stale = await store.acquire('stale', owner, TTL);
 const rounds: boolean[] = [];
@@ -20,3 +20,4 @@ for (let r = 0; r < Number(roundsArg); r++)
 const held: boolean[] = [];
 for (let r = 0; r < Number(roundsArg); r++) held.push((await store.acquire('held', owner, TTL)).acquired);
 process.stdout.write(`${JSON.stringify({ owner, rounds, held, stale })}\n`);
+while (!(await lines.next()).done) {}
