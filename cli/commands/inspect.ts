@@ -4,28 +4,14 @@ import type { RunResult } from '../../functions/replication/contract.js';
 import { cloneRecoveryPoint, recoveryPointsOf } from '../../functions/replication/failover.js';
 import { parseDrillResult } from '../../functions/replication/rules/drill.js';
 import { defaultStateDir } from '../local-deps.js';
-import { type GlobalOptions, jobOf, load, print, table, withPool } from './common.js';
+import { type GlobalOptions, jobOf, load, print, withPool } from './common.js';
+import { type JobStatusView, renderRecoveryPoints, renderStatus } from './inspect-format.js';
 
 export async function recoveryPointsCommand(jobId: string | undefined, opts: GlobalOptions): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, jobId);
   const rps = await withPool(config, job.destination.pool, (xapi) => recoveryPointsOf(xapi, job.id));
-  print(opts, rps, () =>
-    rps.length === 0
-      ? `job ${job.id}: no recovery point yet`
-      : table(
-          ['RECOVERY POINT', 'SOURCE VM', 'TIME', 'CHAIN', 'DISKS', 'LAST DRILL', 'NAME'],
-          rps.map((rp) => [
-            rp.uuid,
-            rp.sourceVm,
-            rp.time,
-            rp.chain,
-            rp.disks.length,
-            rp.drill || '-',
-            rp.name,
-          ]),
-        ),
-  );
+  print(opts, rps, () => renderRecoveryPoints(job.id, rps, `-c ${opts.config}`));
   return 0;
 }
 
@@ -46,22 +32,10 @@ function lastDrill(values: string[]): string {
   return drilled.sort((a, b) => parseDrillResult(b)!.at.localeCompare(parseDrillResult(a)!.at))[0] ?? '';
 }
 
-interface JobStatus {
-  jobId: string;
-  lastRuns: { runId: string; status: string; bytes: number; finishedAt: string }[];
-  vms: {
-    vm: string;
-    newestRecoveryPoint: string;
-    lagMinutes: number;
-    recoveryPoints: number;
-    lastDrill: string;
-  }[];
-}
-
 export async function statusCommand(jobId: string | undefined, opts: GlobalOptions): Promise<number> {
   const config = load(opts);
   const jobs = jobId ? [jobOf(config, jobId)] : config.jobs;
-  const report: JobStatus[] = [];
+  const report: JobStatusView[] = [];
   for (const job of jobs) {
     const rps = await withPool(config, job.destination.pool, (xapi) => recoveryPointsOf(xapi, job.id));
     const newestByVm = new Map<string, string>();
@@ -84,33 +58,7 @@ export async function statusCommand(jobId: string | undefined, opts: GlobalOptio
       })),
     });
   }
-  print(opts, report, () =>
-    report
-      .map((j) =>
-        [
-          `job ${j.jobId}`,
-          j.lastRuns.length
-            ? table(
-                ['RUN', 'STATUS', 'BYTES', 'FINISHED'],
-                j.lastRuns.map((r) => [r.runId, r.status, r.bytes, r.finishedAt]),
-              )
-            : '  no local run recorded',
-          j.vms.length
-            ? table(
-                ['SOURCE VM', 'NEWEST RECOVERY POINT', 'LAG (MIN)', 'POINTS', 'LAST DRILL'],
-                j.vms.map((v) => [
-                  v.vm,
-                  v.newestRecoveryPoint,
-                  v.lagMinutes,
-                  v.recoveryPoints,
-                  v.lastDrill || '-',
-                ]),
-              )
-            : '  no recovery point yet',
-        ].join('\n'),
-      )
-      .join('\n\n'),
-  );
+  print(opts, report, () => renderStatus(report, `-c ${opts.config}`));
   return 0;
 }
 

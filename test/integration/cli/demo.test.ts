@@ -37,7 +37,9 @@ describe('the demo', { timeout: 180_000 }, () => {
     expect(out).toMatch(/^1 +succeeded +full .* yes \(3 VMs\)$/m);
     expect(out).toMatch(/^2 +skipped +- +0\.0 /m);
     expect(out).toMatch(/^3 +succeeded .* yes \(3 VMs\)$/m);
-    expect(out).toContain('demo: every recovery point verified; the overlapping cycle was skipped.');
+    expect(out).toContain(
+      'demo: every recovery point verified; the overlapping cycle was skipped; the drill booted every VM and left nothing.',
+    );
     expect(code).toBe(0);
   });
 

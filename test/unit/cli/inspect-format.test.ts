@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { renderRecoveryPoints, renderStatus, shortTime } from '../../../cli/commands/inspect-format.js';
+import type { RecoveryPointInfo } from '../../../functions/replication/failover.js';
+
+const VM_A = '6f1c2b9e-0d4a-4c55-9a0e-3b8f7d2e1a01';
+const VM_B = 'a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d';
+const rp = (uuid: string, vm: string, name: string, time: string, drill = ''): RecoveryPointInfo => ({
+  uuid,
+  name: `${name} (xcr web ${time})`,
+  jobId: 'web',
+  sourceVm: vm,
+  time,
+  chain: 11,
+  drill,
+  disks: [
+    { userdevice: '0', vdi: 'v0', virtualSize: 1 },
+    { userdevice: '1', vdi: 'v1', virtualSize: 1 },
+  ],
+});
+const points = [
+  rp(
+    'c0ffee00-1111-4222-8333-444455556666',
+    VM_A,
+    'a-rather-long-vm-name-01',
+    '2026-12-01T23:40:05.123Z',
+    'passed 2026-12-01T23:45:00.000Z 12.5s',
+  ),
+  rp('c0ffee00-1111-4222-8333-444455556667', VM_A, 'a-rather-long-vm-name-01', '2026-12-01T23:30:05.123Z'),
+  rp(
+    'c0ffee00-1111-4222-8333-444455556668',
+    VM_B,
+    'db-01',
+    '2026-12-01T23:40:07.000Z',
+    'failed 2026-12-01T23:46:00.000Z: check: timed out',
+  ),
+];
+const widest = (text: string) => Math.max(...text.split('\n').map((l) => l.length));
+
+describe('recovery-points and status on an 80-column terminal', () => {
+  it('shortens times to the minute', () => {
+    expect(shortTime('2026-12-01T23:40:05.123Z')).toBe('2026-12-01 23:40Z');
+    expect(shortTime('not a time')).toBe('not a time');
+  });
+
+  it('lists recovery points by source VM, whole uuids, within 80 columns, with the next command', () => {
+    const out = renderRecoveryPoints('web', points, '-c xcr.config.json');
+    expect(widest(out)).toBeLessThanOrEqual(80);
+    expect(out).toContain('job web: 3 recovery points of 2 VMs, newest first');
+    expect(out).toContain(`a-rather-long-vm-name-01  (source VM ${VM_A})`);
+    for (const p of points) expect(out).toContain(p.uuid);
+    expect(out).toMatch(/c0ffee00-1111-4222-8333-444455556666\s+2026-12-01 23:40Z\s+11\s+2\s+passed/);
+    expect(out).toMatch(/c0ffee00-1111-4222-8333-444455556668\s+2026-12-01 23:40Z\s+11\s+2\s+failed/);
+    expect(out).toContain('to use one: xcr clone <RECOVERY POINT> -c xcr.config.json');
+  });
+
+  it('says what to do when a job has no recovery point yet', () => {
+    const out = renderRecoveryPoints('web', [], '-c xcr.config.json');
+    expect(out).toContain('job web: no recovery point yet.');
+    expect(out).toContain('`xcr run -c xcr.config.json -j web`');
+    expect(widest(out)).toBeLessThanOrEqual(80);
+  });
+
+  it('status fits 80 columns and says what to do when nothing ran yet', () => {
+    const busy = renderStatus(
+      [
+        {
+          jobId: 'web',
+          lastRuns: [
+            {
+              runId: 'web-2026-12-01T23-40-00-000Z',
+              status: 'partial',
+              bytes: 123_456_789_012,
+              finishedAt: '2026-12-01T23:41:00.000Z',
+            },
+          ],
+          vms: [
+            {
+              vm: VM_A,
+              newestRecoveryPoint: '2026-12-01T23:40:05.123Z',
+              lagMinutes: 12345,
+              recoveryPoints: 3,
+              lastDrill: 'passed 2026-12-01T23:45:00.000Z 12.5s',
+            },
+          ],
+        },
+      ],
+      '-c xcr.config.json',
+    );
+    expect(widest(busy)).toBeLessThanOrEqual(80);
+    expect(busy).toMatch(/web-2026-12-01T23-40-00-000Z\s+partial\s+123456\.8\s+2026-12-01 23:41Z/);
+    expect(busy).toMatch(new RegExp(`${VM_A}\\s+2026-12-01 23:40Z\\s+12345\\s+3\\s+passed`));
+
+    const empty = renderStatus([{ jobId: 'web', lastRuns: [], vms: [] }], '-c xcr.config.json');
+    expect(empty).toContain('start one with `xcr run -c xcr.config.json -j web`');
+    expect(empty).toContain('no recovery point yet; the first run of the job makes one per VM');
+    expect(widest(empty)).toBeLessThanOrEqual(80);
+  });
+});
