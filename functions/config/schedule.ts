@@ -6,6 +6,7 @@
  * zones, and the project's own floor of 10 minutes between two runs, computed from the expression.
  * Pure: no AWS, no clock.
  */
+import { editDistance } from './suggest.js';
 
 export const MIN_INTERVAL_MIN = 10;
 export const MAX_INTERVAL_MIN = 24 * 60;
@@ -271,27 +272,13 @@ export function isTimeZone(name: string): boolean {
   }
 }
 
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** The listed time zone closest to a misspelled one. */
 export function closestTimeZone(name: string): string {
   zones ??= new Set(Intl.supportedValuesOf('timeZone'));
   let best = 'UTC';
   let bestD = Number.POSITIVE_INFINITY;
   for (const z of zones) {
-    const d = distance(name.toLowerCase(), z.toLowerCase());
+    const d = editDistance(name, z);
     if (d < bestD) {
       bestD = d;
       best = z;

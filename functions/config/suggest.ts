@@ -33,7 +33,8 @@ export function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): stri
   return [...keys];
 }
 
-function distance(a: string, b: string): number {
+/** Levenshtein distance, ignoring letter case. */
+export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     let prev = row[0]!;
@@ -56,7 +57,7 @@ export function closestKey(key: string, known: readonly string[]): string | unde
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
   for (const k of known) {
-    const d = distance(key, k);
+    const d = editDistance(key, k);
     if (d < bestDistance) [best, bestDistance] = [k, d];
   }
   return best;
