@@ -9,7 +9,9 @@
  * after which the run still sends only the changed blocks.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { retrying } from '../retry/index.js';
 import type { Xapi } from '../xapi/index.js';
+import { XcrTransientError } from './errors.js';
 
 export const VHD_PARENT = 'vhd-parent';
 /** SM's MAX_CHAIN_SIZE: deeper chains make VDI.snapshot / VDI.clone fail with 109. */
@@ -24,19 +26,49 @@ export interface ChainPolicy {
   pollMs: number;
 }
 
-/** VHDs from `vdi` up to its root, counting `vdi` (1 = no parent). SR types without chains give 1. */
+/** xapi's answers for a VDI that no longer exists: looked up by uuid, or read by ref. */
+const VANISHED = new Set(['UUID_INVALID', 'HANDLE_INVALID']);
+const CHAIN_CHANGING = 'VDI_CHAIN_CHANGING';
+
+const codeOf = (e: unknown): unknown => (e as { code?: unknown } | undefined)?.code;
+
+/**
+ * VHDs from `vdi` up to its root, counting `vdi` (1 = no parent). SR types without chains give 1.
+ * The walk is one call per level, so the GC may coalesce a parent away between two of them: its
+ * children then hang from the grandparent, and the walk starts again from `vdi` (the rest of the
+ * chain still counts). Any other failure propagates: a depth is never guessed, since a short one
+ * would let a clone grow the chain past the limit.
+ */
 export async function chainDepth(xapi: Xapi, vdi: string): Promise<number> {
+  return retrying(
+    async () => {
+      const depth = await walkChain(xapi, vdi);
+      if (depth !== undefined) return depth;
+      throw new XcrTransientError(
+        CHAIN_CHANGING,
+        `a parent in the VHD chain of ${vdi} vanished during each walk (coalescing, or a parent xapi does not know)`,
+      );
+    },
+    { attempts: 6, baseMs: 20, retryable: (e) => codeOf(e) === CHAIN_CHANGING },
+  );
+}
+
+/** One walk up the chain; undefined when a VDI above `vdi` vanished meanwhile. */
+async function walkChain(xapi: Xapi, vdi: string): Promise<number | undefined> {
   let depth = 1;
   let ref = vdi;
   // bounded: a chain can't legitimately exceed SM's limit; a cycle in broken metadata must not hang us
   while (depth <= SM_CHAIN_LIMIT + 2) {
-    const sm = await xapi.call<Record<string, string>>('VDI.get_sm_config', ref);
-    const parent = sm[VHD_PARENT];
-    if (!parent) return depth;
+    let parent: string | undefined;
     try {
+      parent = (await xapi.call<Record<string, string>>('VDI.get_sm_config', ref))[VHD_PARENT];
+      if (!parent) return depth;
       ref = await xapi.getByUuid('VDI', parent);
-    } catch {
-      return depth + 1; // the parent is being coalesced away right now; it still counts
+    } catch (e) {
+      // `vdi` itself gone is the caller's problem; a parent gone is a coalesce
+      const readingLeaf = depth === 1 && parent === undefined;
+      if (!readingLeaf && VANISHED.has(codeOf(e) as string)) return undefined;
+      throw e;
     }
     depth++;
   }
@@ -51,8 +83,7 @@ export interface DeltaTarget {
   warning?: string;
 }
 
-const isChainTooLong = (e: unknown): boolean =>
-  (e as { code?: unknown } | undefined)?.code === CHAIN_TOO_LONG;
+const isChainTooLong = (e: unknown): boolean => codeOf(e) === CHAIN_TOO_LONG;
 
 /**
  * A writable copy of the recovery-point disk `rpVdi` on SR `srRef`: VDI.clone when its chain has room
