@@ -23,6 +23,7 @@ beforeAll(async () => {
       { name_label: 'Dummy', sizeBytes: 4096 * MiB, type: 'dummy' },
     ],
     storage: { gcQuietMs: 60_000, coalesceMs: 100, chainLimit: 5 },
+    vms: [{ name_label: 'busy', power_state: 'Running', disks: [{ sizeBytes: 4 * MiB, sr: 'Ext' }] }],
   });
   s = await TestSession.login(pool.url, 'root', 'pw');
 });
@@ -183,6 +184,32 @@ describe('operations that take time', () => {
     expect(Date.now() - t0).toBeLessThan(400);
     pool.test.storage({ opMs: 0 });
     for (const v of [...sameSr, ...other]) await s.call('VDI.destroy', v);
+  });
+
+  it('while the SR is busy a power-state check still fails at once; the VM snapshot waits its turn', async () => {
+    pool.test.storage({ opMs: 1000 });
+    const ext = await sr('Ext');
+    const vm = (await s.call<string[]>('VM.get_by_name_label', 'busy'))[0]!;
+    const slow = s.call<string>('VDI.create', {
+      SR: ext,
+      virtual_size: String(4 * MiB),
+      type: 'user',
+      sharable: false,
+      read_only: false,
+      other_config: {},
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    let t0 = Date.now();
+    // VM.clone of a running VM: admission's power-state check comes before any storage operation
+    expect(await s.failure('VM.clone', vm, 'c')).toEqual(['VM_BAD_POWER_STATE', vm, 'halted', 'running']);
+    expect(Date.now() - t0).toBeLessThan(500);
+    t0 = Date.now();
+    const snap = await s.async('VM.snapshot', vm, 'while busy');
+    // it waited for the create (xapi's own retry, no error) and then held the SR for its own disk
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+    pool.test.storage({ opMs: 0 });
+    await s.call('VDI.destroy', await slow);
+    expect(await s.call<boolean>('VM.get_is_a_snapshot', snap)).toBe(true);
   });
 });
 
