@@ -9,8 +9,9 @@ import {
 } from '../nbd/index.js';
 import { isTransient, retrying } from '../retry/index.js';
 import { readVhdStream } from '../vhd/index.js';
-import type { Xapi } from '../xapi/index.js';
+import { realCause, type Xapi } from '../xapi/index.js';
 import { XcrPermanentError } from './errors.js';
+import { explainNoSpace } from './space.js';
 
 /**
  * The cbt transfer mode of one disk: the changed 64 KiB extents (VDI.list_changed_blocks) of a delta,
@@ -172,7 +173,7 @@ export async function transferCbtChunk(t: CbtDiskTransfer): Promise<CbtStepResul
       try {
         result.bytes += await sendWithRetry(t, nbd, upload);
       } catch (err) {
-        if (result.uploads === 0) throw err;
+        if (result.uploads === 0) throw await explainUploadFailure(t, result.remaining, err);
         result.interrupted = err as Error;
         break;
       }
@@ -198,6 +199,11 @@ async function sendWithRetry(t: CbtDiskTransfer, nbd: NbdPool, extents: Extent[]
         diskSize: t.virtualSize,
         readAhead: 4,
       });
+      // the body's own failure (an NBD read) only reaches the import as the connection it cut short
+      let bodyError: unknown;
+      body.stream.once('error', (e) => {
+        bodyError = e;
+      });
       try {
         await t.destination.importVdi({
           vdi: t.target,
@@ -210,7 +216,8 @@ async function sendWithRetry(t: CbtDiskTransfer, nbd: NbdPool, extents: Extent[]
         return body.length;
       } catch (err) {
         body.stream.destroy();
-        throw err;
+        // as in vhd mode: the task's XAPI error or the source's NBD verdict, not the socket error
+        throw realCause(bodyError === undefined ? [err] : [err, bodyError]);
       }
     },
     {
@@ -220,4 +227,13 @@ async function sendWithRetry(t: CbtDiskTransfer, nbd: NbdPool, extents: Extent[]
       onRetry: (err, attempt) => t.onRetry?.(err as Error, attempt),
     },
   );
+}
+
+/** A full destination SR said with the SR and the space the rest of the disk needs, as in vhd mode. */
+async function explainUploadFailure(t: CbtDiskTransfer, remaining: number, err: unknown): Promise<unknown> {
+  const sr = await t.destination.getRecord('VDI', t.target).then(
+    (v) => v.SR,
+    () => undefined,
+  );
+  return sr ? explainNoSpace(t.destination, sr, remaining, err) : err;
 }

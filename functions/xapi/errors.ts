@@ -120,13 +120,14 @@ const STREAM_CUT_CODES = new Set(['VDI_IO_ERROR', 'TASK_CANCELLED']);
 /**
  * Of the errors one failed transfer produced (the socket reset, the stream cut short, the tasks'
  * verdicts), the one that explains it: a specific error XAPI reported (a task's `error_info`, e.g.
- * `SR_BACKEND_FAILURE_44`) over XAPI's verdict on a cut stream (`VDI_IO_ERROR`, which the other
- * end's failure causes), over one the client inferred, over the socket error. Ties keep the earliest.
+ * `SR_BACKEND_FAILURE_44`) or an NBD server's error reply over XAPI's verdict on a cut stream
+ * (`VDI_IO_ERROR`, which the other end's failure causes), over one the client inferred, over the
+ * socket error. Ties keep the earliest.
  */
 export function realCause(errors: readonly unknown[]): unknown {
   const rank = (e: unknown): number => {
     if (e instanceof XapiError) return CLIENT_CODES.has(e.code) ? 2 : STREAM_CUT_CODES.has(e.code) ? 3 : 4;
-    if (e instanceof Error && e.name === 'XcrPermanentError') return 4;
+    if (e instanceof Error && (e.name === 'XcrPermanentError' || e.name === 'NbdReplyError')) return 4;
     return 1;
   };
   let best: unknown = errors[0];

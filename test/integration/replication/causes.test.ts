@@ -32,6 +32,26 @@ describe('a full destination SR', () => {
     sites.assertNoLeaks();
   });
 
+  it('in cbt mode too: an upload fails once with SR_BACKEND_FAILURE_44 naming the SR and the space, leaks nothing', async () => {
+    sites = await startSites({
+      vms: [{ name_label: 'big', disks: [full(4), full(5)] }],
+      replicaSrBytes: 24 * MiB,
+      job: { enableCbt: true, transferMode: 'cbt' },
+      sourceNbdPurpose: 'insecure_nbd',
+    });
+    const run = await sites.run();
+    expect(run.status).toBe('failed');
+    const vm = run.vms[0]!;
+    expect(vm.modes?.map((m) => m.mode)).toEqual(['cbt', 'cbt']);
+    expect(vm.errorCode).toBe('SR_BACKEND_FAILURE_44');
+    expect(vm.message).toContain('(import_raw_vdi)');
+    expect(vm.message).toMatch(SR_MESSAGE);
+    expect(vm.message).not.toMatch(/ECONNRESET|EPIPE|TRANSPORT_ERROR/);
+    // permanent: no upload sent again
+    expect(sites.logs.filter((l) => l.message === 'cbt upload failed; sending it again')).toEqual([]);
+    sites.assertNoLeaks();
+  });
+
   it('when the target is created: the same message from VDI.create', async () => {
     sites = await startSites({ vms: [{ name_label: 'big', disks: [full(3)] }], replicaSrBytes: 8 * MiB });
     const vm = (await sites.run()).vms[0]!;

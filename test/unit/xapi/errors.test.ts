@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NbdReplyError } from '../../../functions/nbd/errors.js';
 import {
   ClientCodes,
   forgetSecret,
@@ -92,7 +93,11 @@ describe('realCause', () => {
   );
   const cut = new XapiError('VDI_IO_ERROR', ['Device I/O errors'], 'export_raw_vdi');
   const inferred = new XapiError(ClientCodes.TRANSFER_INCOMPLETE, ['x'], 'import_raw_vdi');
+  const nbdRead = new NbdReplyError(5, 'read');
   it.each([
+    ['cbt: the NBD server’s read error over the cut import it caused', [cut, nbdRead], nbdRead],
+    ['cbt: the import task’s error and an NBD reply error: the earliest', [full, nbdRead], full],
+    ['cbt: an NBD reply error over the socket reset', [reset, nbdRead], nbdRead],
     ['the import task’s error over the socket reset it caused', [reset, full], full],
     ['a specific XAPI error over the other end’s cut-stream verdict', [reset, cut, full], full],
     ['the cut-stream verdict over an inferred client error', [inferred, cut], cut],
