@@ -241,6 +241,23 @@ function chainScenarios(): Scenario[] {
           : `expected a flat copy with a warning: depth ${run.vms[0]?.chainDepth}, ${run.vms[0]?.warnings}`,
     },
     {
+      // SM answers 46 while the GC has the leaf paused for a leaf-coalesce; the one transient policy
+      // makes the step try again, and the clone then goes through
+      name: 'SR_BACKEND_FAILURE_46 (VDI not available) on the clone: retried, a delta as usual',
+      expect: 'recovers',
+      inject: (sites) => {
+        sites.destination.test.injectFault({
+          method: 'VDI.clone',
+          error: ['SR_BACKEND_FAILURE_46', '', 'The VDI is not available', ''],
+        });
+        return undefined;
+      },
+      check: (run) =>
+        run.vms[0]?.kind === 'delta' && !warned(run, 'copied in full')
+          ? undefined
+          : `expected a cloned delta after the retry: ${JSON.stringify(run.vms[0])}`,
+    },
+    {
       name: 'SR_BACKEND_FAILURE_109 at the chain limit: copied flat, never failed',
       expect: 'recovers',
       sites: { destinationStorage: { chainLimit: 1 } },

@@ -26,6 +26,7 @@ const table: [string, unknown, boolean][] = [
   ['HOST_STILL_BOOTING', xapi('HOST_STILL_BOOTING'), true],
   ['TASK_CANCELLED', xapi('TASK_CANCELLED'), true],
   ['TRANSFER_INCOMPLETE (a transfer whose task never completed)', xapi('TRANSFER_INCOMPLETE'), true],
+  ['SR_BACKEND_FAILURE_46 (VDI not available: paused by the GC)', xapi('SR_BACKEND_FAILURE_46'), true],
   // XAPI: the storage says no, or the request is wrong: the same again fails the same way.
   ['SR_BACKEND_FAILURE_44 (SR full)', xapi('SR_BACKEND_FAILURE_44'), false],
   ['SR_BACKEND_FAILURE_47 (SR unavailable)', xapi('SR_BACKEND_FAILURE_47'), false],
