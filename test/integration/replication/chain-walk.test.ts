@@ -1,7 +1,8 @@
 /**
  * The chain check against the simulator's SM, with the GC's coalesce forced into the middle of the
  * depth walk (the interleaving behind the chain soak's depth 13 > 12): the walk must count the chain
- * as it is afterwards, so a clone never makes it deeper than maxChainDepth.
+ * as it is afterwards, so a clone never makes it deeper than maxChainDepth; and a walk that fails
+ * otherwise (the soak's injected storage error) must not pass for a short chain.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chainDepth, cloneWithinChainLimit } from '../../../functions/replication/chain.js';
@@ -106,5 +107,25 @@ describe('chain depth while the GC coalesces', () => {
     expect(made).toMatchObject({ how: 'copy', sourceDepth: 7 });
     expect(await chainDepth(x, made.ref)).toBe(1);
     expect(await chainDepth(x, disk)).toBe(7);
+  });
+
+  it('a storage error on a parent lookup (the soak at seed 7, cycle 17) fails the check: no clone past the bound', async () => {
+    const { disk } = await chainWithOneCoalescablePair(4);
+    const vdis = () => pool.test.objects('VDI').length;
+    const before = vdis();
+    pool.test.injectFault({
+      method: 'VDI.get_by_uuid',
+      count: 1000,
+      error: ['SR_BACKEND_FAILURE_47', '', 'The SR is not available', ''],
+    });
+    try {
+      await expect(
+        cloneWithinChainLimit(x, disk, sr, { maxDepth: 4, waitMs: 0, pollMs: 1 }),
+      ).rejects.toMatchObject({ code: 'SR_BACKEND_FAILURE_47' });
+    } finally {
+      pool.test.clearFaults();
+    }
+    expect(vdis()).toBe(before);
+    expect(await chainDepth(x, disk)).toBe(4);
   });
 });
