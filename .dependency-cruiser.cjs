@@ -2,8 +2,8 @@
  * The import rules of the repository, checked by `npm run deps` (tools/deps.ts) in `npm test`.
  *
  *   functions/handlers → functions/replication → {functions/xapi, functions/nbd, functions/lease}
- *   → functions/vhd, never upward; functions/config and functions/retry are leaves everybody may use.
- *   sim/ is an independent XAPI implementation: it shares only the VHD codec with the client side.
+ *   → functions/{vhd,qcow2}, never upward; functions/config and functions/retry are leaves everybody may use.
+ *   sim/ is an independent XAPI implementation: it shares only the VHD and qcow2 codecs with the client side.
  *   infra/ builds the CDK app from the config, the workflow contract and the Lambda entry names.
  *   Shared test helpers live in test/support/, which bench/ may use; nothing in test/ uses bench/.
  *
@@ -38,6 +38,13 @@ module.exports = {
       to: { path: '^(functions/(?!vhd/)|cli/|infra/|sim/|test/|bench/|tools/)' },
     },
     {
+      name: 'qcow2-is-the-bottom',
+      comment: 'functions/qcow2/ is the pure qcow2 codec: it imports nothing else of the repository.',
+      severity: 'error',
+      from: { path: '^functions/qcow2/' },
+      to: { path: '^(functions/(?!qcow2/)|cli/|infra/|sim/|test/|bench/|tools/)' },
+    },
+    {
       name: 'leaves-import-no-layer',
       comment:
         'functions/config/ and functions/retry/ are leaves used by every layer: they import no other part of the repository.',
@@ -70,12 +77,12 @@ module.exports = {
       to: { path: '^functions/handlers/' },
     },
     {
-      name: 'sim-only-vhd',
+      name: 'sim-only-codecs',
       comment:
-        'sim/ is an independent implementation of XAPI: besides node and npm packages it imports only the pure codec functions/vhd/ (never the client it is tested against).',
+        'sim/ is an independent implementation of XAPI: besides node and npm packages it imports only the pure codecs functions/vhd/ and functions/qcow2/ (never the client it is tested against).',
       severity: 'error',
       from: { path: '^sim/' },
-      to: { path: repoOutside('sim'), pathNot: '^functions/vhd/' },
+      to: { path: repoOutside('sim'), pathNot: '^functions/(vhd|qcow2)/' },
     },
     {
       name: 'infra-only-config-contract-names',

@@ -13,6 +13,7 @@ const disk = z.strictObject({
   sizeBytes: z.number().int().positive(),
   sr: z.string().optional(),
   userdevice: z.string().regex(/^\d+$/).optional(),
+  imageFormat: z.enum(['vhd', 'qcow2']).optional(),
   data: z.array(region).optional(),
 });
 const vm = z.strictObject({
@@ -57,6 +58,7 @@ const pool = z
           type: z.string().optional(),
           shared: z.boolean().optional(),
           host: z.number().int().nonnegative().optional(),
+          preferredImageFormats: z.string().optional(),
         }),
       )
       .optional(),

@@ -5,6 +5,7 @@ import { createVdi } from './api/vdi.js';
 import { introduceVtpm } from './api/vtpm.js';
 import { BLOCK_SIZE } from './disk.js';
 import type { PoolState } from './state.js';
+import { supportedImageFormats } from './storage/formats.js';
 import type { SimDiskSpec, SimPoolSpec, SimVmSpec } from './types.js';
 import { NULL_REF } from './wire/values.js';
 
@@ -120,6 +121,7 @@ function createVm(
       sharable: false,
       read_only: false,
       other_config: {},
+      ...(disk.imageFormat ? { sm_config: { 'image-format': disk.imageFormat } } : {}),
     });
     for (const r of disk.data ?? []) writeRegion(pool, vdi, r);
     pool.db.create('VBD', {
@@ -179,9 +181,25 @@ export function populate(pool: PoolState, spec: SimPoolSpec): void {
     pool.addStore(ref, sr.sizeBytes);
     const hosts = sr.shared ? pool.hosts : [pool.hosts[sr.host ?? 0] ?? pool.hosts[0]!];
     for (const h of hosts)
-      db.create('PBD', { host: h.ref, SR: ref, device_config: {}, currently_attached: true });
+      db.create('PBD', {
+        host: h.ref,
+        SR: ref,
+        device_config: sr.preferredImageFormats
+          ? { 'preferred-image-formats': sr.preferredImageFormats }
+          : {},
+        currently_attached: true,
+      });
     srByName.set(sr.name_label, ref);
   }
+  for (const type of new Set((spec.srs ?? []).map((sr) => sr.type ?? 'ext')))
+    db.create('SM', {
+      name_label: `${type} SR driver`,
+      type,
+      vendor: 'Vates',
+      required_api_version: '1.0',
+      driver_filename: `/opt/xensource/sm/${type.toUpperCase()}SR`,
+      supported_image_formats: supportedImageFormats(type),
+    });
   const netByName = new Map<string, string>();
   (spec.networks ?? []).forEach((n, i) => {
     netByName.set(n.name_label, db.create('network', { name_label: n.name_label, bridge: `xenbr${i}` }));

@@ -19,6 +19,7 @@ export type ClassName =
   | 'host'
   | 'SR'
   | 'PBD'
+  | 'SM'
   | 'VM'
   | 'VDI'
   | 'VBD'
@@ -33,6 +34,7 @@ export const CLASSES: ClassName[] = [
   'host',
   'SR',
   'PBD',
+  'SM',
   'VM',
   'VDI',
   'VBD',
@@ -124,6 +126,21 @@ export const SCHEMA: Record<ClassName, Record<string, FieldSpec>> = {
     device_config: m(),
     currently_attached: b(true),
     other_config: m(RW),
+  },
+  SM: {
+    ...common,
+    type: s(),
+    vendor: s(),
+    copyright: s(),
+    version: s(),
+    required_api_version: s(),
+    capabilities: ss(),
+    features: m(),
+    configuration: m(),
+    other_config: m(RW),
+    driver_filename: s(),
+    required_cluster_stack: ss(),
+    supported_image_formats: ss(),
   },
   VM: {
     ...common,

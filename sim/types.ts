@@ -9,6 +9,8 @@ export interface SimDiskSpec {
   /** SR name_label (default: the pool's first SR) */
   sr?: string;
   userdevice?: string;
+  /** sm_config['image-format'] asked for at creation (default: the SR's choice by size and preference) */
+  imageFormat?: 'vhd' | 'qcow2';
   /** initial content: written as a guest would */
   data?: { offset: number; length: number; byte?: number; seed?: number }[];
 }
@@ -44,6 +46,8 @@ export interface SimSrSpec {
   shared?: boolean;
   /** the host (index) a local SR is on; default 0 (the master) */
   host?: number;
+  /** PBD device_config['preferred-image-formats'], e.g. "qcow2,vhd" (SM's default: "vhd,qcow2") */
+  preferredImageFormats?: string;
 }
 export interface SimPoolSpec {
   name: string;

@@ -3,6 +3,7 @@ import type { VdiRecord, Xapi } from '../xapi/index.js';
 import { openNbd } from './cbt-transfer.js';
 import type { TransferMode } from './contract.js';
 import { XcrPermanentError } from './errors.js';
+import type { ImageFormat } from './image-format.js';
 import type { DiskRef, Ref } from './inventory.js';
 import type { DiskDecision } from './rules/full-or-delta.js';
 
@@ -52,14 +53,28 @@ async function cbtObstacle(
 export async function chooseMode(
   xapi: Xapi,
   job: Pick<JobConfig, 'transferMode'>,
-  disk: { userdevice: string; snapshot: Ref<VdiRecord>; base?: VdiRecord; enableError?: string },
+  disk: {
+    userdevice: string;
+    snapshot: Ref<VdiRecord>;
+    base?: VdiRecord;
+    enableError?: string;
+    /** qcow2 disks have no vhd mode (checkFormats refused transferMode vhd before the snapshot) */
+    format?: ImageFormat;
+  },
 ): Promise<ModeChoice> {
-  if (job.transferMode === 'vhd') return { mode: 'vhd', reason: 'transferMode is vhd' };
+  const qcow2 = disk.format === 'qcow2';
+  if (job.transferMode === 'vhd' && !qcow2) return { mode: 'vhd', reason: 'transferMode is vhd' };
   const obstacle = await cbtObstacle(xapi, disk.snapshot, disk.base, disk.enableError);
   if (!obstacle)
-    return { mode: 'cbt', reason: `transferMode is ${job.transferMode}; CBT and NBD are usable` };
-  if (job.transferMode === 'cbt') {
-    throw new XcrPermanentError('CBT_UNAVAILABLE', `disk ${disk.userdevice}: ${obstacle}`);
+    return {
+      mode: 'cbt',
+      reason: qcow2
+        ? 'the disk is qcow2, which only cbt mode carries; CBT and NBD are usable'
+        : `transferMode is ${job.transferMode}; CBT and NBD are usable`,
+    };
+  if (job.transferMode === 'cbt' || qcow2) {
+    const why = qcow2 ? ' (the disk is qcow2: only cbt mode carries it)' : '';
+    throw new XcrPermanentError('CBT_UNAVAILABLE', `disk ${disk.userdevice}${why}: ${obstacle}`);
   }
   return { mode: 'vhd', reason: `auto fell back to vhd: ${obstacle}` };
 }

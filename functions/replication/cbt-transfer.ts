@@ -7,6 +7,7 @@ import {
   NbdPool,
   totalLength,
 } from '../nbd/index.js';
+import { readQcow2Stream } from '../qcow2/index.js';
 import { isTransient, retrying } from '../retry/index.js';
 import { readVhdStream } from '../vhd/index.js';
 import { realCause, type Xapi } from '../xapi/index.js';
@@ -30,6 +31,8 @@ export interface CbtDiskTransfer {
   /** Writable target VDI (ref). */
   target: string;
   virtualSize: number;
+  /** How a full finds the allocated ranges: the BAT of a VHD export, or the L1/L2 tables of a qcow2 export. */
+  imageFormat?: 'vhd' | 'qcow2';
   cursor: number;
   budgetBytes: number;
   /** Stop starting new uploads after this long. */
@@ -113,22 +116,37 @@ export async function changedExtents(
   return decodeCbtBitmap(bitmap, { virtualSize });
 }
 
-/** Allocated 2 MiB blocks of a VDI: the BAT of its VHD export, whose data is then not read. */
-export async function allocatedExtents(xapi: Xapi, vdi: string, virtualSize: number): Promise<Extent[]> {
+/**
+ * The allocated ranges of a VDI from the tables at the head of its export, whose data is then not
+ * read: the BAT of a VHD export (2 MiB blocks), or the L1/L2 tables of a qcow2 export (64 KiB
+ * clusters; clusters flagged as zeros are written too, so the target reads zeros there).
+ */
+export async function allocatedExtents(
+  xapi: Xapi,
+  vdi: string,
+  virtualSize: number,
+  format: 'vhd' | 'qcow2' = 'vhd',
+): Promise<Extent[]> {
   const abort = new AbortController();
-  const exp = await xapi.exportVdi({ vdi, format: 'vhd', signal: abort.signal });
+  const exp = await xapi.exportVdi({ vdi, format, signal: abort.signal });
   try {
-    const { info } = await readVhdStream(exp.body);
     const out: Extent[] = [];
-    for (let i = 0; i < info.bat.length; i++) {
-      if (info.bat[i] === UNALLOCATED) continue;
-      const offset = i * info.blockSize;
-      if (offset >= virtualSize) break;
-      const length = Math.min(info.blockSize, virtualSize - offset);
+    const add = (offset: number, length: number) => {
+      if (offset >= virtualSize) return;
+      length = Math.min(length, virtualSize - offset);
       const last = out[out.length - 1];
       if (last && last.offset + last.length === offset) last.length += length;
       else out.push({ offset, length });
+    };
+    if (format === 'qcow2') {
+      const image = await readQcow2Stream(exp.body);
+      for (const e of image.extents) add(e.offset, e.length);
+      await image.close();
+      return out;
     }
+    const { info } = await readVhdStream(exp.body);
+    for (let i = 0; i < info.bat.length; i++)
+      if (info.bat[i] !== UNALLOCATED) add(i * info.blockSize, info.blockSize);
     return out;
   } finally {
     abort.abort(new Error('block list read; the data travels over NBD'));
@@ -153,7 +171,7 @@ export async function transferCbtChunk(t: CbtDiskTransfer): Promise<CbtStepResul
   const started = Date.now();
   const all = t.base
     ? await changedExtents(t.source, t.base, t.vdi, t.virtualSize)
-    : await allocatedExtents(t.source, t.vdi, t.virtualSize);
+    : await allocatedExtents(t.source, t.vdi, t.virtualSize, t.imageFormat);
   const pending = fromCursor(all, t.cursor);
   const result: CbtStepResult = {
     cursor: t.cursor,

@@ -126,6 +126,8 @@ export const diskPlan = z.strictObject({
   cursor: count.optional(),
   /** VHD chain depth of the target on the destination SR (1 = flat), measured when it was made. */
   chainDepth: z.number().int().positive().optional(),
+  /** The source disk's image format (absent = vhd): a qcow2 disk's full reads its clusters from a qcow2 export. */
+  imageFormat: z.enum(['vhd', 'qcow2']).optional(),
 });
 export type DiskPlan = z.infer<typeof diskPlan>;
 

@@ -39,6 +39,7 @@ function reportedCode(e: CodedError): string | undefined {
   if (e.name === 'XapiError' && typeof e.code === 'string') return e.code;
   if (e.name === 'XapiTransportError') return 'TRANSPORT_ERROR';
   if (e.name === 'VhdFormatError') return typeof e.code === 'string' ? `VHD_${e.code}` : 'VHD_INVALID';
+  if (e.name === 'Qcow2FormatError') return typeof e.code === 'string' ? `QCOW2_${e.code}` : 'QCOW2_INVALID';
   if (e.name.startsWith('Nbd')) return 'NBD_ERROR';
   if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'TIMEOUT';
   return undefined;

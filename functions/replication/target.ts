@@ -1,5 +1,6 @@
 import type { VdiRecord, Xapi } from '../xapi/index.js';
 import { type ChainPolicy, cloneWithinChainLimit } from './chain.js';
+import type { ImageFormat } from './image-format.js';
 import type { DiskRef } from './inventory.js';
 import { KEY, ROLE, STATUS } from './metadata.js';
 import type { DiskDecision } from './rules/full-or-delta.js';
@@ -18,6 +19,8 @@ export interface TargetRequest {
   /** The source snapshot's disk this target will receive. */
   source: DiskRef;
   decision: DiskDecision;
+  /** qcow2: a full's new VDI is asked as qcow2 (a delta's clone keeps the recovery point's format). */
+  imageFormat?: ImageFormat;
 }
 
 function targetKeys(req: TargetRequest): Record<string, string> {
@@ -86,7 +89,7 @@ export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<Targ
       read_only: false,
       other_config: targetKeys(req),
       xenstore_data: {},
-      sm_config: {},
+      sm_config: req.imageFormat === 'qcow2' ? { 'image-format': 'qcow2' } : {},
       tags: [],
     })
     .catch(async (err: unknown) => {

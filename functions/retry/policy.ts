@@ -153,6 +153,8 @@ export function isTransient(err: unknown): boolean {
     case 'XapiTransportError':
       return !isCertificateError(code);
     case 'VhdFormatError':
+    case 'Qcow2FormatError':
+      // a stream that ended early may succeed next time; a malformed image will not
       return code === 'TRUNCATED';
     case 'AbortError':
     case 'TimeoutError':

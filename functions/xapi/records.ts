@@ -181,8 +181,16 @@ export interface TaskRecord extends Common {
   allowed_operations: string[];
 }
 
+/** A storage driver. `supported_image_formats` came with XCP-ng 8.3's qcow2 work (absent on older hosts); [] = the driver decides. */
+export interface SmRecord extends Common {
+  name_label: string;
+  type: string;
+  supported_image_formats?: string[];
+}
+
 export interface XapiRecords {
   pool: PoolRecord;
+  SM: SmRecord;
   host: HostRecord;
   SR: SrRecord;
   PBD: PbdRecord;

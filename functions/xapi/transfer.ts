@@ -14,9 +14,9 @@ import { type SessionCaller, taskError, waitForTask } from './tasks.js';
 export interface ExportVdiOptions {
   /** VDI ref. */
   vdi: string;
-  /** Base VDI ref: the export is a differencing VHD against it (format 'vhd' only). */
+  /** Base VDI ref: the export holds only what differs from it (a differencing VHD, or a qcow2 of the changed clusters). */
   base?: string;
-  format: 'vhd' | 'raw';
+  format: 'vhd' | 'raw' | 'qcow2';
   signal?: AbortSignal;
 }
 
@@ -155,8 +155,8 @@ class HttpPrefixCheck extends Transform {
 
 export async function exportVdi(ctx: TransferContext, o: ExportVdiOptions): Promise<VdiExport> {
   const method = 'export_raw_vdi';
-  if (o.base !== undefined && o.format !== 'vhd')
-    throw new XapiError('INVALID_ARGUMENT', ['base needs vhd'], method);
+  if (o.base !== undefined && o.format === 'raw')
+    throw new XapiError('INVALID_ARGUMENT', ['base needs vhd or qcow2'], method);
   const signal = combine(o.signal, ctx.signal);
   const task = await createTask(ctx, `xcr export ${o.format}`);
   let url = buildUrl(ctx.url(), '/export_raw_vdi', {

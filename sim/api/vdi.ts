@@ -6,6 +6,7 @@ import { SR_FULL_ERROR, XapiError } from '../errors.js';
 import { nbdInfo } from '../nbd-hosts.js';
 import { PoolState } from '../state.js';
 import { assertChainRoom, insertBaseCopy, leafSmConfig, releaseCharge } from '../storage/chain.js';
+import { assertFormatHolds, chooseImageFormat, IMAGE_FORMAT } from '../storage/formats.js';
 import type { Mark } from '../storage/ops.js';
 import { isThick } from '../storage/settings.js';
 import { EPOCH, NULL_REF, type XRecord, type XValue } from '../wire/values.js';
@@ -27,8 +28,11 @@ export function createVdi(pool: PoolState, sr: string, fields: XRecord, disk?: D
   const store = pool.store(sr);
   if (!disk && size > store.free()) throw SR_FULL_ERROR();
   const d = disk ?? new Disk(store, size);
+  // a new image gets its format from SM; snapshots, clones and copies keep their source's sm_config
+  const format = disk ? undefined : chooseImageFormat(pool, sr, (fields.sm_config as XRecord) ?? {}, size);
   const ref = pool.db.create('VDI', {
     ...fields,
+    ...(format ? { sm_config: { ...(fields.sm_config as XRecord), [IMAGE_FORMAT]: format } } : {}),
     SR: sr,
     virtual_size: size,
     physical_utilisation: d.blocks.size * 2 * 1024 * 1024,
@@ -293,6 +297,7 @@ export function registerVdi(reg: Registry): void {
         const n = PoolState.roundSize(Number(size));
         if (n < d.size)
           throw new XapiError('SR_BACKEND_FAILURE_79', ['', 'VDI Invalid size', 'shrinking is not allowed']);
+        assertFormatHolds(pool, ref, n);
         if (n - d.size > pool.store(pool.db.get('VDI', ref).SR as string).free()) throw SR_FULL_ERROR();
         d.resize(n);
         pool.syncVdi(ref);

@@ -1,10 +1,12 @@
-/** GET /export_raw_vdi: raw (zeros for holes) or VHD (dynamic, or differencing against base=). */
+/** GET /export_raw_vdi: raw (zeros for holes), VHD (dynamic, or differencing against base=) or qcow2. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createVhdWriter } from '../../functions/vhd/index.js';
 import { BLOCK_SIZE, type Disk } from '../disk.js';
 import { VDI_IO_ERROR, XapiError } from '../errors.js';
 import type { PoolState } from '../state.js';
+import { imageFormatOf, MAX_VHD_SIZE } from '../storage/formats.js';
 import { begin, finish, Pacer, param, redirectIfElsewhere, refuse, startOk, writeChunk } from './common.js';
+import { qcow2Export } from './qcow2-export.js';
 
 const THROTTLED_CHUNK = 64 * 1024;
 
@@ -14,6 +16,31 @@ async function* rawChunks(disk: Disk): AsyncGenerator<Buffer> {
     const len = Math.min(BLOCK_SIZE, disk.size - i * BLOCK_SIZE);
     yield disk.blockData(i, true).subarray(0, len);
   }
+}
+
+const CONTENT_TYPE: Record<string, string> = {
+  raw: 'application/octet-stream',
+  vhd: 'application/vhd',
+  qcow2: 'application/x-qemu-disk',
+};
+
+/** A dynamic VHD of the allocated blocks, or a differencing one of the blocks changed since `base`. */
+function vhdExport(disk: Disk, base: { disk: Disk; uuid: string } | undefined): AsyncIterable<Buffer> {
+  return createVhdWriter({
+    diskType: base ? 'differencing' : 'dynamic',
+    virtualSize: disk.size,
+    blocks: base ? disk.diff(base.disk) : disk.allocated(),
+    readBlock: async (i) => disk.blockData(i, true),
+    // the parent's identity: XAPI uses the base VHD file's footer uid and path; the VDI uuid stands in
+    ...(base
+      ? {
+          parent: {
+            uniqueId: Buffer.from(base.uuid.replace(/-/g, ''), 'hex'),
+            unicodeName: `/var/run/sr-mount/${base.uuid}.vhd`,
+          },
+        }
+      : {}),
+  }).stream;
 }
 
 export async function handleExport(
@@ -37,50 +64,50 @@ export async function handleExport(
   }
   if (redirectIfElsewhere(pool, hostIndex, pool.db.get('VDI', vdi).SR as string, req, res))
     return finish(pool, t);
-  const format = param(req, t.query, 'format') ?? 'raw';
-  if (format !== 'raw' && format !== 'vhd') {
-    return refuse(pool, t, res, 404, new XapiError('INTERNAL_ERROR', [`Unknown format ${format}`]), req);
+  const given = param(req, t.query, 'format') ?? 'raw';
+  const format = given.toLowerCase();
+  if (format !== 'raw' && format !== 'vhd' && format !== 'qcow2') {
+    return refuse(pool, t, res, 404, new XapiError('INTERNAL_ERROR', [`Unknown format ${given}`]), req);
   }
   const disk = pool.disk(vdi);
   const uuid = pool.db.get('VDI', vdi).uuid as string;
-  let source: AsyncIterable<Buffer>;
-  if (format === 'raw') {
-    source = rawChunks(disk);
-  } else {
-    const baseParam = param(req, t.query, 'base');
-    let base: Disk | undefined;
-    let baseUuid = '';
-    if (baseParam) {
-      try {
-        const baseRef = pool.db.resolve('VDI', baseParam);
-        base = pool.disk(baseRef);
-        baseUuid = pool.db.get('VDI', baseRef).uuid as string;
-      } catch (e) {
-        return refuse(pool, t, res, 500, e as XapiError, req);
-      }
+  let base: { ref: string; disk: Disk; uuid: string } | undefined;
+  const baseParam = param(req, t.query, 'base');
+  if (baseParam && format !== 'raw') {
+    try {
+      const ref = pool.db.resolve('VDI', baseParam);
+      base = { ref, disk: pool.disk(ref), uuid: pool.db.get('VDI', ref).uuid as string };
+    } catch (e) {
+      return refuse(pool, t, res, 500, e as XapiError, req);
     }
-    const blocks = base ? disk.diff(base) : disk.allocated();
-    const writer = createVhdWriter({
-      diskType: base ? 'differencing' : 'dynamic',
-      virtualSize: disk.size,
-      blocks,
-      readBlock: async (i) => disk.blockData(i, true),
-      // the parent's identity: XAPI uses the base VHD file's footer uid and path; the VDI uuid stands in
-      ...(base
-        ? {
-            parent: {
-              uniqueId: Buffer.from(baseUuid.replace(/-/g, ''), 'hex'),
-              unicodeName: `/var/run/sr-mount/${baseUuid}.vhd`,
-            },
-          }
-        : {}),
-    });
-    source = writer.stream;
   }
+  // xapi's checks that come after the 200 (the client then sees an empty body and a failed task)
+  let late: XapiError | undefined;
+  if (format === 'vhd' && disk.size > MAX_VHD_SIZE)
+    late = new XapiError('VDI_TOO_LARGE', [vdi, String(MAX_VHD_SIZE)]);
+  else if (format === 'vhd' && base && imageFormatOf(pool, vdi) === 'qcow2')
+    late = new XapiError('INTERNAL_ERROR', ['Cannot compute differences on non-VHD images']);
+  else if (format === 'vhd' && base && imageFormatOf(pool, base.ref) === 'qcow2')
+    late = new XapiError('INTERNAL_ERROR', [
+      'Vhd_tool_wrapper.send: base VDI is not a vhd; cannot compute differences',
+    ]);
+  const source: AsyncIterable<Buffer> = late
+    ? (async function* () {})()
+    : format === 'raw'
+      ? rawChunks(disk)
+      : format === 'qcow2'
+        ? qcow2Export(disk, base?.disk).stream
+        : vhdExport(disk, base);
   startOk(res, t.task, {
-    'content-type': format === 'vhd' ? 'application/vhd' : 'application/octet-stream',
+    'content-type': CONTENT_TYPE[format]!,
     'content-disposition': `attachment; filename="${uuid}.${format}"`,
   });
+  if (late) {
+    pool.failTask(t.task, late);
+    finish(pool, t);
+    res.end();
+    return;
+  }
   const cut = pool.faults.cutFor('export_raw_vdi');
   const pacer = new Pacer(() => pool.faults.bytesPerSecond);
   let sent = 0;

@@ -32,6 +32,9 @@ export interface SitesOptions {
   /** Names of the VMs the job selects (default: all). */
   select?: string[];
   replicaSrBytes?: number;
+  /** SR type of the destination's SR (default ext); the source SR's size (default 64 GiB). */
+  replicaSrType?: string;
+  sourceSrBytes?: number;
   sourceHosts?: number;
   destinationHosts?: number;
   /** Purpose given to the source pool's network, which makes VDI.get_nbd_info return records. */
@@ -104,7 +107,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const source = await startPool({
     name: 'site-a',
     hosts: o.sourceHosts,
-    srs: [{ name_label: 'Local storage', sizeBytes: 64 * 2 ** 30, shared: true }],
+    srs: [{ name_label: 'Local storage', sizeBytes: o.sourceSrBytes ?? 64 * 2 ** 30, shared: true }],
     networks: (o.sourceNetworks ?? ['Pool-wide network']).map((name_label) => ({ name_label })),
     vms: o.vms,
     ...(o.sourceTls ? { tls: o.sourceTls } : {}),
@@ -113,7 +116,14 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const destination = await startPool({
     name: 'site-b',
     hosts: o.destinationHosts,
-    srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
+    srs: [
+      {
+        name_label: 'Replica storage',
+        sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30,
+        shared: true,
+        ...(o.replicaSrType ? { type: o.replicaSrType } : {}),
+      },
+    ],
     networks: [
       ...(o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
       ...(o.destinationGuests ? [{ name_label: 'Drill network' }] : []),

@@ -5,6 +5,7 @@ import { pruneOldBases } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
 import type { DiskPlan, VmRunState, VmWorkItem } from '../contract.js';
 import { XcrPermanentError } from '../errors.js';
+import { checkFormats, type DiskFormat, detectFormat } from '../image-format.js';
 import { findSr, findVmByUuid, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js';
@@ -31,8 +32,12 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   // A run that died after its commit may have left an older base behind: only the newest one counts.
   await pruneOldBases(source, ctx.job.id, vm.rec);
   const base = await findExportedBase(source, ctx.job.id, (await findVmByUuid(source, item.vmUuid)).rec);
+  const srRef = await findSr(destination, ctx.job.destination.sr);
+  const live = await vmDisks(source, vm.rec);
+  // qcow2 disks need cbt mode and a destination SR with qcow2: refused here, before any snapshot
+  await checkFormats(source, destination, ctx.job, live, srRef);
   // CBT must be on before the snapshot, so the snapshot carries a CBT log.
-  const enableErrors = ctx.job.enableCbt ? await enableCbt(source, await vmDisks(source, vm.rec)) : new Map();
+  const enableErrors = ctx.job.enableCbt ? await enableCbt(source, live) : new Map();
   const warnings: string[] = [];
   for (const [userdevice, reason] of enableErrors) {
     warnings.push(`disk ${userdevice}: ${reason}; it uses vhd mode`);
@@ -44,7 +49,6 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
     vm,
     time: item.startedAt,
   });
-  const srRef = await findSr(destination, ctx.job.destination.sr);
   const newest = (await listRecoveryPoints(destination, ctx.job.id, item.vmUuid))[0];
   const plan = planTransfer({
     fullInterval: ctx.job.fullInterval,
@@ -58,15 +62,17 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   });
   for (const warning of plan.warnings) ctx.logger.warn(warning, { vmUuid: item.vmUuid });
 
-  const choices: { decision: DiskDecision; mode: ModeChoice }[] = [];
+  const choices: { decision: DiskDecision; mode: ModeChoice; format: DiskFormat }[] = [];
   for (const [i, disk] of disks.entries()) {
     const planned = plan.disks[i]!;
     const baseVdi = base?.disks.find((d) => d.vdi.rec.uuid === planned.baseVdi)?.vdi.rec;
+    const format = await detectFormat(source, disk.vdi.rec);
     const mode = await chooseMode(source, ctx.job, {
       userdevice: disk.userdevice,
       snapshot: disk.vdi,
       base: planned.kind === 'delta' ? baseVdi : undefined,
       enableError: enableErrors.get(disk.userdevice),
+      format: format.format,
     });
     const decision = fitDecision(planned, mode.mode, baseVdi);
     ctx.logger.info('transfer mode chosen', {
@@ -75,8 +81,9 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       mode: mode.mode,
       reason: mode.reason,
       kind: decision.kind,
+      imageFormat: format.format,
     });
-    choices.push({ decision, mode });
+    choices.push({ decision, mode, format });
   }
   const chain = choices.some((c) => c.decision.kind === 'delta') ? plan.chain : 0;
 
@@ -90,7 +97,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   });
   const planned: DiskPlan[] = [];
   for (const [i, disk] of disks.entries()) {
-    const { decision, mode } = choices[i]!;
+    const { decision, mode, format } = choices[i]!;
     const found = findTarget(existing, {
       jobId: ctx.job.id,
       runId: item.runId,
@@ -108,6 +115,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
           source: disk,
           decision,
           chain: chainPolicy(),
+          imageFormat: format.format,
         });
     if (made.warning) {
       warnings.push(`disk ${disk.userdevice}: ${made.warning}`);
@@ -130,6 +138,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       modeReason: mode.reason,
       chainDepth: depth,
       ...(mode.mode === 'cbt' ? { cursor: 0 } : {}),
+      ...(format.format === 'qcow2' ? { imageFormat: 'qcow2' as const } : {}),
     });
   }
   return {

@@ -68,6 +68,7 @@ async function streamCbtChunk(
     base: x.base,
     target: x.target,
     virtualSize: disk.virtualSize,
+    imageFormat: disk.imageFormat ?? 'vhd',
     cursor: disk.cursor ?? 0,
     budgetBytes: ctx.job.cbtChunkMiB * MiB,
     budgetMs: Math.min(CBT_TIME_BUDGET_MS, timeoutMs / 2),

@@ -29,6 +29,16 @@ describe('classifyError', () => {
     expect(classifyError(cut).name).toBe('XcrTransientError');
     expect(classifyError(bad).name).toBe('XcrPermanentError');
     expect(classifyError(bad).message).toMatch(/^VHD_BAD_CHECKSUM: /);
+    const qcut = Object.assign(new Error('ended'), { name: 'Qcow2FormatError', code: 'TRUNCATED' });
+    const qbad = Object.assign(new Error('compressed'), {
+      name: 'Qcow2FormatError',
+      code: 'UNSUPPORTED_FEATURE',
+    });
+    expect(classifyError(qcut).name).toBe('XcrTransientError');
+    expect(classifyError(qbad)).toMatchObject({
+      name: 'XcrPermanentError',
+      code: 'QCOW2_UNSUPPORTED_FEATURE',
+    });
   });
 
   it('retries a step whose stream broke on a socket error', () => {
