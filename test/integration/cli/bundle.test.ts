@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { MiB, startSites } from '../../support/sites.js';
 
 /**
  * bin/xcr.js runs the CLI's esbuild bundle, built at the first start and again after any source
@@ -14,19 +15,23 @@ let copy: string;
 
 beforeAll(() => {
   copy = mkdtempSync(join(tmpdir(), 'xcr-bundle-'));
-  for (const d of ['bin', 'cli', 'functions', 'infra', 'package.json'])
+  for (const d of ['bin', 'cli', 'functions', 'infra', 'package.json', 'package-lock.json'])
     cpSync(join(root, d), join(copy, d), { recursive: true });
   symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'));
 });
 afterAll(() => rmSync(copy, { recursive: true, force: true }));
 
-function xcr(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
+function xcr(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [join(copy, 'bin', 'xcr.js'), ...args],
       { cwd: copy, timeout: 120_000, env: { ...process.env, ...env } },
-      (err, stdout) => resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout }),
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout, stderr }),
     );
   });
 }
@@ -37,7 +42,7 @@ const DESCRIPTION = 'continuous replication of XenServer / XCP-ng VMs';
 
 it('builds the bundle at the first start and runs from it', { timeout: 180_000 }, async () => {
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-  expect(await xcr(['--version'])).toEqual({ code: 0, stdout: `${version}\n` });
+  expect(await xcr(['--version'])).toMatchObject({ code: 0, stdout: `${version}\n` });
   expect(entries()).toHaveLength(1);
   const [entry] = entries();
   expect(readFileSync(join(copy, '.cli-bundle', entry!), 'utf8')).toContain(DESCRIPTION);
@@ -45,6 +50,38 @@ it('builds the bundle at the first start and runs from it', { timeout: 180_000 }
   expect(readFileSync(join(copy, '.cli-bundle', entry!), 'utf8')).not.toMatch(/from ["']aws-cdk-lib/);
   await xcr(['--version']);
   expect(entries()).toEqual([entry]); // unchanged sources: the same bundle, not a rebuild
+});
+
+it('synthesizes, validates and runs a job from the bundle; what it defers is not imported at start', {
+  timeout: 300_000,
+}, async () => {
+  const sites = await startSites({
+    vms: [
+      { name_label: 'vm', disks: [{ sizeBytes: 16 * MiB, data: [{ offset: 0, length: MiB, seed: 5 }] }] },
+    ],
+  });
+  try {
+    writeFileSync(join(copy, 'xcr.json'), JSON.stringify(sites.config));
+    const cache = join(copy, 'definitions'); // empty: this run synthesizes and validates
+    const run = await xcr(['run', '-c', join(copy, 'xcr.json'), '--json'], {
+      XCR_CACHE_DIR: cache,
+      XCR_STATE_DIR: join(copy, 'state'),
+      XCR_TEST_A: sites.source.password,
+      XCR_TEST_B: sites.destination.password,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ status: 'succeeded', vms: [{ status: 'succeeded' }] });
+    expect(readdirSync(cache)).toHaveLength(1);
+    sites.assertReplicasMatchSource('vm');
+  } finally {
+    await sites.close();
+  }
+  for (const f of readdirSync(join(copy, '.cli-bundle')).filter((n) => n.endsWith('.js'))) {
+    const code = readFileSync(join(copy, '.cli-bundle', f), 'utf8');
+    expect(code, f).not.toMatch(
+      /from ["'](aws-local-stepfunctions|@aws-sdk\/client-lambda|@aws-sdk\/credential-providers|asl-validator)["']/,
+    );
+  }
 });
 
 it('rebuilds after a source changed, so the edit is what runs', { timeout: 180_000 }, async () => {
