@@ -1,5 +1,6 @@
 /**
- * The `xcr` command as users run it (bin/xcr.js, TypeScript through tsx), against two simulated pools.
+ * The `xcr` command as users run it (bin/xcr.js: the CLI bundle, rebuilt first if a source changed),
+ * against two simulated pools.
  * - cli.run_noop_seconds: wall time of `xcr run` of a job with nothing changed since its last run
  *   (definition cached, no guest writes), median of 3; target ≤ 1.5 s.
  * - cli.run_peak_rss_mib: the highest peak RSS of those runs; target ≤ 200 MiB.
@@ -64,7 +65,7 @@ function xcrRun(configFile: string): Promise<{ seconds: number; rssMiB: number; 
 try {
   const configFile = join(dir, 'xcr.json');
   writeFileSync(configFile, JSON.stringify(sites.config));
-  await xcrRun(configFile); // first run: full copy (and the definition, if not cached yet)
+  await xcrRun(configFile); // first run: full copy (and the bundle and the definition, if not built yet)
   const runs = [];
   for (let i = 0; i < 3; i++) runs.push(await xcrRun(configFile));
   const seconds = runs.map((r) => r.seconds).sort((a, b) => a - b)[1]!;

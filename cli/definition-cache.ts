@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { sourceDigest } from '../bin/source-digest.js';
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
 
 const root = join(import.meta.dirname, '..');
@@ -30,31 +31,15 @@ export const RUNTIME_ONLY_JOB_FIELDS = [
 
 let codeVersion: string | undefined;
 
-function listTs(dir: string): string[] {
-  return (readdirSync(join(root, dir), { recursive: true }) as string[])
-    .filter((f) => f.endsWith('.ts'))
-    .map((f) => join(dir, f));
-}
-
 /** What the synthesized definition depends on (the CDK app, contract, schema, locked versions), hashed. */
-function sourceDigest(): string {
-  if (codeVersion) return codeVersion;
-  const hash = createHash('sha256');
+function codeDigest(): string {
   // Everything the CDK app can import (infra/ and functions/ whole: the ASL retry names come from
   // functions/retry, the state names from the contract, …), so no list has to be kept in step.
-  const files = [
-    ...listTs('infra'),
-    ...listTs('functions'),
-    'cli/workflow-definitions.ts',
-    'package-lock.json',
-  ].sort();
-  for (const f of files) {
-    if (!f.endsWith('.ts') && !f.endsWith('.json')) continue;
-    hash.update(f);
-    // an installed copy may have no lock file; the sources are always there
-    if (existsSync(join(root, f))) hash.update(readFileSync(join(root, f)));
-  }
-  codeVersion = hash.digest('hex').slice(0, 16);
+  codeVersion ??= sourceDigest(
+    root,
+    ['infra', 'functions'],
+    ['cli/workflow-definitions.ts', 'package-lock.json'],
+  );
   return codeVersion;
 }
 
@@ -66,10 +51,11 @@ export function definitionKey(job: JobConfig, opts: { distributedMap?: boolean }
       .sort(([a], [b]) => a.localeCompare(b)),
   );
   const digest = createHash('sha256')
-    .update(JSON.stringify({ shaping, distributedMap: opts.distributedMap ?? false }))
+    // `validated`: files written since the cache validates what it writes
+    .update(JSON.stringify({ shaping, distributedMap: opts.distributedMap ?? false, validated: true }))
     .digest('hex')
     .slice(0, 16);
-  return `${sourceDigest()}-${job.id}-${digest}`;
+  return `${codeDigest()}-${job.id}-${digest}`;
 }
 
 /** Where definitions are kept: $XCR_CACHE_DIR, else the user's cache directory. */
@@ -83,7 +69,8 @@ const memo = new Map<string, Record<string, unknown>>();
 /**
  * The job's state machine definition exactly as the CDK app synthesizes it. Synthesis loads
  * aws-cdk-lib (seconds, hundreds of MiB), so the result is kept on disk under a key of the code
- * version and the job fields it depends on; aws-cdk-lib is only loaded when the key is new.
+ * version and the job fields it depends on; aws-cdk-lib is only loaded when the key is new. Every
+ * definition it returns has passed the local runner's validation (before it was written to the cache).
  */
 export async function loadDefinition(
   config: XcrConfig,
@@ -101,6 +88,9 @@ export async function loadDefinition(
   } catch {
     const { synthesizeDefinitions } = await import('./workflow-definitions.js');
     def = synthesizeDefinitions({ ...config, jobs: [job] }, opts).get(job.id)!;
+    // Validated once here, so a run of a cached definition need not validate it again.
+    const { validateDefinition } = await import('./local-runner.js');
+    validateDefinition(def);
     try {
       mkdirSync(dir, { recursive: true });
       const partial = `${file}.${process.pid}`;

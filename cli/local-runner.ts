@@ -23,6 +23,8 @@ export interface RunExecutionOptions {
    * @default - the definition's IntervalSeconds/BackoffRate
    */
   retryIntervalMs?: number;
+  /** The definition has passed `validateDefinition` (every one `loadDefinition` returns has): skip it. */
+  validated?: boolean;
 }
 
 export interface ExecutionResult {
@@ -36,13 +38,25 @@ function jsonRoundTrip(value: unknown): unknown {
   return value === undefined ? null : JSON.parse(JSON.stringify(value));
 }
 
-/** Building a StateMachine validates the definition (about a second); one per definition object. */
+const VALIDATION = { checkArn: true, checkPaths: true } as const;
+
+/**
+ * Throws unless the local runner accepts the definition (the checks building a StateMachine makes),
+ * on a copy: the validator writes default QueryLanguage fields into the states it checks.
+ */
+export function validateDefinition(definition: Record<string, unknown>): void {
+  new StateMachine(structuredClone(definition) as unknown as StateMachineDefinition, {
+    validationOptions: VALIDATION,
+  });
+}
+
+/** Building a StateMachine validates the definition (about half a second); one per definition object. */
 const machines = new WeakMap<object, StateMachine>();
-function machineFor(definition: Record<string, unknown>): StateMachine {
+function machineFor(definition: Record<string, unknown>, validated: boolean): StateMachine {
   let machine = machines.get(definition);
   if (!machine) {
     machine = new StateMachine(definition as unknown as StateMachineDefinition, {
-      validationOptions: { checkArn: true, checkPaths: true },
+      validationOptions: validated ? { noValidate: true } : VALIDATION,
     });
     machines.set(definition, machine);
   }
@@ -54,7 +68,7 @@ function machineFor(definition: Record<string, unknown>): StateMachine {
  * calls the in-process handler of its name; Retry, Catch, Choice and Map behave as on AWS.
  */
 export async function runExecution(o: RunExecutionOptions): Promise<ExecutionResult> {
-  const machine = machineFor(o.definition);
+  const machine = machineFor(o.definition, o.validated ?? false);
   type LocalHandler = (input: unknown) => Promise<unknown>;
   const taskResourceLocalHandlers: Record<string, LocalHandler> = {};
   for (const step of STEP_NAMES) {

@@ -6,13 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { ConfigError } from '../functions/config/load.js';
-import { EXIT } from './commands/common.js';
-import { drillCommand } from './commands/drill.js';
-import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
-import { runCommand } from './commands/run.js';
-import { unlockCommand } from './commands/unlock.js';
-import { validateCommand } from './commands/validate.js';
+import { EXIT } from './commands/exit.js';
 
 const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
   version: string;
@@ -21,7 +15,7 @@ const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'pac
 function exitCodeFor(err: Error & { code?: unknown; exitCode?: number }): number {
   if (err.name === 'CliProblem' && typeof err.exitCode === 'number') return err.exitCode;
   if (err.name === 'XcrPermanentError' && err.code === 'RECOVERY_POINT_NOT_FOUND') return EXIT.badInput;
-  if (err instanceof ConfigError || err.name === 'UsageError' || err.name === 'LeaseHeldError')
+  if (err.name === 'ConfigError' || err.name === 'UsageError' || err.name === 'LeaseHeldError')
     return EXIT.badInput;
   if (err.name === 'XapiTransportError') return EXIT.unreachable;
   if (err.name === 'XapiError' && err.code === 'SESSION_AUTHENTICATION_FAILED') return EXIT.unreachable;
@@ -45,10 +39,13 @@ async function main(argv: string[]): Promise<number> {
     .version(version, '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
+  // Each command's module is imported when it runs: `xcr --version` or `xcr validate` load neither
+  // the local runner nor the XAPI client.
+  type CommandFn = (...args: never[]) => Promise<number>;
   const action =
-    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
-    async (...args: A) => {
-      code = await fn(...args);
+    (load: () => Promise<CommandFn>) =>
+    async (...args: unknown[]) => {
+      code = await ((await load()) as (...a: unknown[]) => Promise<number>)(...args);
     };
 
   program
@@ -60,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
       '--connect',
       'also check every job against its pools as xcr run does: SR, VMs, network map, vTPM support',
     )
-    .action(action(validateCommand));
+    .action(action(async () => (await import('./commands/validate.js')).validateCommand));
   program
     .command('run')
     .description('run a job once through the local workflow runner (or follow its schedule with --watch)')
@@ -70,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--cycles <n>', 'with --watch: stop after n scheduled runs')
     .option('--json', 'one JSON run result per line')
     .option('-v, --verbose', 'step logs (JSON lines) on stderr')
-    .action(action(runCommand));
+    .action(action(async () => (await import('./commands/run.js')).runCommand));
   program
     .command('status')
     .description('recent local runs, newest recovery point and replication lag per VM')
@@ -78,7 +75,10 @@ async function main(argv: string[]): Promise<number> {
     .option('-j, --job <id>', 'only this job')
     .option('--json', 'machine-readable output')
     .action(
-      action((opts: { config: string; job?: string; json?: boolean }) => statusCommand(opts.job, opts)),
+      action(async () => {
+        const { statusCommand } = await import('./commands/inspect.js');
+        return (opts: { config: string; job?: string; json?: boolean }) => statusCommand(opts.job, opts);
+      }),
     );
   program
     .command('recovery-points')
@@ -86,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
     .description("list a job's recovery points on the destination, newest first")
     .requiredOption('-c, --config <file>', 'the JSON configuration file')
     .option('--json', 'machine-readable output')
-    .action(action(recoveryPointsCommand));
+    .action(action(async () => (await import('./commands/inspect.js')).recoveryPointsCommand));
   program
     .command('drill')
     .argument('[job]', 'the job (default: the only one)')
@@ -98,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--point <uuid>', 'drill this recovery point instead of the newest')
     .option('--json', 'machine-readable output')
     .option('-v, --verbose', 'step logs (JSON lines) on stderr')
-    .action(action(drillCommand));
+    .action(action(async () => (await import('./commands/drill.js')).drillCommand));
   program
     .command('clone')
     .argument('<recovery-point>', 'uuid of a recovery point (see recovery-points)')
@@ -113,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
       "give the VIFs new MAC addresses (a copy that runs beside its source); default: the source's MACs",
     )
     .option('--json', 'machine-readable output')
-    .action(action(cloneCommand));
+    .action(action(async () => (await import('./commands/inspect.js')).cloneCommand));
 
   program
     .command('unlock')
@@ -122,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
     .requiredOption('-c, --config <file>', 'the JSON configuration file')
     .option('--force', 'also when the holder ran on another host (make sure it is not running)')
     .option('--json', 'machine-readable output')
-    .action(action(unlockCommand));
+    .action(action(async () => (await import('./commands/unlock.js')).unlockCommand));
 
   try {
     await program.parseAsync(argv);

@@ -49,6 +49,7 @@ export function localJobRunner(
         input: { jobId: job.id, scheduledTime: scheduledAt.toISOString() },
         executionName: name,
         handlers,
+        validated: true, // loadDefinition validated it
       });
       // As on AWS, an execution that ends without finish-run goes to the execution-ended path.
       const run: RunResult =

@@ -4,8 +4,9 @@ import { PoolSessions } from '../../functions/replication/context.js';
 import { connectionProblem } from '../../functions/replication/preflight.js';
 import type { Xapi } from '../../functions/xapi/index.js';
 import { envPasswordResolver } from '../local-deps.js';
+import { EXIT } from './exit.js';
 
-export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
+export { EXIT };
 
 export interface GlobalOptions {
   config: string;

@@ -1,8 +1,10 @@
 /**
- * What `xcr recovery-points` and `xcr status` print on a terminal: laid out to fit 80 columns (a
- * recovery point's uuid, which `xcr clone` needs, is printed whole; everything else is shortened)
- * and, when there is nothing yet, what to do next. `--json` prints the full records instead.
+ * What `xcr run`, `xcr recovery-points` and `xcr status` print on a terminal: laid out to fit 80
+ * columns (a recovery point's uuid, which `xcr clone` needs, is printed whole; everything else is
+ * shortened or wrapped) and, when there is nothing yet, what to do next. `--json` prints the full
+ * records instead.
  */
+import type { RunResult } from '../../functions/replication/contract.js';
 import type { RecoveryPointInfo } from '../../functions/replication/failover.js';
 import { parseDrillResult } from '../../functions/replication/rules/drill.js';
 import { mb, table } from './common.js';
@@ -45,11 +47,48 @@ function sourceName(rp: RecoveryPointInfo): string {
   return rp.name.replace(/ \(xcr .*\)$/, '');
 }
 
-function indent(text: string): string {
+const WIDTH = 80;
+
+function indent(text: string, by = '  '): string {
   return text
     .split('\n')
-    .map((l) => `  ${l}`)
+    .map((l) => `${by}${l}`)
     .join('\n');
+}
+
+/** Breaks text at spaces into lines of at most `width` (a longer word keeps its own line). */
+export function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line].join('\n');
+}
+
+/**
+ * A run's summary: its status and size, then one row per VM with, beneath it, the recovery point it
+ * made or its error (the two uuids side by side would not fit 80 columns).
+ */
+export function renderRun(run: RunResult): string {
+  const head = `run ${run.runId}: ${run.status}${run.reason ? ` (${run.reason})` : ''}, ${mb(run.bytes)} MB`;
+  if (!run.vms.length) return wrap(head, WIDTH);
+  const [header, ...rows] = table(
+    ['SOURCE VM', 'STATUS', 'KIND', 'MB', 'SECONDS'],
+    run.vms.map((v) => [v.vmUuid, v.status, v.kind ?? '-', mb(v.bytes), (v.durationMs / 1000).toFixed(1)]),
+  ).split('\n');
+  const lines = [header!];
+  run.vms.forEach((v, i) => {
+    lines.push(rows[i]!);
+    const outcome = v.recoveryPoint
+      ? `recovery point ${v.recoveryPoint}`
+      : `${v.errorCode ?? 'error'}: ${v.message ?? ''}`;
+    lines.push(indent(wrap(outcome, WIDTH - 6), '  '));
+  });
+  return `${wrap(head, WIDTH)}\n${indent(lines.join('\n'))}`;
 }
 
 export function renderRecoveryPoints(jobId: string, rps: RecoveryPointInfo[], configHint: string): string {

@@ -3,7 +3,8 @@ import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
 import { progressView } from '../progress.js';
 import { localJobRunner } from '../run-job.js';
 import { runSchedule, scheduleIntervalMs } from '../schedule.js';
-import { EXIT, type GlobalOptions, jobOf, load, mb, table } from './common.js';
+import { EXIT, type GlobalOptions, jobOf, load } from './common.js';
+import { renderRun } from './inspect-format.js';
 import { exitFor, preflightJob } from './validate.js';
 
 export interface RunOptions extends GlobalOptions {
@@ -11,22 +12,6 @@ export interface RunOptions extends GlobalOptions {
   watch?: boolean;
   cycles?: string;
   verbose?: boolean;
-}
-
-function describe(run: RunResult): string {
-  const head = `run ${run.runId}: ${run.status}${run.reason ? ` (${run.reason})` : ''}, ${mb(run.bytes)} MB`;
-  if (!run.vms.length) return head;
-  return `${head}\n${table(
-    ['VM', 'STATUS', 'KIND', 'MB', 'SECONDS', 'RECOVERY POINT / ERROR'],
-    run.vms.map((v) => [
-      v.vmUuid,
-      v.status,
-      v.kind ?? '-',
-      mb(v.bytes),
-      (v.durationMs / 1000).toFixed(1),
-      v.recoveryPoint ?? `${v.errorCode}: ${v.message ?? ''}`,
-    ]),
-  )}`;
 }
 
 /** `xcr run`: one run of a job (or, with --watch, runs on its schedule) through the local runner. */
@@ -51,7 +36,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const report = (run: RunResult) => {
     results.push(run);
     view?.stop(); // the summary goes below the bars, never over them
-    process.stdout.write(opts.json ? `${JSON.stringify(run)}\n` : `${describe(run)}\n`);
+    process.stdout.write(opts.json ? `${JSON.stringify(run)}\n` : `${renderRun(run)}\n`);
   };
   try {
     if (opts.watch) {

@@ -1,4 +1,4 @@
-import { FileLeaseStore } from '../../functions/lease/index.js';
+import { FileLeaseStore } from '../../functions/lease/file.js';
 import { leaseKey } from '../../functions/replication/context.js';
 import { defaultStateDir } from '../local-deps.js';
 import { EXIT, type GlobalOptions, jobOf, load, print } from './common.js';

@@ -107,3 +107,13 @@ describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
     expect(warm.definition).toEqual(synthesizedBase());
   });
 });
+
+describe('validation of what the cache holds', () => {
+  it('refuses a definition the local runner would refuse, and leaves the definition as it was', async () => {
+    const { validateDefinition } = await import('../../../cli/local-runner.js');
+    expect(() => validateDefinition({ StartAt: 'missing', States: {} })).toThrow(/invalid/);
+    const def = structuredClone(synthesizedBase());
+    validateDefinition(def);
+    expect(def).toEqual(synthesizedBase()); // the validator's QueryLanguage defaults are not written back
+  });
+});

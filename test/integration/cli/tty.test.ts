@@ -7,7 +7,8 @@ import { MiB, type Sites, startSites } from '../../support/sites.js';
 
 /**
  * `xcr run` on a real terminal (tmux, 80 columns): the bars show the disk's real total and an ETA
- * while the run goes, and the summary is printed below the stopped bars, not over them.
+ * while the run goes, and the summary is printed below the stopped bars, not over them, each of its
+ * lines whole within the 80 columns (tmux would wrap a longer one).
  */
 const root = join(import.meta.dirname, '..', '..', '..');
 const socket = `xcr-tty-${process.pid}`;
@@ -81,4 +82,18 @@ it('draws real totals and an ETA, then prints the summary below the bars', { tim
   expect(lines[done]).toContain(`${total}/${total} MB`);
   expect(after).toContain('EXIT=0');
   expect(lines[done]!.length).toBeLessThan(80); // drawn whole, not wrapped
+
+  const uuid = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+  expect(lines[summary + 1]).toMatch(/^ {2}SOURCE VM\s+STATUS\s+KIND\s+MB\s+SECONDS$/);
+  const row = new RegExp(`^ {2}(${uuid})\\s+succeeded\\s+full\\s+([\\d.]+)\\s+[\\d.]+$`).exec(
+    lines[summary + 2]!,
+  );
+  expect(row, after).not.toBeNull();
+  expect(row![1]).toBe(sites.vmUuid('vm'));
+  expect(Number(row![2])).toBeGreaterThan(24); // the VM's MB: what was sent, as in the bars
+  const point = new RegExp(`^ {4}recovery point (${uuid})$`).exec(lines[summary + 3]!);
+  expect(point, after).not.toBeNull();
+  expect(sites.recoveryPoints('vm').map((r) => r.uuid)).toContain(point![1]);
+  expect(lines[summary + 4]).toMatch(/^EXIT=0/);
+  for (const l of lines.slice(summary)) expect(l.length).toBeLessThanOrEqual(80);
 });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { renderRecoveryPoints, renderStatus, shortTime } from '../../../cli/commands/inspect-format.js';
+import {
+  renderRecoveryPoints,
+  renderRun,
+  renderStatus,
+  shortTime,
+  wrap,
+} from '../../../cli/commands/inspect-format.js';
 import type { RecoveryPointInfo } from '../../../functions/replication/failover.js';
 
 const VM_A = '6f1c2b9e-0d4a-4c55-9a0e-3b8f7d2e1a01';
@@ -94,5 +100,59 @@ describe('recovery-points and status on an 80-column terminal', () => {
     expect(empty).toContain('start one with `xcr run -c xcr.config.json -j web`');
     expect(empty).toContain('no recovery point yet; the first run of the job makes one per VM');
     expect(widest(empty)).toBeLessThanOrEqual(80);
+  });
+
+  it('a run summary fits 80 columns: one row per VM, its recovery point or its wrapped error beneath', () => {
+    const message =
+      'VDI.copy of disk 1 failed: the destination SR has 1.2 GiB free and the disk needs 40.0 GiB; free space on the SR or choose another one in destination.sr';
+    const out = renderRun({
+      jobId: 'web',
+      runId: 'web-20261201T234000000Z',
+      status: 'partial',
+      startedAt: '2026-12-01T23:40:00.000Z',
+      finishedAt: '2026-12-01T23:41:00.000Z',
+      bytes: 123_456_789_012,
+      vms: [
+        {
+          vmUuid: VM_A,
+          status: 'succeeded',
+          kind: 'full',
+          bytes: 123_456_789_012,
+          durationMs: 61_234,
+          recoveryPoint: 'c0ffee00-1111-4222-8333-444455556666',
+        },
+        { vmUuid: VM_B, status: 'failed', bytes: 0, durationMs: 900, errorCode: 'SR_FULL', message },
+      ],
+    });
+    expect(widest(out)).toBeLessThanOrEqual(80);
+    const lines = out.split('\n');
+    expect(lines[0]).toBe('run web-20261201T234000000Z: partial, 123456.8 MB');
+    expect(lines[1]).toMatch(/^ {2}SOURCE VM\s+STATUS\s+KIND\s+MB\s+SECONDS$/);
+    expect(lines[2]).toMatch(new RegExp(`^ {2}${VM_A}\\s+succeeded\\s+full\\s+123456\\.8\\s+61\\.2$`));
+    expect(lines[3]).toBe('    recovery point c0ffee00-1111-4222-8333-444455556666');
+    expect(lines[4]).toMatch(new RegExp(`^ {2}${VM_B}\\s+failed\\s+-\\s+0\\.0\\s+0\\.9$`));
+    const error = lines.slice(5);
+    expect(error.length).toBeGreaterThan(1); // wrapped, not cut
+    for (const l of error) expect(l).toMatch(/^ {4}\S/);
+    expect(error.map((l) => l.trim()).join(' ')).toBe(`SR_FULL: ${message}`);
+  });
+
+  it('a run without VMs (skipped) is its one line', () => {
+    const out = renderRun({
+      jobId: 'web',
+      runId: 'web-20261201T234000000Z',
+      status: 'skipped',
+      reason: 'another run holds the lease',
+      startedAt: '2026-12-01T23:40:00.000Z',
+      finishedAt: '2026-12-01T23:40:00.100Z',
+      bytes: 0,
+      vms: [],
+    });
+    expect(out).toBe('run web-20261201T234000000Z: skipped (another run holds the lease), 0.0 MB');
+  });
+
+  it('wraps at spaces and keeps a word longer than the width whole', () => {
+    expect(wrap('aa bb cc', 5)).toBe('aa bb\ncc');
+    expect(wrap('a 0123456789 b', 5)).toBe('a\n0123456789\nb');
   });
 });

@@ -1,0 +1,1 @@
+export function sourceDigest(root: string, dirs: readonly string[], files?: readonly string[]): string;
