@@ -15,9 +15,15 @@ describe('fault matrix: a failure anywhere never harms the last recovery point n
     expect(all.length).toBeGreaterThanOrEqual(40);
   });
 
-  it.each(all.map((s) => [s.name, s] as const))('%s', async (_name, scenario) => {
-    const result = await runScenario(scenario);
-    expect(result.detail).toBe('');
-    expect(result).toMatchObject({ passed: true, recoveryPointsIntact: true, leakedObjects: 0 });
-  });
+  it.each(all.map((s) => [s.name, s] as const))(
+    '%s',
+    async (_name, scenario) => {
+      const result = await runScenario(scenario);
+      expect(result.detail).toBe('');
+      expect(result).toMatchObject({ passed: true, recoveryPointsIntact: true, leakedObjects: 0 });
+      // The chain scenarios wait for the simulated GC (seconds idle); on a loaded 2-core machine they
+      // have taken over a minute, which is slowness, not a hang.
+    },
+    180_000,
+  );
 });
