@@ -3,7 +3,9 @@ import { errorCodes } from '../retry/index.js';
 import type { VmRecord, Xapi } from '../xapi/index.js';
 import { planLanding } from './boot-checks.js';
 import type { PoolSessions } from './context.js';
-import { findSr, findVmByUuid, vmsWithTag } from './inventory.js';
+import { XcrPermanentError } from './errors.js';
+import { checkFormats } from './image-format.js';
+import { findSr, findVmByUuid, vmDisks, vmsWithTag } from './inventory.js';
 
 export interface PreflightProblem {
   /** Where to fix it: a config field path. */
@@ -67,7 +69,8 @@ export function connectionProblem(
 /**
  * Checks, before a run changes anything, that both pools answer with the configured credentials
  * that the destination SR and the selected VMs exist, that every network their VIFs use maps to a
- * destination network and that a VM with a vTPM goes to a pool that can hold one. Read-only.
+ * destination network, that a VM with a vTPM goes to a pool that can hold one and that qcow2 disks
+ * can travel (cbt mode, a destination SR with qcow2). Read-only.
  */
 export async function preflight(
   config: XcrConfig,
@@ -103,6 +106,38 @@ export async function preflight(
   if (source && destination) {
     const plan = await planLanding(source, destination, job.destination, `jobs[${job.id}].destination`, vms);
     for (const p of plan.problems) problems.push({ ...p, kind: 'input' });
+    problems.push(...(await formatProblems(source, destination, job, vms)));
   }
   return problems;
+}
+
+/** qcow2 disks (and disks over 2040 GiB) the job could not carry, under the field to change. */
+async function formatProblems(
+  source: Xapi,
+  destination: Xapi,
+  job: JobConfig,
+  vms: VmRecord[],
+): Promise<PreflightProblem[]> {
+  const srRef = await findSr(destination, job.destination.sr).catch(() => undefined);
+  if (!srRef) return [];
+  const out: PreflightProblem[] = [];
+  for (const vm of vms) {
+    try {
+      await checkFormats(source, destination, job, await vmDisks(source, vm), srRef);
+    } catch (err) {
+      if (!(err instanceof XcrPermanentError)) throw err;
+      const field =
+        err.code === 'SR_NO_QCOW2'
+          ? 'destination.sr'
+          : job.transferMode === 'vhd'
+            ? 'transferMode'
+            : 'enableCbt';
+      out.push({
+        field: `jobs[${job.id}].${field}`,
+        kind: 'input',
+        message: `VM "${vm.name_label}" (${vm.uuid}): ${err.message.replace(/^[A-Z0-9_]+: /, '')}`,
+      });
+    }
+  }
+  return out;
 }

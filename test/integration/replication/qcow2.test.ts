@@ -5,6 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobConfig } from '../../../functions/config/schema.js';
+import { PoolSessions } from '../../../functions/replication/context.js';
+import { preflight } from '../../../functions/replication/preflight.js';
 import { MiB, type Sites, type SitesOptions, startSites } from '../../support/sites.js';
 
 const KiB = 1024;
@@ -43,6 +45,13 @@ async function start(job: Partial<JobConfig>, o: Partial<SitesOptions> = {}) {
   return sites;
 }
 
+async function problemsOf(s: Sites) {
+  const sessions = new PoolSessions(s.config, async (p) =>
+    p === 'a' ? s.source.password : s.destination.password,
+  );
+  return preflight(s.config, s.job, sessions).finally(() => sessions.closeAll());
+}
+
 const rpFormats = (s: Sites) =>
   s.destination.test
     .objects('VDI')
@@ -55,6 +64,7 @@ const rpFormats = (s: Sites) =>
 describe('qcow2 disks over 2040 GiB', () => {
   it('a 4 TiB sparse disk: cbt full from the qcow2 tables, then a cbt delta, verified by hash', async () => {
     const s = await start({});
+    expect(await problemsOf(s)).toEqual([]);
     const first = await s.run();
     expect(first.status).toBe('succeeded');
     expect(first.vms[0]!.kind).toBe('full');
@@ -84,11 +94,36 @@ describe('qcow2 disks over 2040 GiB', () => {
   });
 
   it.each([
-    ['transferMode vhd', { transferMode: 'vhd' as const }, {}, 'QCOW2_NEEDS_CBT', /vhd mode cannot carry it/],
-    ['CBT off and enableCbt false', { enableCbt: false }, {}, 'QCOW2_NEEDS_CBT', /enableCbt/],
-    ['a destination SR without qcow2 (smb)', {}, { replicaSrType: 'smb' }, 'SR_NO_QCOW2', /type smb/],
-  ])('refuses %s by name, before anything is created', async (_n, job, o, code, message) => {
+    [
+      'transferMode vhd',
+      { transferMode: 'vhd' as const },
+      {},
+      'QCOW2_NEEDS_CBT',
+      /vhd mode cannot carry it/,
+      'transferMode',
+    ],
+    ['CBT off and enableCbt false', { enableCbt: false }, {}, 'QCOW2_NEEDS_CBT', /enableCbt/, 'enableCbt'],
+    [
+      'a destination SR without qcow2 (smb)',
+      {},
+      { replicaSrType: 'smb' },
+      'SR_NO_QCOW2',
+      /type smb/,
+      'destination.sr',
+    ],
+  ])('refuses %s by name, before anything is created', async (_n, job, o, code, message, field) => {
     const s = await start(job, o);
+    const sessions = new PoolSessions(s.config, async (p) =>
+      p === 'a' ? s.source.password : s.destination.password,
+    );
+    const problems = await preflight(s.config, s.job, sessions).finally(() => sessions.closeAll());
+    expect(problems).toEqual([
+      expect.objectContaining({
+        field: `jobs[${s.job.id}].${field}`,
+        kind: 'input',
+        message: expect.stringMatching(message),
+      }),
+    ]);
     const before = {
       src: s.source.test.objects('VDI').length,
       dst: s.destination.test.objects('VDI').length,

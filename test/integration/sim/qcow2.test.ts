@@ -97,9 +97,8 @@ const createFails = (srName: string, size: number, sm_config: Record<string, str
 async function exportToFile(q: Record<string, string>, file: string) {
   const task = await s.call<string>('task.create', 'export', '');
   const r = await request(url('/export_raw_vdi', { ...q, task_id: task }));
-  const out = await open(file, 'w');
-  for await (const chunk of r.body) await out.write(chunk as Buffer);
-  await out.close();
+  // read at once (these exports are a few MiB): a back-pressured undici body dies on the peer's close
+  await writeFile(file, Buffer.from(await r.body.arrayBuffer()));
   return { status: r.statusCode, headers: r.headers, rec: await s.waitTask(task), task };
 }
 
