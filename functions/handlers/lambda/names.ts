@@ -10,3 +10,7 @@ export const ENV = {
   eventBus: 'XCR_EVENT_BUS',
   dynamoEndpoint: 'XCR_DYNAMODB_ENDPOINT',
 } as const;
+/** Emitted by the drill's report step: 1 when every drilled point booted and passed its check, else 0. */
+export const DRILL_PASSED_METRIC = 'DrillPassed';
+/** Emitted by the drill's report step, once per point that passed: seconds from VM.start to the check. */
+export const DRILL_BOOT_METRIC = 'DrillBootSeconds';
