@@ -1,8 +1,10 @@
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
 import { createDrillHandlers } from '../functions/handlers/drill-steps.js';
 import type { StepHandler } from '../functions/handlers/steps.js';
+import type { RunResult } from '../functions/replication/contract.js';
 import {
   DRILL_STATE,
+  DRILL_TRIGGER_STATUSES,
   type DrillInput,
   type DrillReport,
   type SelectPointsOutput,
@@ -82,3 +84,18 @@ export function localDrillRunner(
 }
 
 export const isReport = (o: DrillOutcome): o is DrillReport => 'status' in o;
+
+/**
+ * Locally what the run-ended rule does on AWS: after a run that made recovery points, a job whose
+ * drill.every is { afterRuns } starts a drill execution for it (select-points decides if it is due).
+ */
+export async function drillAfterRun(
+  job: JobConfig,
+  drills: LocalDrillRunner,
+  run: Pick<RunResult, 'runId' | 'status'>,
+): Promise<DrillOutcome | undefined> {
+  const every = job.drill?.every;
+  if (!every || !('afterRuns' in every)) return undefined;
+  if (!(DRILL_TRIGGER_STATUSES as readonly string[]).includes(run.status)) return undefined;
+  return drills.run({ afterRun: run.runId });
+}

@@ -13,9 +13,13 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { DrillConfig, JobConfig } from '../functions/config/schema.js';
-import { RUN_EVENT_SOURCE } from '../functions/handlers/lambda/events.js';
+import { RUN_EVENT_SOURCE, runEventDetailType } from '../functions/handlers/lambda/events.js';
 import { DRILL_PASSED_METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
-import { DRILL_STATE, type DrillStepName } from '../functions/replication/drill/contract.js';
+import {
+  DRILL_STATE,
+  DRILL_TRIGGER_STATUSES,
+  type DrillStepName,
+} from '../functions/replication/drill/contract.js';
 import { scheduleExpression } from './job-workflow.js';
 import type { StepSizing } from './step-lambdas.js';
 import { THROTTLE_RETRY, TRANSIENT_RETRY } from './workflow.js';
@@ -166,7 +170,7 @@ export class DrillWorkflow extends Construct {
         eventBus: props.eventBus,
         eventPattern: {
           source: [RUN_EVENT_SOURCE],
-          detailType: ['xcr run succeeded', 'xcr run partial'],
+          detailType: DRILL_TRIGGER_STATUSES.map((status) => runEventDetailType({ status })),
           detail: { jobId: [job.id] },
         },
         targets: [

@@ -33,6 +33,9 @@ export const DRILL_STEP_NAMES = [
 ] as const;
 export type DrillStepName = (typeof DRILL_STEP_NAMES)[number];
 
+/** Run statuses that count toward drill.every { afterRuns } (a run that made recovery points). */
+export const DRILL_TRIGGER_STATUSES = ['succeeded', 'partial'] as const;
+
 /** The steps of one point before teardown: the one that failed is named in the result. */
 export type DrillPointStep = 'clone-point' | 'isolate' | 'boot' | 'check';
 
