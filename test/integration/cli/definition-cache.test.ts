@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { definitionKey, RUNTIME_ONLY_JOB_FIELDS } from '../../../cli/definition-cache.js';
-import { synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
+import { drillDefinitionKey, synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
 import { parseConfig } from '../../../functions/config/load.js';
 import type { JobConfig } from '../../../functions/config/schema.js';
 import { minimalRawConfig } from '../../support/minimal-config.js';
@@ -105,5 +105,42 @@ describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
     expect(warm.cdkLoaded).toBe(false);
     expect(warm.definition).toEqual(cold.definition);
     expect(warm.definition).toEqual(synthesizedBase());
+  });
+});
+
+describe('the drill definition in the cache', { timeout: 180_000 }, () => {
+  it('one synthesis stores the job’s and its drill’s definitions; the drill one then loads without aws-cdk-lib', async () => {
+    const drillDir = mkdtempSync(join(tmpdir(), 'xcr-defcache-drill-'));
+    afterAll(() => rmSync(drillDir, { recursive: true, force: true }));
+    const withDrill = {
+      ...raw,
+      jobs: [{ ...raw.jobs[0], drill: { every: { afterRuns: 1 }, concurrency: 2 } }],
+    };
+    const child = async (machine: string) => {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(import.meta.dirname, 'definition-child.ts'),
+          drillDir,
+          JSON.stringify(withDrill),
+          machine,
+        ],
+        { cwd: root, timeout: 120_000 },
+      );
+      return JSON.parse(stdout) as { cdkLoaded: boolean; definition: { StartAt: string } };
+    };
+    const run = await child('run');
+    expect(run.cdkLoaded).toBe(true);
+    const files = readdirSync(drillDir);
+    expect(files).toHaveLength(2);
+    expect(files.filter((f) => f.endsWith('.drill.json'))).toHaveLength(1);
+    const drill = await child('drill');
+    expect(drill.cdkLoaded).toBe(false);
+    expect(drill.definition.StartAt).toBe('select-points');
+    expect(drill.definition).toEqual(
+      synthesizeDefinitions(parseConfig(withDrill)).get(drillDefinitionKey('cached')),
+    );
   });
 });
