@@ -60,6 +60,9 @@ export async function selectPoints(ctx: RunContext, input: SelectPointsInput): P
       cfg.every.afterRuns,
     );
     if (!due.due) return { ...base, due: false, reason: due.reason };
+    // A drill still running (or a sweep) already covers these runs: not a failure of this one.
+    const lease = await ctx.leases.acquire(drillLeaseKey(ctx.job.id), drillRun, drillLeaseTtlMs(cfg));
+    if (!lease.acquired) return { ...base, due: false, reason: `${lease.holder} holds the drill lease` };
   }
   await holdDrillLease(ctx, drillRun);
   const removed = await removeDrillClones(dest, ctx.job.id, { liveRun: drillRun });
