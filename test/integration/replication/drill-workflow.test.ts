@@ -129,6 +129,9 @@ describe('the drill state machine (local runner)', () => {
     expect(report.results).toEqual([]);
     // the holder keeps its lease
     expect((await s.leases.acquire(drillLeaseKey('job1'), 'probe', 1000)).acquired).toBe(false);
+    // started after a run (afterRuns), the held lease means a drill is already under way: not due
+    const afterRun = await s.drillOutcome({ afterRun: 'run-x' });
+    expect(afterRun).toMatchObject({ due: false, reason: 'drill-other holds the drill lease' });
     await s.leases.release(drillLeaseKey('job1'), 'drill-other');
     expect((await s.drill()).status).toBe('passed');
   });
