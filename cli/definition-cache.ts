@@ -63,7 +63,12 @@ export function definitionKey(job: JobConfig, opts: { distributedMap?: boolean }
   const shaping = Object.fromEntries(
     Object.entries(job)
       .filter(([k]) => !(RUNTIME_ONLY_JOB_FIELDS as readonly string[]).includes(k))
-      .sort(([a], [b]) => a.localeCompare(b)),
+      // Of a drill block only whether there is one and its Map's concurrency shape the definitions
+      // (every, check, network, the timeout and alarmDays are read at run time or build no state).
+      .map(([k, v]) =>
+        k === 'drill' ? [k, { concurrency: (v as JobConfig['drill'])?.concurrency }] : [k, v],
+      )
+      .sort(([a], [b]) => String(a).localeCompare(String(b))),
   );
   const digest = createHash('sha256')
     .update(JSON.stringify({ shaping, distributedMap: opts.distributedMap ?? false }))

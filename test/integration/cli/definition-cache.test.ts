@@ -85,6 +85,29 @@ describe('the definition key', { timeout: 180_000 }, () => {
     expect(definitionKey({ ...job, id: 'other' })).not.toBe(definitionKey(job));
     expect(definitionKey(job, { distributedMap: true })).not.toBe(definitionKey(job));
   });
+
+  it('of a drill block, only its presence and concurrency (the drill Map) are in the key', () => {
+    const job = base.jobs[0]!;
+    const drill = parseConfig({
+      ...raw,
+      jobs: [{ ...raw.jobs[0], drill: { every: { afterRuns: 1 } } }],
+    }).jobs[0]!.drill!;
+    const other = {
+      ...drill,
+      every: { afterRuns: 2 },
+      timeoutMinutes: 3,
+      check: 'tools' as const,
+      alarmDays: 2,
+    };
+    const a = synthesizeDefinitions({ ...base, jobs: [{ ...job, drill }] });
+    const b = synthesizeDefinitions({ ...base, jobs: [{ ...job, retention: 5, drill: other }] });
+    expect(b.get(drillDefinitionKey('cached'))).toEqual(a.get(drillDefinitionKey('cached')));
+    expect(definitionKey({ ...job, drill: other })).toBe(definitionKey({ ...job, drill }));
+    expect(definitionKey({ ...job, drill })).not.toBe(definitionKey(job));
+    expect(definitionKey({ ...job, drill: { ...drill, concurrency: 2 } })).not.toBe(
+      definitionKey({ ...job, drill }),
+    );
+  });
 });
 
 describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
