@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { sourceDigest } from '../bin/source-digest.js';
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
 
@@ -48,7 +48,12 @@ export function definitionKey(job: JobConfig, opts: { distributedMap?: boolean }
   const shaping = Object.fromEntries(
     Object.entries(job)
       .filter(([k]) => !(RUNTIME_ONLY_JOB_FIELDS as readonly string[]).includes(k))
-      .sort(([a], [b]) => a.localeCompare(b)),
+      // Of a drill block only whether there is one and its Map's concurrency shape the definitions
+      // (every, check, network, the timeout and alarmDays are read at run time or build no state).
+      .map(([k, v]) =>
+        k === 'drill' ? [k, { concurrency: (v as JobConfig['drill'])?.concurrency }] : [k, v],
+      )
+      .sort(([a], [b]) => String(a).localeCompare(String(b))),
   );
   const digest = createHash('sha256')
     // `validated`: files written since the cache validates what it writes
@@ -66,40 +71,58 @@ export function definitionCacheDir(env: NodeJS.ProcessEnv = process.env): string
 
 const memo = new Map<string, Record<string, unknown>>();
 
+function store(file: string, def: Record<string, unknown>): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const partial = `${file}.${process.pid}`;
+    writeFileSync(partial, JSON.stringify(def));
+    renameSync(partial, file);
+  } catch {
+    // a cache that cannot be written only costs the next run a synthesis
+  }
+}
+
 /**
- * The job's state machine definition exactly as the CDK app synthesizes it. Synthesis loads
- * aws-cdk-lib (seconds, hundreds of MiB), so the result is kept on disk under a key of the code
- * version and the job fields it depends on; aws-cdk-lib is only loaded when the key is new. Every
+ * The job's state machine definition (or, with `machine: 'drill'`, its drill's) exactly as the
+ * CDK app synthesizes it. Synthesis loads aws-cdk-lib (seconds, hundreds of MiB), so the result is
+ * kept on disk under a key of the code version and the job fields it depends on; aws-cdk-lib is
+ * only loaded when the key is new, and one synthesis stores both definitions of the job. Every
  * definition it returns has passed the local runner's validation (before it was written to the cache).
  */
 export async function loadDefinition(
   config: XcrConfig,
   job: JobConfig,
-  opts: { distributedMap?: boolean; cacheDir?: string } = {},
+  opts: { distributedMap?: boolean; cacheDir?: string; machine?: 'run' | 'drill' } = {},
 ): Promise<Record<string, unknown>> {
   const key = definitionKey(job, opts);
-  const cached = memo.get(key);
-  if (cached) return cached;
   const dir = opts.cacheDir ?? definitionCacheDir();
-  const file = join(dir, `${key}.json`);
+  const fileOf = (machine: 'run' | 'drill') =>
+    join(dir, machine === 'drill' ? `${key}.drill.json` : `${key}.json`);
+  const machine = opts.machine ?? 'run';
+  if (machine === 'drill' && !job.drill)
+    throw new Error(`job ${job.id} has no drill block: add "drill": { "every": { "afterRuns": 1 } } to it`);
+  const cached = memo.get(fileOf(machine));
+  if (cached) return cached;
   let def: Record<string, unknown>;
   try {
-    def = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    def = JSON.parse(readFileSync(fileOf(machine), 'utf8')) as Record<string, unknown>;
   } catch {
-    const { synthesizeDefinitions } = await import('./workflow-definitions.js');
-    def = synthesizeDefinitions({ ...config, jobs: [job] }, opts).get(job.id)!;
+    const { drillDefinitionKey, synthesizeDefinitions } = await import('./workflow-definitions.js');
+    const defs = synthesizeDefinitions({ ...config, jobs: [job] }, opts);
+    const run = defs.get(job.id)!;
+    const drill = defs.get(drillDefinitionKey(job.id));
     // Validated once here, so a run of a cached definition need not validate it again.
     const { validateDefinition } = await import('./local-runner.js');
-    validateDefinition(def);
-    try {
-      mkdirSync(dir, { recursive: true });
-      const partial = `${file}.${process.pid}`;
-      writeFileSync(partial, JSON.stringify(def));
-      renameSync(partial, file);
-    } catch {
-      // a cache that cannot be written only costs the next run a synthesis
+    validateDefinition(run);
+    store(fileOf('run'), run);
+    memo.set(fileOf('run'), run);
+    if (drill) {
+      validateDefinition(drill);
+      store(fileOf('drill'), drill);
+      memo.set(fileOf('drill'), drill);
     }
+    def = machine === 'drill' ? drill! : run;
   }
-  memo.set(key, def);
+  memo.set(fileOf(machine), def);
   return def;
 }

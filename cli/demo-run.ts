@@ -9,14 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../functions/config/load.js';
-import { withRunContext } from '../functions/handlers/steps.js';
 import { PoolSessions } from '../functions/replication/context.js';
 import { type RunResult, STATE } from '../functions/replication/contract.js';
-import { runDrill } from '../functions/replication/drill/run.js';
 import { defaultLayout, type SimPool, startPool } from '../sim/index.js';
 import { table } from './commands/common.js';
 import { describeDrill } from './commands/drill.js';
 import { verifyReplica } from './demo-verify.js';
+import { isReport, localDrillRunner } from './drill-job.js';
 import { jsonLogger, localDeps } from './local-deps.js';
 import { executionName, localJobRunner, type StepWrapper } from './run-job.js';
 import { runSchedule } from './schedule.js';
@@ -131,6 +130,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
           schedule: { rate: `${SCHEDULED_MINUTES} minutes` },
           retention: 3,
           concurrency: 2,
+          // A daily drill on AWS; here the demo runs one at its end, as that schedule would.
+          drill: { every: { rate: '1 days' }, network: 'none', check: 'tools', timeoutMinutes: 2 },
         },
       ],
     });
@@ -247,17 +248,19 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
       `\ndestination: ${rps.length} recovery points (retention ${job.retention} × ${vms.length} VMs); source: ${snaps.length} base snapshots (one per VM)`,
     );
     say(
-      "\nrecovery drill: each VM's newest recovery point cloned, booted without network, guest tools awaited, clone removed",
+      "\nrecovery drill (the synthesized drill state machine): each VM's newest recovery point cloned, booted without network, guest tools awaited, clone removed",
     );
-    const drill = await withRunContext(deps, job.id, (ctx) =>
-      runDrill(ctx, { drillRun: 'demo-drill', pollMs: 100 }),
-    );
+    const outcome = await localDrillRunner(config, job, deps, {
+      timing: { pollMs: 100 },
+      checkWaitMs: 100,
+    }).run({ drillRun: 'demo-drill' });
+    if (!isReport(outcome)) throw new Error('the demo drill was not due');
+    const drill = outcome;
     say(describeDrill(drill));
     const drillLeft = destination.test
       .objects('VM')
       .filter(([, r]) => (r.other_config as Record<string, string>)['xcr:role'] === 'drill').length;
-    const drillOk =
-      drill.results.length === vms.length && drill.results.every((r) => r.passed) && drillLeft === 0;
+    const drillOk = drill.status === 'passed' && drill.results.length === vms.length && drillLeft === 0;
     const failed = outcomes.filter((o) => o.status === 'failed' || o.status === 'partial').length;
     const overlapSkipped = overlapping[0]?.status === 'skipped';
     const ok = verifiedAll && failed === 0 && overlapSkipped && drillOk;

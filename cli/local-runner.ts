@@ -1,12 +1,15 @@
 import './promise-polyfill.js';
 import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { STEP_NAMES, type StepName } from '../functions/replication/contract.js';
+import type { StepName } from '../functions/replication/contract.js';
 
 type Execution = ReturnType<StateMachine['run']>;
 /** One event of the local execution (state entered/exited/failed/retried/caught, Map iterations, …). */
 export type StateEvent = Execution['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
 
-export type StepHandlers = Readonly<Record<StepName, (input: unknown) => Promise<unknown>>>;
+/** In-process handlers keyed by task state name (the replication steps, the drill steps, …). */
+export type StepHandlers = Readonly<Record<string, (input: unknown) => Promise<unknown>>>;
+/** The replication workflow's handlers. */
+export type RunStepHandlers = Readonly<Record<StepName, (input: unknown) => Promise<unknown>>>;
 
 export interface RunExecutionOptions {
   /** A definition from `loadDefinition` (the JSON CDK synthesizes). */
@@ -25,6 +28,11 @@ export interface RunExecutionOptions {
   retryIntervalMs?: number;
   /** The definition has passed `validateDefinition` (every one `loadDefinition` returns has): skip it. */
   validated?: boolean;
+  /**
+   * Duration of Wait states, in ms, by state name, instead of the definition's (tests and the
+   * demo shorten the drill's check-wait).
+   */
+  waitMs?: Readonly<Record<string, number>>;
 }
 
 export interface ExecutionResult {
@@ -71,18 +79,18 @@ export async function runExecution(o: RunExecutionOptions): Promise<ExecutionRes
   const machine = machineFor(o.definition, o.validated ?? false);
   type LocalHandler = (input: unknown) => Promise<unknown>;
   const taskResourceLocalHandlers: Record<string, LocalHandler> = {};
-  for (const step of STEP_NAMES) {
-    const handler = o.handlers[step];
+  for (const [step, handler] of Object.entries(o.handlers)) {
     taskResourceLocalHandlers[step] = async (input) => jsonRoundTrip(await handler(jsonRoundTrip(input)));
   }
   const retryIntervalOverrides =
     o.retryIntervalMs === undefined
       ? undefined
-      : Object.fromEntries(STEP_NAMES.map((s) => [s, o.retryIntervalMs as number]));
+      : Object.fromEntries(Object.keys(o.handlers).map((s) => [s, o.retryIntervalMs as number]));
   const execution = machine.run(jsonRoundTrip(o.input) as never, {
     overrides: {
       taskResourceLocalHandlers: taskResourceLocalHandlers as never,
       ...(retryIntervalOverrides ? { retryIntervalOverrides } : {}),
+      ...(o.waitMs ? { waitTimeOverrides: { ...o.waitMs } } : {}),
     },
     context: { Execution: { Name: o.executionName, Id: `local:${o.executionName}` } },
   });

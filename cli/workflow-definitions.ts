@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { DeploymentConfig, XcrConfig } from '../functions/config/schema.js';
 import { XcrStack } from '../infra/stack.js';
 
@@ -50,8 +51,28 @@ export function resolveIntrinsics(value: unknown, resources: Resources): unknown
   return Object.fromEntries(keys.map((k) => [k, resolveIntrinsics(obj[k], resources)]));
 }
 
+/** The key of a job's drill definition in `synthesizeDefinitions`' map (a job id has no colon). */
+export function drillDefinitionKey(jobId: string): string {
+  return `drill:${jobId}`;
+}
+
+function definitionOf(
+  machine: StateMachine,
+  template: { Resources: Resources },
+  what: string,
+): Record<string, unknown> {
+  const logicalId = Stack.of(machine).getLogicalId(machine.node.defaultChild as CfnElement);
+  const resource = template.Resources[logicalId] as
+    | { Properties?: { DefinitionString?: unknown } }
+    | undefined;
+  const raw = resolveIntrinsics(resource?.Properties?.DefinitionString, template.Resources);
+  if (typeof raw !== 'string') throw new Error(`${what}: no DefinitionString in the synthesized template`);
+  return JSON.parse(raw) as Record<string, unknown>;
+}
+
 /**
- * The state machine definitions exactly as the CDK app synthesizes them, one per job (bundling
+ * The state machine definitions exactly as the CDK app synthesizes them, one per job and one per
+ * job's drill under `drillDefinitionKey(jobId)` (bundling
  * skipped, so this needs no esbuild and no AWS credentials), with ARNs resolved to placeholders.
  */
 export function synthesizeDefinitions(
@@ -76,14 +97,13 @@ export function synthesizeDefinitions(
   }
   const definitions = new Map<string, Record<string, unknown>>();
   for (const [jobId, job] of stack.replication.jobs) {
-    const logicalId = Stack.of(job).getLogicalId(job.stateMachine.node.defaultChild as CfnElement);
-    const resource = template.Resources[logicalId] as
-      | { Properties?: { DefinitionString?: unknown } }
-      | undefined;
-    const raw = resolveIntrinsics(resource?.Properties?.DefinitionString, template.Resources);
-    if (typeof raw !== 'string')
-      throw new Error(`job ${jobId}: no DefinitionString in the synthesized template`);
-    definitions.set(jobId, JSON.parse(raw) as Record<string, unknown>);
+    definitions.set(jobId, definitionOf(job.stateMachine, template, `job ${jobId}`));
+  }
+  for (const [jobId, drill] of stack.replication.drills?.workflows ?? []) {
+    definitions.set(
+      drillDefinitionKey(jobId),
+      definitionOf(drill.stateMachine, template, `drill of job ${jobId}`),
+    );
   }
   return definitions;
 }

@@ -15,7 +15,9 @@ import { Construct } from 'constructs';
 import type { XcrConfig } from '../functions/config/schema.js';
 import { ENV } from '../functions/handlers/lambda/names.js';
 import { STATE, STEP_NAMES, type StepName } from '../functions/replication/contract.js';
+import { DRILL_STEP_NAMES, type DrillStepName } from '../functions/replication/drill/contract.js';
 import { runDashboard } from './dashboard.js';
+import { Drills } from './drills.js';
 import { JobWorkflow } from './job-workflow.js';
 import { acknowledgeNagFindings } from './nag.js';
 import { StepNetwork } from './network.js';
@@ -25,6 +27,8 @@ import { STEP_SIZING, StepLambdas } from './step-lambdas.js';
 /** Steps that take, renew or release the job lease (the only ones granted the lease table). */
 // Every step renews the lease before it writes (a run that lost it must stop), so all five need it.
 export const LEASE_STEPS: readonly StepName[] = STEP_NAMES;
+/** Drill steps that take, renew or release the drill lease (teardown needs none: it removes its own clone). */
+export const DRILL_LEASE_STEPS: readonly DrillStepName[] = DRILL_STEP_NAMES.filter((s) => s !== 'teardown');
 /** Steps that publish run events: finish-run, once per run (skipped runs included). */
 export const EVENT_STEPS: readonly StepName[] = [STATE.finishRun];
 
@@ -101,6 +105,8 @@ export class ContinuousReplication extends Construct {
   readonly alarmTopic?: sns.Topic;
   /** One row per job: runs, replication lag against its alarm threshold, bytes moved. */
   readonly dashboard: cw.Dashboard;
+  /** Recovery drills of the jobs with a `drill` block (absent when none has one). */
+  readonly drills?: Drills;
 
   constructor(scope: Construct, id: string, props: ContinuousReplicationProps) {
     super(scope, id);
@@ -131,7 +137,8 @@ export class ContinuousReplication extends Construct {
       xapiCidrs: props.xapiCidrs,
       createVpcEndpoints: props.createVpcEndpoints ?? true,
     });
-    const lambdas = new StepLambdas(this, 'Steps', {
+    // What every step Lambda (replication and drill) shares: the VPC, the lease table, the bus.
+    const stepProps = {
       config: props.config,
       vpc: props.vpc,
       subnets: props.subnets,
@@ -143,25 +150,53 @@ export class ContinuousReplication extends Construct {
       },
       logRetention,
       removalPolicy,
-    });
-    this.functions = lambdas.functions;
-
-    for (const step of LEASE_STEPS) {
+    };
+    const lambdas = new StepLambdas(this, 'Steps', stepProps);
+    const grantLease = (role: iam.IRole) =>
       this.leaseTable.grant(
-        lambdas.roles[step],
+        role,
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
         'dynamodb:DeleteItem',
       );
-    }
+    this.functions = lambdas.functions;
+
+    for (const step of LEASE_STEPS) grantLease(lambdas.roles[step]);
     for (const step of EVENT_STEPS) eventBus.grantPutEventsTo(lambdas.roles[step]);
+    const poolRoles: iam.IRole[] = STEP_NAMES.map((s) => lambdas.roles[s]);
+    this.deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    if (props.alarmEmail) {
+      this.alarmTopic = new sns.Topic(this, 'AlarmTopic', { displayName: 'xcr alarms', enforceSSL: true });
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    }
+
+    const drillJobs = props.config.jobs.some((j) => j.drill);
+    if (drillJobs) {
+      this.drills = new Drills(this, 'Drills', {
+        ...stepProps,
+        deadLetterQueue: this.deadLetterQueue,
+        eventBus,
+        ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
+      });
+      const roles = this.drills.lambdas.roles;
+      // Every drill step but teardown renews the drill lease; report releases it.
+      for (const step of DRILL_LEASE_STEPS) grantLease(roles[step]);
+      eventBus.grantPutEventsTo(roles.report);
+      poolRoles.push(...DRILL_STEP_NAMES.map((s) => roles[s]));
+    }
+
+    // Every step opens the pools (replication and drill alike): the secrets and their keys, by ARN.
     for (const secret of this.passwordSecrets(props.config)) {
-      for (const step of STEP_NAMES) secret.grantRead(lambdas.roles[step]);
+      for (const role of poolRoles) secret.grantRead(role);
     }
     for (const keyArn of kmsKeyArns(props.config)) {
-      for (const step of STEP_NAMES) {
-        lambdas.roles[step].addToPolicy(
+      for (const role of poolRoles) {
+        role.addToPrincipalPolicy(
           new iam.PolicyStatement({
             actions: ['kms:Decrypt'],
             resources: [keyArn],
@@ -172,16 +207,6 @@ export class ContinuousReplication extends Construct {
           }),
         );
       }
-    }
-
-    this.deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    if (props.alarmEmail) {
-      this.alarmTopic = new sns.Topic(this, 'AlarmTopic', { displayName: 'xcr alarms', enforceSSL: true });
-      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
     }
 
     const timeouts = Object.fromEntries(STEP_NAMES.map((s) => [s, STEP_SIZING[s].timeout])) as Record<
@@ -227,13 +252,29 @@ export class ContinuousReplication extends Construct {
       });
     if (this.alarmTopic) dlqAlarm.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
 
+    const drills = this.drills;
     acknowledgeNagFindings({
-      stepRoles: [...STEP_NAMES.map((s) => lambdas.roles[s]), this.runEnded.role],
-      functions: STEP_NAMES.map((s) => lambdas.functions[s]),
-      stateMachines: [...jobs.values()].map((j) => j.stateMachine),
+      stepRoles: [...poolRoles, this.runEnded.role],
+      stateMachines: [
+        ...[...jobs.values()].map((j) => ({
+          machine: j.stateMachine,
+          functions: STEP_NAMES.map((s) => lambdas.functions[s]),
+          distributedMap: props.distributedMap ?? false,
+        })),
+        ...[...(drills?.workflows.values() ?? [])].map((d) => ({
+          machine: d.stateMachine,
+          functions: DRILL_STEP_NAMES.map((s) => drills!.lambdas.functions[s]),
+          distributedMap: false,
+        })),
+      ],
       deadLetterQueue: this.deadLetterQueue,
-      logGroups: [...lambdas.logGroups, this.runEnded.logGroup, ...[...jobs.values()].map((j) => j.logGroup)],
-      distributedMap: props.distributedMap ?? false,
+      logGroups: [
+        ...lambdas.logGroups,
+        this.runEnded.logGroup,
+        ...[...jobs.values()].map((j) => j.logGroup),
+        ...(drills ? drills.lambdas.logGroups : []),
+        ...[...(drills?.workflows.values() ?? [])].map((d) => d.logGroup),
+      ],
     });
   }
 

@@ -11,11 +11,10 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
  */
 export function acknowledgeNagFindings(o: {
   stepRoles: iam.IRole[];
-  functions: IFunction[];
-  stateMachines: sfn.StateMachine[];
+  /** Each state machine with the functions it invokes (and whether it runs child executions). */
+  stateMachines: { machine: sfn.StateMachine; functions: IFunction[]; distributedMap: boolean }[];
   deadLetterQueue: sqs.IQueue;
   logGroups: logs.ILogGroup[];
-  distributedMap: boolean;
 }): void {
   for (const role of o.stepRoles) {
     Validations.of(role).acknowledge({
@@ -24,13 +23,13 @@ export function acknowledgeNagFindings(o: {
         'A function in a VPC manages its ENIs with ec2:CreateNetworkInterface/Describe*/Delete*, which take no resource ARN; logs and secrets are granted by ARN.',
     });
   }
-  for (const sm of o.stateMachines) {
+  for (const { machine: sm, functions, distributedMap } of o.stateMachines) {
     Validations.of(sm.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
         'Step Functions log delivery (logs:CreateLogDelivery, …) and X-Ray (PutTraceSegments) support no resource-level permissions.',
     });
-    if (o.distributedMap) {
+    if (distributedMap) {
       // The ARN of the state machine's own executions (child runs of the Distributed Map), as nag prints it.
       const stack = Stack.of(sm);
       const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
@@ -46,7 +45,7 @@ export function acknowledgeNagFindings(o: {
         });
       }
     }
-    for (const fn of o.functions) {
+    for (const fn of functions) {
       const logicalId = Stack.of(fn).getLogicalId(fn.node.defaultChild as CfnElement);
       Validations.of(sm.role).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>:*]`,
@@ -70,7 +69,7 @@ export function acknowledgeNagFindings(o: {
   Validations.of(o.deadLetterQueue).acknowledge({
     id: 'cdk-validator-cfnguard::sqs_dlq_check',
     reason:
-      'This queue is itself the dead-letter queue of the schedules (EventBridge Scheduler, not an SQS redrive); a queue behind it would only defer the same manual inspection.',
+      'This queue is itself the dead-letter queue of the schedules and the drill rule targets (EventBridge, not an SQS redrive); a queue behind it would only defer the same manual inspection.',
   });
   Validations.of(o.deadLetterQueue).acknowledge({
     id: 'AwsSolutions-SQS3',

@@ -75,7 +75,7 @@ export function lambdaEntry(name: string): string {
   return join(repoRoot, 'functions', 'handlers', 'lambda', `${name}.ts`);
 }
 
-interface StepSizing {
+export interface StepSizing {
   readonly memoryMiB: number;
   readonly timeout: Duration;
 }
@@ -92,8 +92,13 @@ export const STEP_SIZING: Readonly<Record<StepName, StepSizing>> = {
   'finish-run': { memoryMiB: 256, timeout: Duration.minutes(2) },
 };
 
-export interface StepLambdasProps {
+export interface StepLambdasProps<S extends string = StepName> {
   readonly config: XcrConfig;
+  /** The steps to make a function for, each from functions/handlers/lambda/<entry prefix><step>.ts. */
+  readonly steps?: readonly S[];
+  readonly sizing?: Readonly<Record<S, StepSizing>>;
+  /** @default '' (the replication steps); 'drill-' for the drill steps */
+  readonly entryPrefix?: string;
   readonly vpc: ec2.IVpc;
   readonly subnets: ec2.ISubnet[];
   readonly securityGroup: ec2.ISecurityGroup;
@@ -103,19 +108,22 @@ export interface StepLambdasProps {
 }
 
 /** One NodejsFunction per workflow step, in the VPC, each with its own role and log group. */
-export class StepLambdas extends Construct {
-  readonly functions: Readonly<Record<StepName, NodejsFunction>>;
-  readonly roles: Readonly<Record<StepName, iam.Role>>;
+export class StepLambdas<S extends string = StepName> extends Construct {
+  readonly functions: Readonly<Record<S, NodejsFunction>>;
+  readonly roles: Readonly<Record<S, iam.Role>>;
   readonly logGroups: logs.LogGroup[] = [];
 
-  constructor(scope: Construct, id: string, props: StepLambdasProps) {
+  constructor(scope: Construct, id: string, props: StepLambdasProps<S>) {
     super(scope, id);
     // Defaults applied, secrets only as references: this is what the handlers read at run time.
     const files = bundledFiles(props.config);
-    const functions: Partial<Record<StepName, NodejsFunction>> = {};
-    const roles: Partial<Record<StepName, iam.Role>> = {};
+    const functions: Partial<Record<S, NodejsFunction>> = {};
+    const roles: Partial<Record<S, iam.Role>> = {};
+    const steps = props.steps ?? (STEP_NAMES as readonly string[] as readonly S[]);
+    const sizingOf = props.sizing ?? (STEP_SIZING as Readonly<Record<string, StepSizing>>);
+    const prefix = props.entryPrefix ?? '';
 
-    for (const step of STEP_NAMES) {
+    for (const step of steps) {
       const logGroup = new logs.LogGroup(this, `${step}-logs`, {
         retention: props.logRetention,
         removalPolicy: props.removalPolicy,
@@ -123,7 +131,7 @@ export class StepLambdas extends Construct {
       this.logGroups.push(logGroup);
       const role = new iam.Role(this, `${step}-role`, {
         assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-        description: `xcr ${step} step`,
+        description: `xcr ${prefix}${step} step`,
       });
       role.addToPolicy(
         new iam.PolicyStatement({
@@ -145,10 +153,10 @@ export class StepLambdas extends Construct {
           resources: ['*'],
         }),
       );
-      const sizing = STEP_SIZING[step];
+      const sizing = sizingOf[step];
       functions[step] = new NodejsFunction(this, step, {
-        description: `xcr workflow step ${step}`,
-        entry: lambdaEntry(step),
+        description: `xcr ${prefix ? `${prefix}workflow` : 'workflow'} step ${step}`,
+        entry: lambdaEntry(`${prefix}${step}`),
         ...LAMBDA_DEFAULTS,
         memorySize: sizing.memoryMiB,
         timeout: sizing.timeout,
@@ -159,7 +167,7 @@ export class StepLambdas extends Construct {
         securityGroups: [props.securityGroup],
         environment: {
           ...props.environment,
-          XCR_STEP: step,
+          XCR_STEP: `${prefix}${step}`,
           [ENV.configFile]: `/var/task/${BUNDLED_CONFIG_NAME}`,
           POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
           POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
@@ -184,7 +192,7 @@ export class StepLambdas extends Construct {
       });
       roles[step] = role;
     }
-    this.functions = functions as Record<StepName, NodejsFunction>;
-    this.roles = roles as Record<StepName, iam.Role>;
+    this.functions = functions as Record<S, NodejsFunction>;
+    this.roles = roles as Record<S, iam.Role>;
   }
 }

@@ -1,5 +1,5 @@
-import { withRunContext } from '../../functions/handlers/steps.js';
-import { type DrillReport, runDrill } from '../../functions/replication/drill/run.js';
+import type { DrillReport } from '../../functions/replication/drill/contract.js';
+import { isReport, localDrillRunner } from '../drill-job.js';
 import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
 import { EXIT, type GlobalOptions, jobOf, load, print, table } from './common.js';
 
@@ -10,7 +10,9 @@ export interface DrillOptions extends GlobalOptions {
 }
 
 export function describeDrill(r: DrillReport): string {
-  return table(
+  const head = `drill ${r.drillRun} of job ${r.jobId}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`;
+  if (r.results.length === 0) return head;
+  return `${head}\n${table(
     ['RECOVERY POINT', 'SOURCE VM', 'RESULT', 'BOOT (S)', 'REASON'],
     r.results.map((x) => [
       x.recoveryPoint,
@@ -19,10 +21,13 @@ export function describeDrill(r: DrillReport): string {
       x.bootSeconds ?? '-',
       x.passed ? '' : `${x.step}: ${x.reason ?? ''}`,
     ]),
-  );
+  )}`;
 }
 
-/** `xcr drill <job>`: clones, isolates, boots and checks the newest recovery points, then removes the clones. */
+/**
+ * `xcr drill <job>`: one execution of the job's synthesized drill state machine through the local
+ * runner: clones, isolates, boots and checks the newest recovery points, then removes the clones.
+ */
 export async function drillCommand(jobId: string | undefined, opts: DrillOptions): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, jobId);
@@ -31,14 +36,11 @@ export async function drillCommand(jobId: string | undefined, opts: DrillOptions
     stateDir: defaultStateDir(),
     logger: jsonLogger(opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
   });
-  const drillRun = `drill-${new Date().toISOString().replace(/[-:.]/g, '')}`;
-  const report = await withRunContext(deps, job.id, (ctx) =>
-    runDrill(ctx, {
-      drillRun,
-      ...(opts.vm ? { vm: opts.vm } : {}),
-      ...(opts.point ? { point: opts.point } : {}),
-    }),
-  );
-  print(opts, report, () => `drill ${report.drillRun} of job ${job.id}\n${describeDrill(report)}`);
-  return report.results.every((r) => r.passed) ? EXIT.ok : EXIT.runFailed;
+  const outcome = await localDrillRunner(config, job, deps).run({
+    ...(opts.vm ? { vm: opts.vm } : {}),
+    ...(opts.point ? { point: opts.point } : {}),
+  });
+  if (!isReport(outcome)) throw new Error('a drill started by hand is always due');
+  print(opts, outcome, () => describeDrill(outcome));
+  return outcome.status === 'passed' ? EXIT.ok : EXIT.runFailed;
 }

@@ -146,7 +146,12 @@ export const drillSchema = z.strictObject({
   /** Clones booted at once. */
   concurrency: z.number().int().min(1).max(10).default(1),
   /** Alarm when no drill of the job has passed for this many days. */
-  alarmDays: z.number().int().min(1).max(365).default(7),
+  alarmDays: z
+    .number()
+    .int()
+    .min(1)
+    .max(7, 'at most 7: a CloudWatch alarm looks back at most 7 days (period × evaluation periods)')
+    .default(7),
 });
 export type DrillConfig = z.infer<typeof drillSchema>;
 
@@ -300,6 +305,14 @@ export const configSchema = z
       if (seen.has(job.id))
         ctx.addIssue({ code: 'custom', path: ['jobs', i, 'id'], message: `duplicate job id "${job.id}"` });
       seen.add(job.id);
+      const every = job.drill?.every;
+      if (every && 'afterRuns' in every && every.afterRuns > job.retention) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jobs', i, 'drill', 'every', 'afterRuns'],
+          message: `at most the job's retention (${job.retention}): the runs since the last drill are counted on the recovery points kept; raise retention or lower afterRuns`,
+        });
+      }
       for (const side of ['source', 'destination'] as const) {
         if (!cfg.pools[job[side].pool]) {
           ctx.addIssue({

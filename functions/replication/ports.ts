@@ -1,6 +1,7 @@
 import type { XcrConfig } from '../config/schema.js';
 import type { LeaseStore } from '../lease/port.js';
 import type { RunResult } from './contract.js';
+import type { DrillReport } from './drill/contract.js';
 
 export type { LeaseResult, LeaseStore } from '../lease/port.js';
 
@@ -20,6 +21,8 @@ export type PasswordResolver = (poolName: string) => Promise<string>;
 
 export interface RunEventSink {
   publish(result: RunResult): Promise<void>;
+  /** The event of a drill (`xcr drill passed|failed`); sinks that never see drills may leave it out. */
+  publishDrill?(report: DrillReport): Promise<void>;
 }
 
 export type Progress = (update: { vmUuid: string; userdevice: string; bytes: number; total: number }) => void;

@@ -1,10 +1,11 @@
 /**
- * `npm run test:faults`: the whole fault matrix, as a table and as JSON figures
+ * `npm run test:faults`: the whole fault matrix (runs and drills), as a table and as JSON figures
  * (faults.scenarios, faults.failed, faults.leaked_objects). Exits non-zero if a scenario failed.
  */
 
 import { table } from '../../cli/commands/common.js';
 import { report } from '../support/figure.js';
+import { runDrillMatrix } from './drill-scenarios.js';
 import { discoverCalls, runScenario, scenarios } from './scenarios.js';
 
 const filter = process.argv[2];
@@ -13,6 +14,11 @@ const results = [];
 for (const s of all) {
   const r = await runScenario(s);
   process.stderr.write(`${r.passed ? 'pass' : 'FAIL'}  ${s.name}${r.detail ? `: ${r.detail}` : ''}\n`);
+  results.push(r);
+}
+// Drills: their calls discovered by a drill, each scenario on one pair of pools in turn.
+for (const r of (await runDrillMatrix(filter)).results) {
+  process.stderr.write(`${r.passed ? 'pass' : 'FAIL'}  ${r.name}${r.detail ? `: ${r.detail}` : ''}\n`);
   results.push(r);
 }
 process.stderr.write(

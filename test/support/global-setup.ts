@@ -12,4 +12,10 @@ export default async function setup(): Promise<void> {
   ensureTools();
   const config = parseConfig(minimalRawConfig());
   for (const concurrency of [1, 2, 3, 4]) await loadDefinition(config, { ...config.jobs[0]!, concurrency });
+  // The drill suites' job (concurrency 2, one point at a time): its run and drill definitions.
+  const drill = parseConfig({
+    ...minimalRawConfig(),
+    jobs: [{ ...minimalRawConfig().jobs[0]!, drill: { every: { afterRuns: 1 } } }],
+  });
+  await loadDefinition(drill, drill.jobs[0]!, { machine: 'drill' });
 }

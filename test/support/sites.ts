@@ -3,13 +3,19 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  type DrillOutcome,
+  isReport,
+  type LocalDrillOptions,
+  localDrillRunner,
+} from '../../cli/drill-job.js';
 import { jsonLogger, localDeps } from '../../cli/local-deps.js';
 import { parseConfig } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
-import { createStepHandlers, type StepHandler, withRunContext } from '../../functions/handlers/steps.js';
+import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
 import { FileLeaseStore } from '../../functions/lease/index.js';
 import type { RunResult } from '../../functions/replication/contract.js';
-import { type DrillReport, runDrill } from '../../functions/replication/drill/run.js';
+import type { DrillInput, DrillReport } from '../../functions/replication/drill/contract.js';
 import type { HandlerDeps } from '../../functions/replication/ports.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
@@ -55,6 +61,8 @@ export interface SitesOptions {
 
 export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
 
+export type DrillRequest = Omit<DrillInput, 'jobId'> & { jobId?: string; drillRun?: string };
+
 export interface Sites {
   source: SimPool;
   destination: SimPool;
@@ -80,8 +88,13 @@ export interface Sites {
   ): Promise<RunResult>;
   /** Runs another job of `extraJobs` once. */
   runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
-  /** One recovery drill of the job (or `jobId`), in process. */
-  drill(o?: { jobId?: string; drillRun?: string; vm?: string; point?: string }): Promise<DrillReport>;
+  /**
+   * One execution of the job's (or `jobId`'s) synthesized drill state machine in the local runner;
+   * `runner` shortens or decorates it (timing, check-wait, wrapped steps).
+   */
+  drill(o?: DrillRequest, runner?: LocalDrillOptions): Promise<DrillReport>;
+  /** A drill execution as the run-ended rule starts it (`afterRun`): a report, or not due. */
+  drillOutcome(o: DrillRequest, runner?: LocalDrillOptions): Promise<DrillOutcome>;
   /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
   advanceClock(ms: number): void;
   vmUuid(name: string): string;
@@ -212,9 +225,20 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
         : handlers;
       return runLocalExecution(config, other, wrapped, runId);
     },
-    drill(o = {}) {
+    async drill(o = {}, runner = {}) {
+      const outcome = await sites.drillOutcome(o, runner);
+      if (!isReport(outcome)) throw new Error(`drill not due: ${outcome.reason}`);
+      return outcome;
+    },
+    drillOutcome(o, runner = {}) {
       const { jobId = job.id, drillRun = `drill-${++runCounter}`, ...rest } = o;
-      return withRunContext(deps, jobId, (ctx) => runDrill(ctx, { drillRun, pollMs: 50, ...rest }));
+      const drilled = config.jobs.find((j) => j.id === jobId)!;
+      return localDrillRunner(config, drilled, deps, {
+        timing: { pollMs: 50 },
+        checkWaitMs: 10,
+        retryIntervalMs: 0,
+        ...runner,
+      }).run({ drillRun, ...rest });
     },
     advanceClock(ms) {
       clockOffset += ms;

@@ -1,4 +1,4 @@
-import type { StepHandlers } from '../../cli/local-runner.js';
+import type { RunStepHandlers as StepHandlers } from '../../cli/local-runner.js';
 import type {
   DiskPlan,
   FinishRunInput,

@@ -6,11 +6,13 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { loadConfigFile } from '../../config/load.js';
 import { DynamoLeaseStore } from '../../lease/dynamo.js';
 import type { RunResult, StepName } from '../../replication/contract.js';
+import type { DrillReport, DrillStepName } from '../../replication/drill/contract.js';
 import type { HandlerDeps } from '../../replication/ports.js';
+import { createDrillHandlers } from '../drill-steps.js';
 import { createStepHandlers, type StepHandler } from '../steps.js';
 import { EventBridgeRunEventSink } from './events.js';
 import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from './names.js';
-import { addRunMetrics, correlationKeys, powertoolsStepLogger } from './observability.js';
+import { addDrillMetrics, addRunMetrics, correlationKeys, powertoolsStepLogger } from './observability.js';
 import { secretsManagerPasswordResolver } from './secrets.js';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -47,18 +49,24 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRunti
 
 type LambdaContext = Parameters<Logger['addContext']>[0];
 
-let runtime: { aws: AwsRuntime; handlers: Record<StepName, StepHandler> } | undefined;
+type Handlers = Record<StepName, StepHandler> & { [K in DrillStepName as `drill-${K}`]: StepHandler };
+let runtime: { aws: AwsRuntime; handlers: Handlers } | undefined;
+
+function handlersOf(aws: AwsRuntime): Handlers {
+  const drill = Object.entries(createDrillHandlers(aws.deps)).map(([k, h]) => [`drill-${k}`, h]);
+  return { ...createStepHandlers(aws.deps), ...Object.fromEntries(drill) } as Handlers;
+}
 
 /**
  * The Lambda handler of one step: dependencies built on the first call of a container and reused,
  * correlation keys in every log line, metrics flushed per invocation. Errors pass through with
  * their `name`, which is the ASL error name the state machine retries or catches.
  */
-export function stepHandler(step: StepName, build: () => AwsRuntime = createAwsRuntime) {
+export function stepHandler(step: keyof Handlers, build: () => AwsRuntime = createAwsRuntime) {
   return async (event: unknown, context?: LambdaContext): Promise<unknown> => {
     if (!runtime) {
       const aws = build();
-      runtime = { aws, handlers: createStepHandlers(aws.deps) };
+      runtime = { aws, handlers: handlersOf(aws) };
     }
     const { aws, handlers } = runtime;
     aws.logger.resetKeys();
@@ -68,6 +76,7 @@ export function stepHandler(step: StepName, build: () => AwsRuntime = createAwsR
     try {
       const output = await handlers[step](event);
       if (step === 'finish-run') addRunMetrics(aws.metrics, output as RunResult, aws.deps.now());
+      if (step === 'drill-report') addDrillMetrics(aws.metrics, output as DrillReport);
       return output;
     } finally {
       if (aws.metrics.hasStoredMetrics()) aws.metrics.publishStoredMetrics();

@@ -1,28 +1,43 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { RunResult } from '../../replication/contract.js';
+import type { DrillReport } from '../../replication/drill/contract.js';
 import type { RunEventSink } from '../../replication/ports.js';
 
-export const RUN_EVENT_SOURCE = 'xcr';
+import { RUN_EVENT_SOURCE, runEventDetailType } from './names.js';
 
-export function runEventDetailType(result: Pick<RunResult, 'status'>): string {
-  return `xcr run ${result.status}`;
+export { RUN_EVENT_SOURCE, runEventDetailType };
+
+/** `xcr drill passed` / `xcr drill failed`. */
+export function drillEventDetailType(report: Pick<DrillReport, 'status'>): string {
+  return `xcr drill ${report.status}`;
 }
 
-/** Publishes one event per run: source `xcr`, detail-type `xcr run <status>`, detail = the run result. */
+/**
+ * Publishes one event per run: source `xcr`, detail-type `xcr run <status>`, detail = the run
+ * result; and one per drill: detail-type `xcr drill <status>`, detail = the drill report.
+ */
 export class EventBridgeRunEventSink implements RunEventSink {
   constructor(
     private readonly client: Pick<EventBridgeClient, 'send'>,
     private readonly eventBusName: string,
   ) {}
 
-  async publish(result: RunResult): Promise<void> {
+  publish(result: RunResult): Promise<void> {
+    return this.put('run', runEventDetailType(result), result);
+  }
+
+  publishDrill(report: DrillReport): Promise<void> {
+    return this.put('drill', drillEventDetailType(report), report);
+  }
+
+  private async put(what: string, detailType: string, detail: unknown): Promise<void> {
     const out = await this.client.send(
       new PutEventsCommand({
         Entries: [
           {
             Source: RUN_EVENT_SOURCE,
-            DetailType: runEventDetailType(result),
-            Detail: JSON.stringify(result),
+            DetailType: detailType,
+            Detail: JSON.stringify(detail),
             EventBusName: this.eventBusName,
             Resources: [],
           },
@@ -32,7 +47,7 @@ export class EventBridgeRunEventSink implements RunEventSink {
     if (out.FailedEntryCount) {
       const entry = out.Entries?.[0];
       throw new Error(
-        `EventBridge refused the run event: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
+        `EventBridge refused the ${what} event: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
       );
     }
   }

@@ -10,3 +10,15 @@ export const ENV = {
   eventBus: 'XCR_EVENT_BUS',
   dynamoEndpoint: 'XCR_DYNAMODB_ENDPOINT',
 } as const;
+/** Emitted by the drill's report step: 1 when every drilled point booted and passed its check, else 0. */
+export const DRILL_PASSED_METRIC = 'DrillPassed';
+/** Emitted by the drill's report step, once per point that passed: seconds from VM.start to the check. */
+export const DRILL_BOOT_METRIC = 'DrillBootSeconds';
+
+/** Every event xcr publishes has this source; the detail-type says what ended and how. */
+export const RUN_EVENT_SOURCE = 'xcr';
+
+/** `xcr run <status>` (succeeded, partial, failed, skipped). */
+export function runEventDetailType(result: { status: string }): string {
+  return `xcr run ${result.status}`;
+}

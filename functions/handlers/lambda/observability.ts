@@ -1,8 +1,9 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { RunResult } from '../../replication/contract.js';
+import type { DrillReport } from '../../replication/drill/contract.js';
 import type { StepLogger } from '../../replication/ports.js';
-import { LAG_METRIC_NAME } from './names.js';
+import { DRILL_BOOT_METRIC, DRILL_PASSED_METRIC, LAG_METRIC_NAME } from './names.js';
 
 /** The step logger over Powertools Logger: structured JSON with the correlation keys appended per call. */
 export function powertoolsStepLogger(logger: Logger): StepLogger {
@@ -13,11 +14,11 @@ export function powertoolsStepLogger(logger: Logger): StepLogger {
   };
 }
 
-/** Correlation keys found in a step's input (jobId, runId, vmUuid), for the logger. */
+/** Correlation keys found in a step's input (jobId, runId, vmUuid, drillRun, recoveryPoint), for the logger. */
 export function correlationKeys(input: unknown): Record<string, string> {
   const keys: Record<string, string> = {};
   if (input && typeof input === 'object') {
-    for (const k of ['jobId', 'runId', 'vmUuid'] as const) {
+    for (const k of ['jobId', 'runId', 'vmUuid', 'drillRun', 'recoveryPoint'] as const) {
       const v = (input as Record<string, unknown>)[k];
       if (typeof v === 'string') keys[k] = v;
     }
@@ -46,4 +47,14 @@ export function addRunMetrics(metrics: Metrics, result: RunResult, now: Date): v
   if (Number.isFinite(seconds)) metrics.addMetric('RunDurationSeconds', MetricUnit.Seconds, seconds);
   const age = recoveryPointAgeMinutes(result, now);
   if (age !== undefined) metrics.addMetric(LAG_METRIC_NAME, MetricUnit.NoUnit, age);
+}
+
+/** Per-drill metrics (EMF), dimension jobId: DrillPassed (the alarm watches it) and each point's boot time. */
+export function addDrillMetrics(metrics: Metrics, report: DrillReport): void {
+  metrics.addDimension('jobId', report.jobId);
+  metrics.addMetric(DRILL_PASSED_METRIC, MetricUnit.Count, report.status === 'passed' ? 1 : 0);
+  for (const r of report.results) {
+    if (r.passed && r.bootSeconds !== undefined)
+      metrics.addMetric(DRILL_BOOT_METRIC, MetricUnit.Seconds, r.bootSeconds);
+  }
 }

@@ -136,20 +136,34 @@ export async function checkOnce(xapi: Xapi, uuid: string, check: DrillConfig['ch
   return { done: false, why: `the guest never wrote ${check.xenstore}` };
 }
 
-/** check: polls until the check passes (boot seconds), the clone stops, or the timeout. */
+export type CheckOutcome =
+  | { state: 'passed'; bootSeconds: number }
+  | { state: 'waiting' }
+  | { state: 'failed' | 'timed-out'; reason: string };
+
+/**
+ * check: polls until the check passes (boot seconds since `startedAt`), the clone stops, the
+ * drill's `deadline`, or the end of this call's slice (`until`: one Lambda invocation polls for a
+ * while, so a long boot costs few state transitions).
+ */
 export async function waitForCheck(
   xapi: Xapi,
   uuid: string,
   check: DrillConfig['check'],
-  o: { timeoutMs: number; pollMs: number; now: () => number; startedAt: number },
-): Promise<{ passed: true; bootSeconds: number } | { passed: false; reason: string }> {
+  o: { pollMs: number; now: () => number; startedAt: number; deadline: number; until: number },
+): Promise<CheckOutcome> {
   for (;;) {
     const s = await checkOnce(xapi, uuid, check);
-    if ('failed' in s) return { passed: false, reason: s.failed };
-    if (s.done) return { passed: true, bootSeconds: Math.round((o.now() - o.startedAt) / 100) / 10 };
-    if (o.now() - o.startedAt >= o.timeoutMs)
-      return { passed: false, reason: `timed out after ${Math.round(o.timeoutMs / 1000)} s: ${s.why}` };
-    await new Promise((r) => setTimeout(r, o.pollMs));
+    if ('failed' in s) return { state: 'failed', reason: s.failed };
+    const now = o.now();
+    if (s.done) return { state: 'passed', bootSeconds: Math.round((now - o.startedAt) / 100) / 10 };
+    if (now >= o.deadline)
+      return {
+        state: 'timed-out',
+        reason: `timed out after ${Math.round((o.deadline - o.startedAt) / 1000)} s: ${s.why}`,
+      };
+    if (now >= o.until) return { state: 'waiting' };
+    await new Promise((r) => setTimeout(r, Math.max(1, Math.min(o.pollMs, o.until - now))));
   }
 }
 

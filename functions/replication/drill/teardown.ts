@@ -13,7 +13,7 @@ const gone = (err: unknown) => (err as { code?: string }).code === 'HANDLE_INVAL
 export async function removeDrillClones(
   xapi: Xapi,
   jobId: string,
-  scope: { liveRun?: string; only?: string },
+  scope: { liveRun?: string; only?: string; point?: string },
 ): Promise<string[]> {
   const plan = planDrillSweep({ jobId, ...scope, ...(await sweepRecords(xapi)) });
   const removed: string[] = [];

@@ -34,6 +34,11 @@ export function drillRunOf(vm: DrillVm, jobId: string): string | undefined {
   return undefined;
 }
 
+/** The recovery point a drill clone was made of: its drill-of key, or (pending) the point's own self. */
+function cloneOf(vm: DrillVm, jobId: string): string | undefined {
+  return ownDrill(vm, ROLE.drill, jobId) ? vm.other_config[KEY.drillOf] : vm.other_config[KEY.self];
+}
+
 export interface DrillSweepPlan {
   /** Drill clones to stop (if not halted) and destroy, with the run that made them. */
   vms: { ref: string; uuid: string; running: boolean; run: string }[];
@@ -52,6 +57,8 @@ export function planDrillSweep(input: {
   liveRun?: string;
   /** Teardown: only this drill run's objects. */
   only?: string;
+  /** Teardown of one point: only the clone of this recovery point (tagged, or pending: its self). */
+  point?: string;
   vms: DrillVm[];
   vdis: DrillVdi[];
 }): DrillSweepPlan {
@@ -62,6 +69,7 @@ export function planDrillSweep(input: {
     const run = drillRunOf(vm, input.jobId);
     if (run === undefined || run === input.liveRun) continue;
     if (input.only !== undefined && run !== input.only) continue;
+    if (input.point !== undefined && cloneOf(vm, input.jobId) !== input.point) continue;
     plan.vms.push({ ref: vm.ref, uuid: vm.uuid, running: vm.power_state !== 'Halted', run });
     gone.add(vm.ref);
     if (!ownDrill(vm, ROLE.drill, input.jobId)) pending.add(vm.ref);
@@ -73,7 +81,9 @@ export function planDrillSweep(input: {
     const tagged =
       ownDrill(vdi, ROLE.drillDisk, input.jobId) &&
       run !== input.liveRun &&
-      (input.only === undefined || run === input.only);
+      (input.only === undefined || run === input.only) &&
+      // one point's teardown: its own clone's disks only (an orphan goes with the whole drill's)
+      (input.point === undefined || (vdi.vms.length > 0 && vdi.vms.every((ref) => gone.has(ref))));
     const ofPending = vdi.vms.length > 0 && vdi.vms.every((ref) => pending.has(ref));
     if (tagged || ofPending) plan.vdis.push({ ref: vdi.ref, uuid: vdi.uuid });
   }
@@ -134,4 +144,31 @@ export function parseDrillResult(v: string | undefined): DrillResult | undefined
   if (ok) return { passed: true, at: ok[1]!, bootSeconds: Number(ok[2]) };
   const bad = /^failed (\S+): (.*)$/s.exec(v);
   return bad ? { passed: false, at: bad[1]!, reason: bad[2]! } : undefined;
+}
+
+/**
+ * drill.every { afterRuns: N }: after a successful run, is a drill due? The count is kept on the
+ * recovery points themselves (no other store, the same locally and on AWS): a drill marks the
+ * points it drilled (`xcr:drill`), so a VM whose N newest points carry no mark has had N
+ * successful runs since its last drill. Retention keeps at least N points (config validation).
+ */
+export function drillDueAfterRuns<T extends { other_config: Record<string, string> }>(
+  newestFirst: T[],
+  afterRuns: number,
+): { due: boolean; reason: string } {
+  const since = new Map<string, number>();
+  const drilled = new Set<string>();
+  for (const p of newestFirst) {
+    const vm = p.other_config[KEY.vm] ?? '';
+    if (drilled.has(vm)) continue;
+    if (parseDrillResult(p.other_config[KEY.drill])) drilled.add(vm);
+    else since.set(vm, (since.get(vm) ?? 0) + 1);
+  }
+  const most = Math.max(0, ...since.values());
+  return most >= afterRuns
+    ? {
+        due: true,
+        reason: `${most} successful run(s) since the last drill (drill.every.afterRuns ${afterRuns})`,
+      }
+    : { due: false, reason: `${most} of ${afterRuns} successful run(s) since the last drill` };
 }

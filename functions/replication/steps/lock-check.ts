@@ -1,7 +1,7 @@
 import { snapshotsWithRecoveryPoints, sweep } from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
 import type { LockCheckInput, LockCheckOutput } from '../contract.js';
-import { sweepDrillLeftovers } from '../drill/run.js';
+import { sweepDrillLeftovers } from '../drill/lease.js';
 import { vmsWithTag } from '../inventory.js';
 import { KEY } from '../metadata.js';
 

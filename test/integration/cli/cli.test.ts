@@ -374,4 +374,26 @@ describe('xcr as an operator uses it', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/no recovery point/);
   }, 240_000);
+
+  it('xcr run drills after the run when drill.every is { afterRuns: 1 }, through the drill state machine', async () => {
+    const file = writeConfig('drill-after', config({ job: { drill: { every: { afterRuns: 1 } } } }));
+    const run = await xcr(['run', '-c', file, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const [result, drill] = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(result).toMatchObject({ jobId: 'web', status: 'succeeded' });
+    expect(drill).toMatchObject({
+      jobId: 'web',
+      status: 'passed',
+      results: [{ recoveryPoint: result.vms[0].recoveryPoint, vm: vmUuid, passed: true }],
+    });
+    expect(
+      destination.test
+        .objects('VM')
+        .filter(([, r]) => (r.other_config as Record<string, string>)['xcr:role'] === 'drill'),
+    ).toEqual([]);
+  }, 240_000);
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { definitionKey, RUNTIME_ONLY_JOB_FIELDS } from '../../../cli/definition-cache.js';
-import { synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
+import { drillDefinitionKey, synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
 import { parseConfig } from '../../../functions/config/load.js';
 import type { JobConfig } from '../../../functions/config/schema.js';
 import { minimalRawConfig } from '../../support/minimal-config.js';
@@ -85,6 +85,29 @@ describe('the definition key', { timeout: 180_000 }, () => {
     expect(definitionKey({ ...job, id: 'other' })).not.toBe(definitionKey(job));
     expect(definitionKey(job, { distributedMap: true })).not.toBe(definitionKey(job));
   });
+
+  it('of a drill block, only its presence and concurrency (the drill Map) are in the key', () => {
+    const job = base.jobs[0]!;
+    const drill = parseConfig({
+      ...raw,
+      jobs: [{ ...raw.jobs[0], drill: { every: { afterRuns: 1 } } }],
+    }).jobs[0]!.drill!;
+    const other = {
+      ...drill,
+      every: { afterRuns: 2 },
+      timeoutMinutes: 3,
+      check: 'tools' as const,
+      alarmDays: 2,
+    };
+    const a = synthesizeDefinitions({ ...base, jobs: [{ ...job, drill }] });
+    const b = synthesizeDefinitions({ ...base, jobs: [{ ...job, retention: 5, drill: other }] });
+    expect(b.get(drillDefinitionKey('cached'))).toEqual(a.get(drillDefinitionKey('cached')));
+    expect(definitionKey({ ...job, drill: other })).toBe(definitionKey({ ...job, drill }));
+    expect(definitionKey({ ...job, drill })).not.toBe(definitionKey(job));
+    expect(definitionKey({ ...job, drill: { ...drill, concurrency: 2 } })).not.toBe(
+      definitionKey({ ...job, drill }),
+    );
+  });
 });
 
 describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
@@ -115,5 +138,42 @@ describe('validation of what the cache holds', () => {
     const def = structuredClone(synthesizedBase());
     validateDefinition(def);
     expect(def).toEqual(synthesizedBase()); // the validator's QueryLanguage defaults are not written back
+  });
+});
+
+describe('the drill definition in the cache', { timeout: 180_000 }, () => {
+  it('one synthesis stores the job’s and its drill’s definitions; the drill one then loads without aws-cdk-lib', async () => {
+    const drillDir = mkdtempSync(join(tmpdir(), 'xcr-defcache-drill-'));
+    afterAll(() => rmSync(drillDir, { recursive: true, force: true }));
+    const withDrill = {
+      ...raw,
+      jobs: [{ ...raw.jobs[0], drill: { every: { afterRuns: 1 }, concurrency: 2 } }],
+    };
+    const child = async (machine: string) => {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(import.meta.dirname, 'definition-child.ts'),
+          drillDir,
+          JSON.stringify(withDrill),
+          machine,
+        ],
+        { cwd: root, timeout: 120_000 },
+      );
+      return JSON.parse(stdout) as { cdkLoaded: boolean; definition: { StartAt: string } };
+    };
+    const run = await child('run');
+    expect(run.cdkLoaded).toBe(true);
+    const files = readdirSync(drillDir);
+    expect(files).toHaveLength(2);
+    expect(files.filter((f) => f.endsWith('.drill.json'))).toHaveLength(1);
+    const drill = await child('drill');
+    expect(drill.cdkLoaded).toBe(false);
+    expect(drill.definition.StartAt).toBe('select-points');
+    expect(drill.definition).toEqual(
+      synthesizeDefinitions(parseConfig(withDrill)).get(drillDefinitionKey('cached')),
+    );
   });
 });

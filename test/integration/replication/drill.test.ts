@@ -83,7 +83,9 @@ describe('drill', () => {
     expect(report.removed.some((x) => x.startsWith('VM '))).toBe(true);
     expect(drillObjects(s)).toEqual([]);
     s.assertNoLeaks();
-    expect(s.recoveryPoints('web')[0]!.other_config['xcr:drill']).toMatch(/^failed \S+: check: timed out/);
+    expect(s.recoveryPoints('web')[0]!.other_config['xcr:drill']).toMatch(
+      /^failed \S+: check: DRILL_CHECK_TIMEOUT: timed out/,
+    );
     expect(hashesOf(s)).toEqual(before);
   });
 

@@ -102,9 +102,9 @@ describe('drill config', () => {
     return c;
   };
   it('fills defaults: no network, tools check, 10 minutes, one at a time, alarm after 7 days', () => {
-    const job = parseConfig(withDrill({ every: { afterRuns: 4 } })).jobs[0]!;
+    const job = parseConfig(withDrill({ every: { afterRuns: 3 } })).jobs[0]!;
     expect(job.drill).toEqual({
-      every: { afterRuns: 4 },
+      every: { afterRuns: 3 },
       network: 'none',
       check: 'tools',
       timeoutMinutes: 10,
@@ -126,6 +126,9 @@ describe('drill config', () => {
   it.each([
     [{ every: { rate: '1 minutes' } }, /jobs\.0\.drill\.every/],
     [{ every: { afterRuns: 0 } }, /drill\.every/],
+    // counted on the points kept: more runs than retention keeps points for could never be counted
+    [{ every: { afterRuns: 4 } }, /drill\.every\.afterRuns: at most the job's retention \(3\)/],
+    [{ every: { afterRuns: 1 }, alarmDays: 8 }, /drill\.alarmDays: at most 7/],
     [{ every: { afterRuns: 1 }, check: { xenstore: 'data/x' } }, /drill\.check.*vm-data/],
     [{ every: { afterRuns: 1 }, check: 'ping' }, /drill\.check.*"tools"/],
     [{ every: { afterRuns: 1 }, timeoutMinutes: 500 }, /drill\.timeoutMinutes.*120/],

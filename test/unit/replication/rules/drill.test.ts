@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type DrillVdi,
   type DrillVm,
+  drillDueAfterRuns,
   formatDrillResult,
   keepDrilled,
   parseDrillResult,
@@ -48,6 +49,7 @@ describe('planDrillSweep', () => {
     vdis: DrillVdi[];
     liveRun?: string;
     only?: string;
+    point?: string;
     vmsOut: string[];
     vdisOut: string[];
   }[] = [
@@ -142,6 +144,24 @@ describe('planDrillSweep', () => {
       vmsOut: [],
       vdisOut: [],
     },
+    {
+      name: "one point's teardown: its clone (tagged or pending) and its disks, never a sibling's of the same drill",
+      vms: [
+        drillVm('c1', 'd1'),
+        drillVm('c2', 'd1', {}, { 'xcr:drill-of': 'rp-2' }),
+        drillVm(
+          'p1',
+          'd1',
+          { name_label: '[xcr-drill:job1:d1] pending clone' },
+          { 'xcr:role': 'recovery-point', 'xcr:self': 'rp-1' },
+        ),
+      ],
+      vdis: [drillDisk('k1', 'd1', ['R-c1']), drillDisk('k2', 'd1', ['R-c2']), drillDisk('k0', 'd1', [])],
+      only: 'd1',
+      point: 'rp-1',
+      vmsOut: ['c1', 'p1'],
+      vdisOut: ['k1'],
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -149,6 +169,7 @@ describe('planDrillSweep', () => {
         jobId: 'job1',
         liveRun: c.liveRun,
         only: c.only,
+        point: c.point,
         vms: c.vms,
         vdis: c.vdis,
       });
@@ -196,5 +217,26 @@ describe('the xcr:drill value', () => {
   it('is undefined for a missing or foreign value', () => {
     expect(parseDrillResult(undefined)).toBeUndefined();
     expect(parseDrillResult('yes')).toBeUndefined();
+  });
+});
+
+describe('drillDueAfterRuns (drill.every { afterRuns })', () => {
+  const p = (vm: string, drill?: string) => ({
+    other_config: { 'xcr:vm': vm, ...(drill ? { 'xcr:drill': drill } : {}) },
+  });
+  const passed = 'passed 2026-12-01T10:00:00.000Z 3s';
+  const failed = 'failed 2026-12-01T10:00:00.000Z: check: no tools';
+  it.each([
+    { name: 'no point yet', points: [], n: 1, due: false },
+    { name: 'first run, every run', points: [p('A')], n: 1, due: true },
+    { name: '1 of 2 runs', points: [p('A')], n: 2, due: false },
+    { name: '2 runs, never drilled', points: [p('A'), p('A')], n: 2, due: true },
+    { name: 'the newest is drilled', points: [p('A', passed), p('A')], n: 1, due: false },
+    { name: 'one run since a drill', points: [p('A'), p('A', passed)], n: 2, due: false },
+    { name: 'two runs since a failed drill', points: [p('A'), p('A'), p('A', failed)], n: 2, due: true },
+    { name: 'a foreign value is no drill', points: [p('A'), p('A', 'yes')], n: 2, due: true },
+    { name: 'any VM due makes the job due', points: [p('A', passed), p('B'), p('B')], n: 2, due: true },
+  ])('$name → due $due', ({ points, n, due }) => {
+    expect(drillDueAfterRuns(points, n).due).toBe(due);
   });
 });
