@@ -89,7 +89,8 @@ export const STEP_SIZING: Readonly<Record<StepName, StepSizing>> = {
   'snapshot-previous': { memoryMiB: 512, timeout: Duration.minutes(5) },
   'stream-delta': { memoryMiB: 1769, timeout: Duration.minutes(15) },
   'commit-or-rollback': { memoryMiB: 512, timeout: Duration.minutes(10) },
-  'finish-run': { memoryMiB: 256, timeout: Duration.minutes(2) },
+  // retention of every VM the run committed (one listing of the destination, then the deletions)
+  'finish-run': { memoryMiB: 512, timeout: Duration.minutes(10) },
 };
 
 export interface StepLambdasProps {

@@ -42,6 +42,7 @@ const vm = z.strictObject({
   has_vendor_device: z.boolean().optional(),
   cdDrive: z.boolean().optional(),
   xenstore_data: z.record(z.string(), z.string()).optional(),
+  snapshots: z.number().int().min(0).max(100).optional(),
 });
 const pool = z
   .strictObject({

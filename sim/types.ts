@@ -35,6 +35,8 @@ export interface SimVmSpec {
   /** an empty CD drive at userdevice 3 */
   cdDrive?: boolean;
   xenstore_data?: Record<string, string>;
+  /** this many snapshots of the VM made at start (a pool with history, as real ones have) */
+  snapshots?: number;
 }
 export interface SimSrSpec {
   name_label: string;

@@ -54,14 +54,27 @@ export async function sweepRecords(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: 
 
 const gone = (err: unknown) => (err as { code?: string }).code === 'HANDLE_INVALID';
 
-async function carryOut(xapi: Xapi, plan: SweepPlan, vms: SweepVm[]): Promise<SweepReport> {
+/** A source snapshot a complete recovery point was made from: its chain length and the point's uuid. */
+export interface CompletedSnapshot {
+  chain: number;
+  recoveryPoint: string;
+}
+
+async function carryOut(
+  xapi: Xapi,
+  plan: SweepPlan,
+  vms: SweepVm[],
+  completed?: Map<string, CompletedSnapshot>,
+): Promise<SweepReport> {
   const report: SweepReport = { destroyed: [], promoted: [], reported: [] };
   const byRef = new Map(vms.map((vm) => [vm.ref, vm]));
   for (const p of plan.promote) {
     const oc = byRef.get(p.ref)!.other_config;
+    const rp = completed?.get(p.uuid)?.recoveryPoint;
     await mergeOtherConfig(xapi, 'VM', p.ref, oc, {
       [KEY.status]: STATUS.exported,
       [KEY.chain]: String(p.chain),
+      ...(rp ? { [KEY.recoveryPoint]: rp } : {}),
     });
     report.promoted.push(`VM ${p.uuid}`);
   }
@@ -82,19 +95,24 @@ export async function sweep(
   xapi: Xapi,
   jobId: string,
   scope: RunScope,
-  completedSnapshots?: Map<string, number>,
+  completed?: Map<string, CompletedSnapshot>,
 ): Promise<SweepReport> {
   const { vms, vdis } = await sweepRecords(xapi);
+  const completedSnapshots = completed && new Map([...completed].map(([snap, c]) => [snap, c.chain]));
   const plan = planSweep({ jobId, scope, vms, vdis, completedSnapshots });
-  return carryOut(xapi, plan, vms);
+  return carryOut(xapi, plan, vms, completed);
 }
 
 /** Source snapshots that complete recovery points were made from, with the chain length of each. */
-export async function snapshotsWithRecoveryPoints(dest: Xapi, jobId: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+export async function snapshotsWithRecoveryPoints(
+  dest: Xapi,
+  jobId: string,
+): Promise<Map<string, CompletedSnapshot>> {
+  const out = new Map<string, CompletedSnapshot>();
   for (const rp of await listRecoveryPoints(dest, jobId)) {
     const snap = rp.rec.other_config[KEY.sourceSnapshot];
-    if (snap) out.set(snap, Number(rp.rec.other_config[KEY.chain] ?? 0) || 0);
+    if (snap)
+      out.set(snap, { chain: Number(rp.rec.other_config[KEY.chain] ?? 0) || 0, recoveryPoint: rp.rec.uuid });
   }
   return out;
 }

@@ -7,10 +7,10 @@ import type { DiskPlan, VmRunState, VmWorkItem } from '../contract.js';
 import { XcrPermanentError } from '../errors.js';
 import { findSr, findVmByUuid, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js';
+import { inspectRecoveryPoint, newestRecoveryPoint } from '../recovery-points.js';
 import { type DiskDecision, planTransfer } from '../rules/full-or-delta.js';
 import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
-import { createTarget, findTarget } from '../target.js';
+import { createTarget, findTarget, linkTarget } from '../target.js';
 
 /**
  * Snapshots the source VM, finds the base on both sides, decides full or delta per disk and
@@ -45,7 +45,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
     time: item.startedAt,
   });
   const srRef = await findSr(destination, ctx.job.destination.sr);
-  const newest = (await listRecoveryPoints(destination, ctx.job.id, item.vmUuid))[0];
+  const newest = await newestRecoveryPoint(destination, ctx.job.id, item.vmUuid, base?.snapshot.rec);
   const plan = planTransfer({
     fullInterval: ctx.job.fullInterval,
     disks: disks.map((d) => ({
@@ -80,7 +80,6 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   }
   const chain = choices.some((c) => c.decision.kind === 'delta') ? plan.chain : 0;
 
-  const existing = await destination.getAllRecords('VDI');
   // one wait budget for all of the VM's disks, so a step stays within its Lambda's 15 minutes
   const waitUntil = Date.now() + ctx.job.chainWaitSec * 1000;
   const chainPolicy = () => ({
@@ -91,7 +90,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   const planned: DiskPlan[] = [];
   for (const [i, disk] of disks.entries()) {
     const { decision, mode } = choices[i]!;
-    const found = findTarget(existing, {
+    const found = await findTarget(destination, disk.vdi.rec, {
       jobId: ctx.job.id,
       runId: item.runId,
       vmUuid: item.vmUuid,
@@ -114,6 +113,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       ctx.logger.warn(made.warning, { vmUuid: item.vmUuid, userdevice: disk.userdevice });
     }
     const target = found?.[1] ?? (await destination.getRecord('VDI', made.ref));
+    if (!found) await linkTarget(source, disk, target.uuid);
     const depth = await chainDepth(destination, made.ref);
     ctx.logger.info('destination VHD chain', { vmUuid: item.vmUuid, userdevice: disk.userdevice, depth });
     planned.push({
