@@ -11,7 +11,7 @@
 import type { StepHandler } from '../functions/handlers/steps.js';
 import type { SimVmSpec } from '../sim/types.js';
 import { perVmCalls, stepCalls } from '../test/support/call-count.js';
-import { report } from '../test/support/figure.js';
+import { median, report } from '../test/support/figure.js';
 import { BLOCK, MiB, type StepWrapper, startSites } from '../test/support/sites.js';
 
 /** XCR_BENCH_QUICK=1: small pools and one run, to check the script (the figures mean nothing then). */
@@ -35,11 +35,6 @@ const NON_TRANSFER = ['lock-check', 'snapshot-previous', 'commit-or-rollback', '
 
 function overhead(totals: Map<string, number>): number {
   return NON_TRANSFER.reduce((sum, step) => sum + (totals.get(step) ?? 0), 0);
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 async function overheadOneVm(): Promise<number> {
@@ -172,9 +167,9 @@ report({
 });
 report({
   name: 'run.xapi_calls_per_vm',
-  value: large.callsPerVm,
+  value: Number(large.callsPerVm.toFixed(1)),
   unit: 'calls',
-  baseline: `XAPI calls (both pools, from the simulators' call logs) of the per-VM steps of a delta run / VM; pools of 10: ${small.callsPerVm}`,
+  baseline: `XAPI calls (both pools, from the simulators' call logs) of the per-VM steps of a delta run / VM; pools of 10: ${small.callsPerVm.toFixed(1)}`,
 });
 const wire = await wireOverChanged();
 report({
