@@ -65,6 +65,12 @@ const pool = z
     vms: z.array(vm).optional(),
     tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
     testApi: z.boolean().optional(),
+    limits: z
+      .strictObject({
+        streamBytesPerSecond: z.number().positive().optional(),
+        hostBytesPerSecond: z.number().positive().optional(),
+      })
+      .optional(),
     bindAddress: z.string().optional(),
     restrictVtpm: z.boolean().optional(),
     storage: z

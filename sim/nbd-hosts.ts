@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { XapiError } from './errors.js';
 import { parseXapiExportName } from './nbd/export-name.js';
 import { type NbdServerHandle, startNbdServer } from './nbd/server.js';
+import { Pacer } from './pace.js';
 import type { NbdListeners, NbdMode, PoolState } from './state.js';
 import type { XRecord } from './wire/values.js';
 
@@ -47,6 +48,7 @@ export class NbdHosts implements NbdListeners {
           mode,
           ...(mode === 'forced-tls' && this.tls ? { tls: this.tls } : {}),
           resolveExport: (name) => this.resolve(name),
+          pacer: () => new Pacer(() => this.pool.faults.bytesPerSecond, this.pool.faults.host(hostIndex)),
         }),
       };
       this.running.set(hostIndex, r);

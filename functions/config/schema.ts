@@ -252,6 +252,18 @@ export const jobSchema = z.strictObject({
       `at most ${MAX_MAP_CONCURRENCY}: a Step Functions inline Map runs at most 40 iterations at once`,
     )
     .default(2),
+  /**
+   * Disks of one VM streamed side by side in one stream-delta invocation (each its own HTTP or NBD
+   * stream: one XAPI stream over TLS gives 60-90 MB/s, so throughput comes from parallel streams).
+   * A job has at most concurrency × diskStreams streams open at once. Default 1: one disk after the
+   * other, as before; 2-4 when the hosts have bandwidth to spare.
+   */
+  diskStreams: z.number().int().min(1).max(8, 'at most 8 streams per VM').default(1),
+  /**
+   * Streams of every job of this deployment reading from the job's source pool at once (slots held
+   * in the lease store, so they bind across functions); unset = only concurrency × diskStreams.
+   */
+  sourceStreamLimit: z.number().int().min(1).max(256).optional(),
   /** Bandwidth cap per disk stream, MB/s (10^6 bytes); unset = unlimited. */
   bandwidthLimitMBps: z.number().positive().optional(),
   /** Limit for one disk transfer in one invocation (Lambda allows at most 900 s). */
