@@ -1,6 +1,5 @@
-/** What the HTTP data handlers share: auth, task, redirects, throttled writes. */
+/** What the HTTP data handlers share: auth, task, redirects, back-pressured writes (pacing: ../pace.ts). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { XapiError } from '../errors.js';
 import type { PoolState } from '../state.js';
 
