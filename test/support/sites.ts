@@ -34,6 +34,8 @@ export interface SitesOptions {
   /** Names of the VMs the job selects (default: all). */
   select?: string[];
   replicaSrBytes?: number;
+  /** SR type of the destination's replica SR; "dummy" accepts imports and keeps no data (benchmarks). */
+  replicaSrType?: string;
   sourceHosts?: number;
   destinationHosts?: number;
   /** Purpose given to the source pool's network, which makes VDI.get_nbd_info return records. */
@@ -115,7 +117,14 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const destination = await startPool({
     name: 'site-b',
     hosts: o.destinationHosts,
-    srs: [{ name_label: 'Replica storage', sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30, shared: true }],
+    srs: [
+      {
+        name_label: 'Replica storage',
+        sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30,
+        shared: true,
+        ...(o.replicaSrType ? { type: o.replicaSrType } : {}),
+      },
+    ],
     networks: [
       ...(o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
       ...(o.destinationGuests ? [{ name_label: 'Drill network' }] : []),
