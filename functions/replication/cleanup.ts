@@ -1,9 +1,9 @@
 import type { VmRecord, Xapi } from '../xapi/index.js';
 import { destroyVmWithDisks } from './destroy.js';
 import { KEY, STATUS } from './metadata.js';
-import { listRecoveryPoints } from './recovery-points.js';
 import { selectBase } from './rules/base.js';
 import type { RunScope } from './rules/ownership.js';
+import { recoveryPointsOf } from './rules/retention.js';
 import { planSweep, type SweepPlan, type SweepVdi, type SweepVm } from './rules/sweep.js';
 import { snapshotRecords } from './snapshot.js';
 import { mergeOtherConfig } from './tagging.js';
@@ -96,23 +96,24 @@ export async function sweep(
   jobId: string,
   scope: RunScope,
   completed?: Map<string, CompletedSnapshot>,
+  /** The pool's records when the caller has just read them (one listing per run). */
+  records?: { vms: SweepVm[]; vdis: SweepVdi[] },
 ): Promise<SweepReport> {
-  const { vms, vdis } = await sweepRecords(xapi);
+  const { vms, vdis } = records ?? (await sweepRecords(xapi));
   const completedSnapshots = completed && new Map([...completed].map(([snap, c]) => [snap, c.chain]));
   const plan = planSweep({ jobId, scope, vms, vdis, completedSnapshots });
   return carryOut(xapi, plan, vms, completed);
 }
 
-/** Source snapshots that complete recovery points were made from, with the chain length of each. */
-export async function snapshotsWithRecoveryPoints(
-  dest: Xapi,
+/** Source snapshots that complete recovery points (among the destination's VMs) were made from. */
+export function snapshotsWithRecoveryPoints(
+  destVms: SweepVm[],
   jobId: string,
-): Promise<Map<string, CompletedSnapshot>> {
+): Map<string, CompletedSnapshot> {
   const out = new Map<string, CompletedSnapshot>();
-  for (const rp of await listRecoveryPoints(dest, jobId)) {
-    const snap = rp.rec.other_config[KEY.sourceSnapshot];
-    if (snap)
-      out.set(snap, { chain: Number(rp.rec.other_config[KEY.chain] ?? 0) || 0, recoveryPoint: rp.rec.uuid });
+  for (const rp of recoveryPointsOf(destVms, jobId)) {
+    const snap = rp.other_config[KEY.sourceSnapshot];
+    if (snap) out.set(snap, { chain: Number(rp.other_config[KEY.chain] ?? 0) || 0, recoveryPoint: rp.uuid });
   }
   return out;
 }
