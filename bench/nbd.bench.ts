@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { NbdReader } from '../functions/nbd/client.js';
 import { NbdClient } from '../functions/nbd/client.js';
 import { NbdPool } from '../functions/nbd/pool.js';
-import { report } from '../test/support/figure.js';
+import { median, report } from '../test/support/figure.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -70,11 +70,6 @@ async function nbdcopy(port: number, connections: number): Promise<number> {
   const started = performance.now();
   await run('nbdcopy', [`--connections=${connections}`, `nbd://127.0.0.1:${port}`, 'null:']);
   return SIZE / MiB / ((performance.now() - started) / 1000);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 const { port, child } = await startNbdkit();

@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import type { XcrConfig } from '../functions/config/schema.js';
 import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
 import { STEP_NAMES, type StepName } from '../functions/replication/contract.js';
+import { STEP_MEMORY_MIB, STEP_TIMEOUT_MINUTES } from './step-sizing.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -80,17 +81,13 @@ export interface StepSizing {
   readonly timeout: Duration;
 }
 
-/**
- * stream-delta moves a whole disk per invocation: the 15-minute maximum and ~1 vCPU (1769 MB) so
- * checksumming keeps up with the ~75 MB/s a VPC function gets. The others make a few XAPI calls.
- */
-export const STEP_SIZING: Readonly<Record<StepName, StepSizing>> = {
-  'lock-check': { memoryMiB: 512, timeout: Duration.minutes(5) },
-  'snapshot-previous': { memoryMiB: 512, timeout: Duration.minutes(5) },
-  'stream-delta': { memoryMiB: 1769, timeout: Duration.minutes(15) },
-  'commit-or-rollback': { memoryMiB: 512, timeout: Duration.minutes(10) },
-  'finish-run': { memoryMiB: 256, timeout: Duration.minutes(2) },
-};
+/** Memory and timeout of each step (the numbers live in step-sizing.ts, which the CLI reads too). */
+export const STEP_SIZING: Readonly<Record<StepName, StepSizing>> = Object.fromEntries(
+  STEP_NAMES.map((step) => [
+    step,
+    { memoryMiB: STEP_MEMORY_MIB[step], timeout: Duration.minutes(STEP_TIMEOUT_MINUTES[step]) },
+  ]),
+) as Record<StepName, StepSizing>;
 
 export interface StepLambdasProps<S extends string = StepName> {
   readonly config: XcrConfig;

@@ -43,6 +43,7 @@ const vm = z.strictObject({
   has_vendor_device: z.boolean().optional(),
   cdDrive: z.boolean().optional(),
   xenstore_data: z.record(z.string(), z.string()).optional(),
+  snapshots: z.number().int().min(0).max(100).optional(),
 });
 const pool = z
   .strictObject({
@@ -66,6 +67,12 @@ const pool = z
     vms: z.array(vm).optional(),
     tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
     testApi: z.boolean().optional(),
+    limits: z
+      .strictObject({
+        streamBytesPerSecond: z.number().positive().optional(),
+        hostBytesPerSecond: z.number().positive().optional(),
+      })
+      .optional(),
     bindAddress: z.string().optional(),
     restrictVtpm: z.boolean().optional(),
     storage: z

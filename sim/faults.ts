@@ -1,5 +1,6 @@
 /** Fault injection, stream cuts, throttling and latency for one pool. */
 import { XapiError } from './errors.js';
+import { HostBudget } from './pace.js';
 
 interface MethodFault {
   method: string;
@@ -19,8 +20,27 @@ interface StreamCut {
 export class Faults {
   private methodFaults: MethodFault[] = [];
   private cuts: StreamCut[] = [];
+  /** Cap of each data connection (HTTP export/import, NBD), bytes/s; undefined = unlimited. */
   bytesPerSecond: number | undefined;
+  /** Cap of each host's total over all its data connections, bytes/s; undefined = unlimited. */
+  hostBytesPerSecond: number | undefined;
   latencyMs = 0;
+  private readonly hosts = new Map<number, HostBudget>();
+
+  /** The shared budget of one host's data connections. */
+  host(hostIndex: number): HostBudget {
+    let b = this.hosts.get(hostIndex);
+    if (!b) {
+      b = new HostBudget(() => this.hostBytesPerSecond);
+      this.hosts.set(hostIndex, b);
+    }
+    return b;
+  }
+
+  /** Whether data paths are paced at all (then they send small pieces, so pacing is smooth). */
+  paced(): boolean {
+    return this.bytesPerSecond !== undefined || this.hostBytesPerSecond !== undefined;
+  }
 
   inject(f: { method: string; nth?: number; count?: number; error: string[] }): void {
     if (!Array.isArray(f.error) || f.error.length === 0)

@@ -109,6 +109,8 @@ export async function startPool(spec: SimPoolSpec): Promise<SimPool> {
     spec.password ?? randomBytes(12).toString('base64url'),
   );
   pool.storage = new PoolStorage(pool, spec.storage);
+  pool.faults.bytesPerSecond = spec.limits?.streamBytesPerSecond;
+  pool.faults.hostBytesPerSecond = spec.limits?.hostBytesPerSecond;
   pool.scheme = spec.tls ? 'https' : 'http';
   pool.certificate = spec.tls?.cert;
   const reg = buildRegistry(spec.testApi !== false);

@@ -2,6 +2,7 @@
 import { createCipheriv, createHash, randomUUID } from 'node:crypto';
 import { randomMac } from './api/core.js';
 import { createVdi } from './api/vdi.js';
+import { populateSnapshot } from './api/vm.js';
 import { introduceVtpm } from './api/vtpm.js';
 import { BLOCK_SIZE } from './disk.js';
 import type { PoolState } from './state.js';
@@ -150,6 +151,8 @@ function createVm(
       currently_attached: running,
     });
   });
+  for (let i = 0; i < (vm.snapshots ?? 0); i++)
+    populateSnapshot(pool, ref, `${vm.name_label} snapshot ${i + 1}`);
 }
 
 export function populate(pool: PoolState, spec: SimPoolSpec): void {

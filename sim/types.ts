@@ -37,6 +37,8 @@ export interface SimVmSpec {
   /** an empty CD drive at userdevice 3 */
   cdDrive?: boolean;
   xenstore_data?: Record<string, string>;
+  /** this many snapshots of the VM made at start (a pool with history, as real ones have) */
+  snapshots?: number;
 }
 export interface SimSrSpec {
   name_label: string;
@@ -74,6 +76,8 @@ export interface SimPoolSpec {
   hostMemoryBytes?: number;
   /** What booted guests do (default: the agent reports after 200 ms); later entries win. */
   guests?: GuestBehaviour[];
+  /** Bandwidth: each data connection's cap and each host's total cap, bytes/s (default unlimited). */
+  limits?: { streamBytesPerSecond?: number; hostBytesPerSecond?: number };
 }
 /** Defaults are SM's and xapi's: chain limit 30, GC quiet period 5 min, coalesce 1 s, retry 2 h. */
 export interface SimStorageSettings {
@@ -99,8 +103,10 @@ export interface SimTestApi {
   injectFault(f: { method: string; nth?: number; count?: number; error: string[] }): void;
   /** Cut the nth (default 1) export_raw_vdi / import_raw_vdi stream after `afterBytes` body bytes. */
   cutStream(f: { path: 'export_raw_vdi' | 'import_raw_vdi'; afterBytes: number; nth?: number }): void;
-  /** HTTP data paths; undefined = unlimited */
+  /** cap of each data connection (HTTP export/import and NBD), bytes/s; undefined = unlimited */
   throttle(bytesPerSecond: number | undefined): void;
+  /** cap of each host's total over all its data connections, bytes/s; undefined = unlimited */
+  hostThrottle(bytesPerSecond: number | undefined): void;
   /** added to every RPC call */
   latency(ms: number): void;
   /** every live session becomes SESSION_INVALID */

@@ -2,6 +2,7 @@ import { loadConfigFile } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
 import { PoolSessions } from '../../functions/replication/context.js';
 import { type PreflightProblem, preflight } from '../../functions/replication/preflight.js';
+import { estimateJob, estimateLine } from '../cost-estimate.js';
 import { envPasswordResolver } from '../local-deps.js';
 import { EXIT } from './common.js';
 
@@ -36,16 +37,18 @@ export async function validateCommand(
     for (const job of config.jobs)
       problems.push(...(await preflightJob(config, job, envPasswordResolver(config))));
   }
+  const estimates = config.jobs.map(estimateJob);
   const summary = {
     valid: problems.length === 0,
     pools: Object.keys(config.pools),
     jobs: config.jobs.map((j) => j.id),
     ...(opts.connect ? { problems } : {}),
+    monthlyCost: estimates,
   };
   process.stdout.write(
     opts.json
       ? `${JSON.stringify(summary)}\n`
-      : `${file}: ${summary.valid ? 'valid' : `${problems.length} problem(s)`} (${summary.jobs.length} job(s): ${summary.jobs.join(', ')})\n`,
+      : `${file}: ${summary.valid ? 'valid' : `${problems.length} problem(s)`} (${summary.jobs.length} job(s): ${summary.jobs.join(', ')})\nmonthly AWS cost estimate:\n${estimates.map(estimateLine).join('')}`,
   );
   return exitFor(problems);
 }

@@ -3,12 +3,17 @@
  * so that `xcr validate` and synth refuse what `cdk deploy` would: the six-field cron grammar
  * (minutes hours day-of-month month day-of-week year), exactly one of the two day fields `?`, the
  * wildcards each field allows (L and W in day-of-month; L and # in day-of-week, # alone), IANA time
- * zones, and the project's own floor of 10 minutes between two runs, computed from the expression.
+ * zones, and the project's own floors between two runs, computed from the expression: 10 minutes for
+ * vhd jobs and drills, 1 minute (Scheduler's own smallest rate) for cbt and auto jobs, whose runs
+ * move only changed 64 KiB extents.
  * Pure: no AWS, no clock.
  */
 import { editDistance } from './suggest.js';
 
+/** Floor of vhd jobs and drills: a vhd delta re-reads whole 2 MiB blocks and one stream per disk. */
 export const MIN_INTERVAL_MIN = 10;
+/** Floor of cbt and auto jobs: EventBridge Scheduler's smallest rate, rate(1 minute). */
+export const MIN_INTERVAL_CBT_MIN = 1;
 export const MAX_INTERVAL_MIN = 24 * 60;
 
 interface FieldSpec {
@@ -304,7 +309,7 @@ export function rateMinutes(rate: string): number | undefined {
 }
 
 /** Problems of a cron schedule (empty = deployable), each a sentence with the fix. */
-export function cronProblems(expr: string): string[] {
+export function cronProblems(expr: string, floorMin = MIN_INTERVAL_MIN): string[] {
   let cron: CronSchedule;
   try {
     cron = parseCron(expr);
@@ -317,12 +322,26 @@ export function cronProblems(expr: string): string[] {
     return [
       'never fires from 2026 to 2199 (the last year Scheduler accepts); check the day, month and year fields',
     ];
-  if (gap < MIN_INTERVAL_MIN) {
-    return [
-      `fires ${gap} minute${gap === 1 ? '' : 's'} apart; runs must be at least ${MIN_INTERVAL_MIN} minutes apart (e.g. "0/${MIN_INTERVAL_MIN} * * * ? *")`,
-    ];
-  }
+  if (gap < floorMin) return [cronTooOften(gap, floorMin)];
   return [];
+}
+
+export function cronTooOften(gap: number, floorMin: number): string {
+  const each = floorMin === 1 ? '*' : `0/${floorMin}`;
+  return `fires ${plural(gap, 'minute')} apart; runs must be at least ${plural(floorMin, 'minute')} apart (e.g. "${each} * * * ? *")`;
+}
+
+const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
+
+/** Smallest number of minutes between two runs of a schedule; undefined when it does not parse. */
+export function scheduleGapMinutes(s: { rate: string } | { cron: string }): number | undefined {
+  if ('rate' in s) return rateMinutes(s.rate);
+  try {
+    return cronMinGapMinutes(parseCron(s.cron));
+  } catch (err) {
+    if (err instanceof ScheduleSyntaxError) return undefined;
+    throw err;
+  }
 }
 
 export function timeZoneProblems(name: string): string[] {

@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import {
   cronProblems,
+  cronTooOften,
   MAX_INTERVAL_MIN,
+  MIN_INTERVAL_CBT_MIN,
   MIN_INTERVAL_MIN,
   rateMinutes,
+  scheduleGapMinutes,
   timeZoneProblems,
 } from './schedule.js';
 
@@ -90,32 +93,57 @@ const timezone = z
 
 export { rateMinutes };
 
-export const scheduleSchema = z.union(
-  [
-    z.strictObject({
-      rate: z.string().superRefine((rate, ctx) => {
-        const minutes = rateMinutes(rate);
-        if (minutes === undefined) {
-          ctx.addIssue({ code: 'custom', message: 'expected "<n> minutes|hours|days", e.g. "15 minutes"' });
-        } else if (minutes < MIN_INTERVAL_MIN || minutes > MAX_INTERVAL_MIN) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `must be between ${MIN_INTERVAL_MIN} minutes and 24 hours`,
-          });
-        }
+/** A schedule whose runs are at least `floorMin` minutes apart (and at most a day for a rate). */
+function scheduleWithFloor(floorMin: number) {
+  return z.union(
+    [
+      z.strictObject({
+        rate: z.string().superRefine((rate, ctx) => {
+          const minutes = rateMinutes(rate);
+          if (minutes === undefined) {
+            ctx.addIssue({ code: 'custom', message: 'expected "<n> minutes|hours|days", e.g. "15 minutes"' });
+          } else if (minutes < floorMin || minutes > MAX_INTERVAL_MIN) {
+            ctx.addIssue({ code: 'custom', message: `must be between ${floorText(floorMin)} and 24 hours` });
+          }
+        }),
+        timezone,
       }),
-      timezone,
-    }),
-    z.strictObject({
-      /** EventBridge Scheduler cron: 6 fields "min hour day-of-month month day-of-week year". */
-      cron: z.string().superRefine((cron, ctx) => {
-        for (const message of cronProblems(cron)) ctx.addIssue({ code: 'custom', message });
+      z.strictObject({
+        /** EventBridge Scheduler cron: 6 fields "min hour day-of-month month day-of-week year". */
+        cron: z.string().superRefine((cron, ctx) => {
+          for (const message of cronProblems(cron, floorMin)) ctx.addIssue({ code: 'custom', message });
+        }),
+        timezone,
       }),
-      timezone,
-    }),
-  ],
-  { error: 'expected { "rate": "15 minutes" } or { "cron": "0/15 * * * ? *", "timezone": "UTC" }' },
-);
+    ],
+    { error: 'expected { "rate": "15 minutes" } or { "cron": "0/15 * * * ? *", "timezone": "UTC" }' },
+  );
+}
+
+const floorText = (min: number) => `${min} minute${min === 1 ? '' : 's'}`;
+
+/** Drill schedules (and vhd jobs, checked per job below): at least MIN_INTERVAL_MIN apart. */
+export const scheduleSchema = scheduleWithFloor(MIN_INTERVAL_MIN);
+/** A job's schedule: down to 1 minute; vhd jobs are held to MIN_INTERVAL_MIN by vhdScheduleProblem. */
+const jobScheduleSchema = scheduleWithFloor(MIN_INTERVAL_CBT_MIN);
+
+/** The refusal of a schedule too frequent for the vhd transfer mode (cbt and auto go down to 1 minute). */
+export function vhdScheduleProblem(
+  schedule: { rate: string } | { cron: string },
+  transferMode: string,
+): { path: string; message: string } | undefined {
+  if (transferMode !== 'vhd') return undefined;
+  const gap = scheduleGapMinutes(schedule);
+  if (gap === undefined || gap < MIN_INTERVAL_CBT_MIN || gap >= MIN_INTERVAL_MIN) return undefined;
+  const fix = `; set "transferMode": "cbt" or "auto" for runs down to 1 minute apart`;
+  return 'rate' in schedule
+    ? {
+        path: 'rate',
+        message: `must be between ${MIN_INTERVAL_MIN} minutes and 24 hours for transferMode "vhd"${fix}`,
+      }
+    : { path: 'cron', message: `${cronTooOften(gap, MIN_INTERVAL_MIN)} for transferMode "vhd"${fix}` };
+}
+
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 
 export const drillSchema = z.strictObject({
@@ -214,7 +242,7 @@ export const jobSchema = z.strictObject({
     ],
     { error: 'expected { "uuids": ["..."] } or { "tag": "replicate" }' },
   ),
-  schedule: scheduleSchema,
+  schedule: jobScheduleSchema,
   /** Recovery points kept on the destination (newest first). */
   retention: z.number().int().min(1, 'keep at least 1 recovery point').max(100).default(3),
   /** Force a full copy every N runs; 0 = never. */
@@ -229,6 +257,18 @@ export const jobSchema = z.strictObject({
       `at most ${MAX_MAP_CONCURRENCY}: a Step Functions inline Map runs at most 40 iterations at once`,
     )
     .default(2),
+  /**
+   * Disks of one VM streamed side by side in one stream-delta invocation (each its own HTTP or NBD
+   * stream: one XAPI stream over TLS gives 60-90 MB/s, so throughput comes from parallel streams).
+   * A job has at most concurrency × diskStreams streams open at once. Default 1: one disk after the
+   * other, as before; 2-4 when the hosts have bandwidth to spare.
+   */
+  diskStreams: z.number().int().min(1).max(8, 'at most 8 streams per VM').default(1),
+  /**
+   * Streams of every job of this deployment reading from the job's source pool at once (slots held
+   * in the lease store, so they bind across functions); unset = only concurrency × diskStreams.
+   */
+  sourceStreamLimit: z.number().int().min(1).max(256).optional(),
   /** Bandwidth cap per disk stream, MB/s (10^6 bytes); unset = unlimited. */
   bandwidthLimitMBps: z.number().positive().optional(),
   /** Limit for one disk transfer in one invocation (Lambda allows at most 900 s). */
@@ -313,6 +353,13 @@ export const configSchema = z
           message: `at most the job's retention (${job.retention}): the runs since the last drill are counted on the recovery points kept; raise retention or lower afterRuns`,
         });
       }
+      const tooOften = vhdScheduleProblem(job.schedule, job.transferMode);
+      if (tooOften)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jobs', i, 'schedule', tooOften.path],
+          message: tooOften.message,
+        });
       for (const side of ['source', 'destination'] as const) {
         if (!cfg.pools[job[side].pool]) {
           ctx.addIssue({

@@ -1,9 +1,9 @@
 import type { VmRecord, Xapi } from '../xapi/index.js';
 import { destroyVmWithDisks } from './destroy.js';
 import { KEY, STATUS } from './metadata.js';
-import { listRecoveryPoints } from './recovery-points.js';
 import { selectBase } from './rules/base.js';
 import type { RunScope } from './rules/ownership.js';
+import { recoveryPointsOf } from './rules/retention.js';
 import { planSweep, type SweepPlan, type SweepVdi, type SweepVm } from './rules/sweep.js';
 import { snapshotRecords } from './snapshot.js';
 import { mergeOtherConfig } from './tagging.js';
@@ -54,14 +54,27 @@ export async function sweepRecords(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: 
 
 const gone = (err: unknown) => (err as { code?: string }).code === 'HANDLE_INVALID';
 
-async function carryOut(xapi: Xapi, plan: SweepPlan, vms: SweepVm[]): Promise<SweepReport> {
+/** A source snapshot a complete recovery point was made from: its chain length and the point's uuid. */
+export interface CompletedSnapshot {
+  chain: number;
+  recoveryPoint: string;
+}
+
+async function carryOut(
+  xapi: Xapi,
+  plan: SweepPlan,
+  vms: SweepVm[],
+  completed?: Map<string, CompletedSnapshot>,
+): Promise<SweepReport> {
   const report: SweepReport = { destroyed: [], promoted: [], reported: [] };
   const byRef = new Map(vms.map((vm) => [vm.ref, vm]));
   for (const p of plan.promote) {
     const oc = byRef.get(p.ref)!.other_config;
+    const rp = completed?.get(p.uuid)?.recoveryPoint;
     await mergeOtherConfig(xapi, 'VM', p.ref, oc, {
       [KEY.status]: STATUS.exported,
       [KEY.chain]: String(p.chain),
+      ...(rp ? { [KEY.recoveryPoint]: rp } : {}),
     });
     report.promoted.push(`VM ${p.uuid}`);
   }
@@ -82,19 +95,25 @@ export async function sweep(
   xapi: Xapi,
   jobId: string,
   scope: RunScope,
-  completedSnapshots?: Map<string, number>,
+  completed?: Map<string, CompletedSnapshot>,
+  /** The pool's records when the caller has just read them (one listing per run). */
+  records?: { vms: SweepVm[]; vdis: SweepVdi[] },
 ): Promise<SweepReport> {
-  const { vms, vdis } = await sweepRecords(xapi);
+  const { vms, vdis } = records ?? (await sweepRecords(xapi));
+  const completedSnapshots = completed && new Map([...completed].map(([snap, c]) => [snap, c.chain]));
   const plan = planSweep({ jobId, scope, vms, vdis, completedSnapshots });
-  return carryOut(xapi, plan, vms);
+  return carryOut(xapi, plan, vms, completed);
 }
 
-/** Source snapshots that complete recovery points were made from, with the chain length of each. */
-export async function snapshotsWithRecoveryPoints(dest: Xapi, jobId: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const rp of await listRecoveryPoints(dest, jobId)) {
-    const snap = rp.rec.other_config[KEY.sourceSnapshot];
-    if (snap) out.set(snap, Number(rp.rec.other_config[KEY.chain] ?? 0) || 0);
+/** Source snapshots that complete recovery points (among the destination's VMs) were made from. */
+export function snapshotsWithRecoveryPoints(
+  destVms: SweepVm[],
+  jobId: string,
+): Map<string, CompletedSnapshot> {
+  const out = new Map<string, CompletedSnapshot>();
+  for (const rp of recoveryPointsOf(destVms, jobId)) {
+    const snap = rp.other_config[KEY.sourceSnapshot];
+    if (snap) out.set(snap, { chain: Number(rp.other_config[KEY.chain] ?? 0) || 0, recoveryPoint: rp.uuid });
   }
   return out;
 }

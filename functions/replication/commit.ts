@@ -53,9 +53,19 @@ function replicaRecord(req: CommitRequest): Record<string, unknown> {
   };
 }
 
+/** This run's replica VM, if an earlier attempt of the step made it: looked up by its name (the name
+ *  carries the job, the VM's name and the run's time), never by listing the destination's VMs. */
 async function findReplica(xapi: Xapi, req: CommitRequest): Promise<string | undefined> {
-  const all = await xapi.getAllRecords('VM');
-  return [...all].find(([, v]) => {
+  const name = recoveryPointName(req.jobId, req.sourceVm.name_label, readableTime(req.time));
+  const all: [string, VmRecord][] = [];
+  for (const ref of await xapi.call<string[]>('VM.get_by_name_label', name)) {
+    try {
+      all.push([ref, await xapi.getRecord('VM', ref)]);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'HANDLE_INVALID') throw err;
+    }
+  }
+  return all.find(([, v]) => {
     const own = ownershipOf(v, req.jobId);
     return (
       own.kind === 'ours' &&
@@ -211,11 +221,17 @@ export async function commitRecoveryPoint(
 }
 
 /** Marks the source snapshot as the new delta base. */
-export async function markExported(xapi: Xapi, snapshot: Ref<VmRecord>, chain: number): Promise<void> {
+export async function markExported(
+  xapi: Xapi,
+  snapshot: Ref<VmRecord>,
+  chain: number,
+  recoveryPoint: string,
+): Promise<void> {
   const rec = await xapi.getRecord('VM', snapshot.ref);
   if (rec.other_config[KEY.status] === STATUS.exported) return;
   await mergeOtherConfig(xapi, 'VM', snapshot.ref, rec.other_config, {
     [KEY.status]: STATUS.exported,
     [KEY.chain]: String(chain),
+    [KEY.recoveryPoint]: recoveryPoint,
   });
 }

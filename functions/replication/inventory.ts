@@ -49,19 +49,28 @@ function describe(selector: ObjectSelector): string {
   return 'uuid' in selector ? `uuid ${selector.uuid}` : `name "${selector.name}"`;
 }
 
+/** Refs matching a selector by a targeted lookup (get_by_uuid / get_by_name_label), never a listing. */
+async function lookupRefs(xapi: Xapi, cls: 'SR' | 'network', selector: ObjectSelector): Promise<string[]> {
+  if ('name' in selector) return xapi.call<string[]>(`${cls}.get_by_name_label`, selector.name);
+  try {
+    return [await xapi.getByUuid(cls, selector.uuid)];
+  } catch (err) {
+    if ((err as { code?: string }).code === 'UUID_INVALID') return [];
+    throw err;
+  }
+}
+
 async function findOne<K extends 'SR' | 'network'>(
   xapi: Xapi,
   cls: K,
   selector: ObjectSelector,
   field: string,
 ): Promise<string> {
-  const all = await xapi.getAllRecords(cls);
-  const matches = [...all].filter(([, rec]) =>
-    'uuid' in selector ? rec.uuid === selector.uuid : rec.name_label === selector.name,
-  );
-  if (matches.length === 1) return matches[0]![0];
-  const known = [...all.values()].map((r) => `"${r.name_label}"`).join(', ');
+  const matches = await lookupRefs(xapi, cls, selector);
+  if (matches.length === 1) return matches[0]!;
   if (matches.length === 0) {
+    // only on the error path: list the pool's objects so the message can name the alternatives
+    const known = [...(await xapi.getAllRecords(cls)).values()].map((r) => `"${r.name_label}"`).join(', ');
     throw new XcrPermanentError(
       `${cls.toUpperCase()}_NOT_FOUND`,
       `no ${cls} with ${describe(selector)} on the destination pool; fix ${field} (available: ${known || 'none'})`,

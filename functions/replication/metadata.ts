@@ -17,6 +17,12 @@ export const KEY = {
   /** The object's own uuid, written when the object is created or tagged (pending objects too):
    *  VM.clone / VDI.copy copy other_config but not the uuid, so a user's copy is told apart. */
   self: 'xcr:self',
+  /** On an exported source snapshot: the uuid of the recovery point made from it, so the next run
+   *  finds the delta's destination base by uuid instead of listing the destination's VMs. */
+  recoveryPoint: 'xcr:recovery-point',
+  /** On a source snapshot's disk: the uuid of the destination VDI this run writes it into, so a
+   *  repeated snapshot-previous finds its target by uuid instead of listing the destination's VDIs. */
+  target: 'xcr:target',
   /** On a drill clone and its disks: the drill run that made them. */
   drillRun: 'xcr:drill-run',
   /** On a drill clone: the uuid of the recovery point it was cloned from (retention keeps that point). */

@@ -26,6 +26,37 @@ export async function listRecoveryPoints(
   return recoveryPointsOf(all, jobId, vmUuid).map(({ ref, rec }) => ({ ref, rec }));
 }
 
+/**
+ * The newest complete recovery point of a source VM, for planning. The exported base snapshot names
+ * the point made from it (`xcr:recovery-point`): one get_by_uuid. Only when there is no base (a first
+ * run), the base predates that key or the point is gone, the destination's VMs are listed.
+ */
+export async function newestRecoveryPoint(
+  xapi: Xapi,
+  jobId: string,
+  vmUuid: string,
+  base: VmRecord | undefined,
+): Promise<Ref<VmRecord> | undefined> {
+  const linked = base?.other_config[KEY.recoveryPoint];
+  if (linked) {
+    const found = await pointByUuid(xapi, linked);
+    if (found && recoveryPointsOf([{ ...found.rec, ref: found.ref }], jobId, vmUuid).length === 1)
+      return found;
+  }
+  return (await listRecoveryPoints(xapi, jobId, vmUuid))[0];
+}
+
+async function pointByUuid(xapi: Xapi, uuid: string): Promise<Ref<VmRecord> | undefined> {
+  try {
+    const ref = await xapi.getByUuid('VM', uuid);
+    return { ref, rec: await xapi.getRecord('VM', ref) };
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'UUID_INVALID' || code === 'HANDLE_INVALID') return undefined;
+    throw err;
+  }
+}
+
 /** Reads a recovery point for planning, with the reason it may not serve as a delta base. */
 export async function inspectRecoveryPoint(
   xapi: Xapi,
@@ -52,16 +83,31 @@ export async function inspectRecoveryPoint(
   };
 }
 
-/** Retention: keeps the `keep` newest recovery points of a VM, destroys the older ones. */
+/**
+ * Retention for the VMs a run committed: keeps the `keep` newest recovery points of each, destroys
+ * the older ones. One listing of the destination's VMs per run (finish-run), never one per VM. One
+ * VM's failure to delete is reported for it and does not stop the others.
+ */
 export async function applyRetention(
   xapi: Xapi,
   jobId: string,
-  vmUuid: string,
+  vmUuids: string[],
   keep: number,
-): Promise<string[]> {
+): Promise<{ expired: string[]; failed: { vmUuid: string; error: unknown }[] }> {
+  const out = { expired: [] as string[], failed: [] as { vmUuid: string; error: unknown }[] };
+  if (vmUuids.length === 0) return out;
   const all = [...(await xapi.getAllRecords('VM'))].map(([ref, rec]) => ({ ...rec, ref }));
   // A point a drill clone exists for stays until the drill ends (the next run deletes it then).
-  const old = keepDrilled(planRetention(all, keep, jobId, vmUuid), pointsUnderDrill(all, jobId)).delete;
-  for (const rp of old) await destroyVmWithDisks(xapi, rp.ref, jobId);
-  return old.map((rp) => rp.uuid);
+  const drilled = pointsUnderDrill(all, jobId);
+  for (const vmUuid of vmUuids) {
+    try {
+      for (const rp of keepDrilled(planRetention(all, keep, jobId, vmUuid), drilled).delete) {
+        await destroyVmWithDisks(xapi, rp.ref, jobId);
+        out.expired.push(rp.uuid);
+      }
+    } catch (error) {
+      out.failed.push({ vmUuid, error });
+    }
+  }
+  return out;
 }

@@ -36,22 +36,40 @@ function targetKeys(req: TargetRequest): Record<string, string> {
   };
 }
 
-/** This run's target VDI for a disk, if an earlier attempt of the step already made it. */
-export function findTarget(
-  vdis: Map<string, VdiRecord>,
+/** This run's target VDI for a disk, if an earlier attempt of the step already made it: the source
+ *  snapshot's disk names it (`xcr:target`, see linkTarget), so no listing of the destination. */
+export async function findTarget(
+  xapi: Xapi,
+  snapshotVdi: VdiRecord,
   req: { jobId: string; runId: string; vmUuid: string; userdevice: string },
-): [string, VdiRecord] | undefined {
-  return [...vdis].find(([, v]) => {
-    const own = ownershipOf(v, req.jobId);
-    return (
-      own.kind === 'ours' &&
-      own.run === req.runId &&
-      !v.is_a_snapshot &&
-      v.other_config[KEY.vm] === req.vmUuid &&
-      v.other_config[KEY.role] === ROLE.replicaDisk &&
-      v.other_config[KEY.userdevice] === req.userdevice
-    );
-  });
+): Promise<[string, VdiRecord] | undefined> {
+  const uuid = snapshotVdi.other_config[KEY.target];
+  if (!uuid) return undefined;
+  let found: [string, VdiRecord];
+  try {
+    const ref = await xapi.getByUuid('VDI', uuid);
+    found = [ref, await xapi.getRecord('VDI', ref)];
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'UUID_INVALID' || code === 'HANDLE_INVALID') return undefined;
+    throw err;
+  }
+  const [, v] = found;
+  const own = ownershipOf(v, req.jobId);
+  const ours =
+    own.kind === 'ours' &&
+    own.run === req.runId &&
+    !v.is_a_snapshot &&
+    v.other_config[KEY.vm] === req.vmUuid &&
+    v.other_config[KEY.role] === ROLE.replicaDisk &&
+    v.other_config[KEY.userdevice] === req.userdevice;
+  return ours ? found : undefined;
+}
+
+/** Records on the source snapshot's disk which destination VDI receives it (read by findTarget; a
+ *  crash before this write leaves a pending target that the next run's sweep removes). */
+export async function linkTarget(source: Xapi, disk: DiskRef, targetUuid: string): Promise<void> {
+  await source.setMapEntry('VDI', disk.vdi.ref, 'other_config', KEY.target, targetUuid);
 }
 
 export interface Target {

@@ -22,6 +22,9 @@ export function makeTestApi(pool: PoolState): SimTestApi {
     throttle(bps) {
       pool.faults.bytesPerSecond = bps && bps > 0 ? bps : undefined;
     },
+    hostThrottle(bps) {
+      pool.faults.hostBytesPerSecond = bps && bps > 0 ? bps : undefined;
+    },
     latency(ms) {
       pool.faults.latencyMs = Math.max(0, ms);
     },
@@ -94,6 +97,9 @@ export function registerTestApi(reg: Registry): void {
     });
   });
   add('throttle', [p('bytes_per_second', 'int')], (pool, [b]) => t(pool).throttle(Number(b) || undefined));
+  add('host_throttle', [p('bytes_per_second', 'int')], (pool, [b]) =>
+    t(pool).hostThrottle(Number(b) || undefined),
+  );
   add('guest', [p('behaviour', 'record')], (pool, [b]) => {
     const r = b as XRecord;
     const outcome = String(r.outcome ?? 'tools');

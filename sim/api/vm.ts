@@ -120,6 +120,11 @@ function cloneVm(
   return ref;
 }
 
+/** A snapshot made at population time (no task, no storage timing): pools with history for benchmarks. */
+export function populateSnapshot(pool: PoolState, vm: string, name: string): string {
+  return cloneVm(pool, vm, name, 'snapshot', NULL_REF, []);
+}
+
 /** What VM.start checks and fills besides admission (xapi_xenops, message_forwarding). */
 function prepareStart(pool: PoolState, vm: string): void {
   const rec = pool.db.get('VM', vm);

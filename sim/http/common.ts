@@ -1,6 +1,5 @@
-/** What the HTTP data handlers share: auth, task, redirects, throttled writes. */
+/** What the HTTP data handlers share: auth, task, redirects, back-pressured writes (pacing: ../pace.ts). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { XapiError } from '../errors.js';
 import type { PoolState } from '../state.js';
 
@@ -125,21 +124,6 @@ export function startOk(res: ServerResponse, task: string, headers: Record<strin
     ...headers,
   });
   res.flushHeaders();
-}
-
-/** Paces a byte stream to `bytesPerSecond` (read fresh on every call, so it can change mid-transfer). */
-export class Pacer {
-  private readonly start = Date.now();
-  private bytes = 0;
-  constructor(private readonly rate: () => number | undefined) {}
-  async account(n: number): Promise<void> {
-    this.bytes += n;
-    const bps = this.rate();
-    if (!bps) return;
-    const due = this.start + (this.bytes / bps) * 1000;
-    const wait = due - Date.now();
-    if (wait > 1) await sleep(wait);
-  }
 }
 
 /** Write with back-pressure; false if the peer went away. */

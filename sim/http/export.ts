@@ -3,9 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createVhdWriter } from '../../functions/vhd/index.js';
 import { BLOCK_SIZE, type Disk } from '../disk.js';
 import { VDI_IO_ERROR, XapiError } from '../errors.js';
+import { Pacer } from '../pace.js';
 import type { PoolState } from '../state.js';
 import { imageFormatOf, MAX_VHD_SIZE } from '../storage/formats.js';
-import { begin, finish, Pacer, param, redirectIfElsewhere, refuse, startOk, writeChunk } from './common.js';
+import { begin, finish, param, redirectIfElsewhere, refuse, startOk, writeChunk } from './common.js';
 import { qcow2Export } from './qcow2-export.js';
 
 const THROTTLED_CHUNK = 64 * 1024;
@@ -109,12 +110,12 @@ export async function handleExport(
     return;
   }
   const cut = pool.faults.cutFor('export_raw_vdi');
-  const pacer = new Pacer(() => pool.faults.bytesPerSecond);
+  const pacer = new Pacer(() => pool.faults.bytesPerSecond, pool.faults.host(hostIndex));
   let sent = 0;
   let ok = true;
   try {
     outer: for await (const chunk of source) {
-      const step = pool.faults.bytesPerSecond ? THROTTLED_CHUNK : chunk.length;
+      const step = pool.faults.paced() ? THROTTLED_CHUNK : chunk.length;
       for (let at = 0; at < chunk.length; at += step) {
         let piece = chunk.subarray(at, Math.min(chunk.length, at + step));
         if (cut !== undefined && sent + piece.length > cut) {

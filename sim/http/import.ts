@@ -5,8 +5,9 @@ import { bitmapRuns, readVhdStream, SECTOR_SIZE } from '../../functions/vhd/inde
 import { createVdi } from '../api/vdi.js';
 import { BLOCK_SIZE, BlockStore, Disk, takeBuffer } from '../disk.js';
 import { VDI_IO_ERROR, XapiError } from '../errors.js';
+import { Pacer } from '../pace.js';
 import type { PoolState } from '../state.js';
-import { begin, finish, Pacer, param, redirectIfElsewhere, refuse, startOk } from './common.js';
+import { begin, finish, param, redirectIfElsewhere, refuse, startOk } from './common.js';
 
 /** Thrown when a cutStream fault stops the server reading. */
 class Cut extends Error {}
@@ -15,10 +16,11 @@ class Cut extends Error {}
 async function* body(
   req: IncomingMessage,
   pool: PoolState,
+  hostIndex: number,
   cut: number | undefined,
   onBytes: (n: number) => void,
 ): AsyncGenerator<Buffer> {
-  const pacer = new Pacer(() => pool.faults.bytesPerSecond);
+  const pacer = new Pacer(() => pool.faults.bytesPerSecond, pool.faults.host(hostIndex));
   let seen = 0;
   for await (const c of req) {
     let chunk = c as Buffer;
@@ -237,7 +239,7 @@ export async function handleImport(
   let received = 0;
   const total = length ?? disk.size;
   let lastTick = 0;
-  const src = body(req, pool, cut, (n) => {
+  const src = body(req, pool, hostIndex, cut, (n) => {
     received += n;
     if (received - lastTick > 8 * BLOCK_SIZE) {
       lastTick = received;

@@ -22,6 +22,8 @@ export interface NbdServerOptions {
   resolveExport(name: string): NbdExport | undefined | Promise<NbdExport | undefined>;
   /** Connections served at once; more are closed on accept, as xapi-nbd does (its limit: 16). */
   maxConnections?: number;
+  /** Paces each connection's read replies (one pacer per connection). */
+  pacer?: () => { account(n: number): Promise<void> };
 }
 
 export interface NbdServerHandle {
@@ -139,7 +141,7 @@ async function serve(
       reply.writeBigUInt64BE(BigInt(exp.size), 0);
       reply.writeUInt16BE(FLAG_HAS_FLAGS | FLAG_READ_ONLY, 8);
       stream.write(reply);
-      return transmission(stream, reader, exp);
+      return transmission(stream, reader, exp, opts.pacer?.());
     }
     if (option === OPT.abort) {
       stream.end(optionReply(option, REP.ack));
@@ -163,7 +165,12 @@ async function serve(
   }
 }
 
-async function transmission(stream: Socket, reader: ExactReader, exp: NbdExport): Promise<void> {
+async function transmission(
+  stream: Socket,
+  reader: ExactReader,
+  exp: NbdExport,
+  pacer?: { account(n: number): Promise<void> },
+): Promise<void> {
   for (;;) {
     const req = await reader.read(28);
     if (req.readUInt32BE(0) !== REQUEST_MAGIC) throw new Refused('bad request magic');
@@ -199,6 +206,7 @@ async function transmission(stream: Socket, reader: ExactReader, exp: NbdExport)
     const data = await exp.read(offset, length);
     if (data.length !== length) throw new Refused('export returned a short read');
     await send(stream, data);
+    await pacer?.account(length);
   }
 }
 

@@ -32,6 +32,8 @@ const isCopy = (r: Rec) => r.other_config['xcr:self'] !== undefined && r.other_c
 
 export interface SitesOptions {
   vms: SimVmSpec[];
+  /** VMs the destination pool already holds (other workloads), none by default. */
+  destinationVms?: SimVmSpec[];
   job?: Partial<JobConfig>;
   /** More jobs over the same pools and VMs (ids required), run with `runJob`. */
   extraJobs?: (Partial<JobConfig> & { id: string })[];
@@ -141,6 +143,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       ...(o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
       ...(o.destinationGuests ? [{ name_label: 'Drill network' }] : []),
     ],
+    ...(o.destinationVms ? { vms: o.destinationVms } : {}),
     ...(o.destinationRestrictsVtpm ? { restrictVtpm: true } : {}),
     ...(o.destinationStorage ? { storage: o.destinationStorage } : {}),
     ...(o.destinationGuests ? { guests: o.destinationGuests } : {}),

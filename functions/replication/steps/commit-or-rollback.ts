@@ -6,7 +6,6 @@ import { holdLease, type RunContext } from '../context.js';
 import type { VmResult, VmRunState } from '../contract.js';
 import { failureCode } from '../errors.js';
 import { findVmByUuid, vmDisks } from '../inventory.js';
-import { applyRetention } from '../recovery-points.js';
 
 function summary(state: VmRunState, ctx: RunContext) {
   const depths = state.disks.flatMap((d) => (d.chainDepth === undefined ? [] : [d.chainDepth]));
@@ -65,7 +64,7 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
     disks,
     networks: await landingNetworks(source, destination, ctx, snapshot.rec),
   });
-  await markExported(source, snapshot, state.chain);
+  await markExported(source, snapshot, state.chain, rp.rec.uuid);
   const prunedBases = await pruneOldBases(source, ctx.job.id, (await findVmByUuid(source, state.vmUuid)).rec);
   const warnings = [...state.warnings];
   if (ctx.job.cbtDestroySnapshotData) {
@@ -79,12 +78,11 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
       ctx.logger.warn(p, { vmUuid: state.vmUuid });
     }
   }
-  const expired = await applyRetention(destination, ctx.job.id, state.vmUuid, ctx.job.retention);
+  // Retention runs once per run in finish-run (one listing of the destination, not one per VM).
   ctx.logger.info('recovery point committed', {
     vmUuid: state.vmUuid,
     recoveryPoint: rp.rec.uuid,
     prunedBases,
-    expiredRecoveryPoints: expired,
   });
   const allFull = state.disks.every((d) => d.kind === 'full');
   return {

@@ -1,6 +1,7 @@
 import { leaseKey, type RunContext } from '../context.js';
 import type { FinishRunInput, RunResult, RunStatus, VmFailedResult, VmResult } from '../contract.js';
 import { failureCode } from '../errors.js';
+import { applyRetention } from '../recovery-points.js';
 
 function runStatus(input: FinishRunInput, vms: VmResult[]): RunStatus {
   if (input.status === 'skipped') return 'skipped';
@@ -25,6 +26,35 @@ function fromStateMachine(r: VmResult | VmFailedResult): VmResult {
   };
 }
 
+/** Retention of the VMs this run committed, while the run still holds the lease; best effort (a
+ *  point left over is deleted by the VM's next successful run), so the lease is released anyway. */
+async function expireOldPoints(ctx: RunContext, vms: VmResult[]): Promise<void> {
+  const committed = vms.filter((v) => v.status === 'succeeded').map((v) => v.vmUuid);
+  if (committed.length === 0) return;
+  try {
+    const { expired, failed } = await applyRetention(
+      await ctx.destination(),
+      ctx.job.id,
+      committed,
+      ctx.job.retention,
+    );
+    if (expired.length) ctx.logger.info('expired recovery points', { expiredRecoveryPoints: expired });
+    for (const f of failed) {
+      const { code, message } = failureCode({
+        Error: (f.error as Error).name,
+        Cause: (f.error as Error).message,
+      });
+      ctx.logger.warn('retention failed; the next run retries it', {
+        vmUuid: f.vmUuid,
+        errorCode: code,
+        error: message,
+      });
+    }
+  } catch (err) {
+    ctx.logger.warn('retention failed; the next run retries it', { error: (err as Error).message });
+  }
+}
+
 export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise<RunResult> {
   const vms: VmResult[] = (input.results ?? []).map(fromStateMachine);
   if (input.mapFailure) {
@@ -42,7 +72,10 @@ export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise
       }
     }
   }
-  if (input.status !== 'skipped') await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
+  if (input.status !== 'skipped') {
+    await expireOldPoints(ctx, vms);
+    await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
+  }
   const result: RunResult = {
     jobId: input.jobId,
     runId: input.runId,

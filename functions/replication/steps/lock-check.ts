@@ -1,4 +1,4 @@
-import { snapshotsWithRecoveryPoints, sweep } from '../cleanup.js';
+import { snapshotsWithRecoveryPoints, sweep, sweepRecords } from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
 import type { LockCheckInput, LockCheckOutput } from '../contract.js';
 import { sweepDrillLeftovers } from '../drill/lease.js';
@@ -19,9 +19,11 @@ async function selectVms(ctx: RunContext): Promise<string[]> {
 async function sweepLeftovers(ctx: RunContext, runId: string): Promise<void> {
   const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
   const scope = { except: runId };
-  const completed = await snapshotsWithRecoveryPoints(destination, ctx.job.id);
+  // one listing of the destination serves both: which snapshots have points, and its own sweep
+  const destRecords = await sweepRecords(destination);
+  const completed = snapshotsWithRecoveryPoints(destRecords.vms, ctx.job.id);
   const src = await sweep(source, ctx.job.id, scope, completed);
-  const dst = await sweep(destination, ctx.job.id, scope);
+  const dst = await sweep(destination, ctx.job.id, scope, undefined, destRecords);
   const drills = await sweepDrillLeftovers(ctx, destination, runId);
   const removed = [...src.destroyed, ...dst.destroyed, ...drills];
   if (removed.length || src.promoted.length) {

@@ -8,10 +8,10 @@ import { XcrPermanentError } from '../errors.js';
 import { checkFormats, type DiskFormat, detectFormat } from '../image-format.js';
 import { findSr, findVmByUuid, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { inspectRecoveryPoint, listRecoveryPoints } from '../recovery-points.js';
+import { inspectRecoveryPoint, newestRecoveryPoint } from '../recovery-points.js';
 import { type DiskDecision, planTransfer } from '../rules/full-or-delta.js';
 import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
-import { createTarget, findTarget } from '../target.js';
+import { createTarget, findTarget, linkTarget } from '../target.js';
 
 /**
  * Snapshots the source VM, finds the base on both sides, decides full or delta per disk and
@@ -49,7 +49,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
     vm,
     time: item.startedAt,
   });
-  const newest = (await listRecoveryPoints(destination, ctx.job.id, item.vmUuid))[0];
+  const newest = await newestRecoveryPoint(destination, ctx.job.id, item.vmUuid, base?.snapshot.rec);
   const plan = planTransfer({
     fullInterval: ctx.job.fullInterval,
     disks: disks.map((d) => ({
@@ -87,7 +87,6 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   }
   const chain = choices.some((c) => c.decision.kind === 'delta') ? plan.chain : 0;
 
-  const existing = await destination.getAllRecords('VDI');
   // one wait budget for all of the VM's disks, so a step stays within its Lambda's 15 minutes
   const waitUntil = Date.now() + ctx.job.chainWaitSec * 1000;
   const chainPolicy = () => ({
@@ -98,7 +97,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   const planned: DiskPlan[] = [];
   for (const [i, disk] of disks.entries()) {
     const { decision, mode, format } = choices[i]!;
-    const found = findTarget(existing, {
+    const found = await findTarget(destination, disk.vdi.rec, {
       jobId: ctx.job.id,
       runId: item.runId,
       vmUuid: item.vmUuid,
@@ -122,6 +121,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       ctx.logger.warn(made.warning, { vmUuid: item.vmUuid, userdevice: disk.userdevice });
     }
     const target = found?.[1] ?? (await destination.getRecord('VDI', made.ref));
+    if (!found) await linkTarget(source, disk, target.uuid);
     const depth = await chainDepth(destination, made.ref);
     ctx.logger.info('destination VHD chain', { vmUuid: item.vmUuid, userdevice: disk.userdevice, depth });
     planned.push({

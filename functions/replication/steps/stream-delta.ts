@@ -2,47 +2,72 @@ import type { Xapi } from '../../xapi/index.js';
 import { transferCbtChunk } from '../cbt-transfer.js';
 import { holdLease, type RunContext } from '../context.js';
 import type { DiskPlan, VmRunState } from '../contract.js';
+import { withStreamSlot } from '../stream-slots.js';
 import { streamDisk } from '../transfer.js';
 
+interface Sides {
+  source: Xapi;
+  destination: Xapi;
+}
+
 /**
- * Transfers the next disk that is not done yet (one disk per invocation, so the state machine's
- * loop gives every disk a full Lambda time budget) and reports whether all disks are done.
+ * Transfers the next disks that are not done yet, up to `diskStreams` of them side by side (each its
+ * own stream; a vhd disk in one invocation, a cbt disk one chunk per invocation, so the state
+ * machine's loop gives every disk a full Lambda time budget), and reports whether all are done.
+ * Every stream also holds a slot of the source pool's `sourceStreamLimit`, when set. If one disk
+ * fails, the others finish first and the step then fails with its error (a retry sends them again
+ * from the input state, which the targets accept).
  */
 export async function streamDelta(ctx: RunContext, state: VmRunState): Promise<VmRunState> {
-  const next = state.disks.find((d) => !d.done);
-  if (!next) return { ...state, done: true };
+  const pending = state.disks.filter((d) => !d.done);
+  if (pending.length === 0) return { ...state, done: true };
   await holdLease(ctx, state.runId);
   const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
+  const batch = pending.slice(0, Math.max(1, ctx.job.diskStreams));
+  const settled = await Promise.allSettled(
+    batch.map((disk) =>
+      withStreamSlot(ctx, `${state.runId}/${state.vmUuid}/${disk.userdevice}`, () =>
+        streamOne(ctx, state, disk, { source, destination }),
+      ),
+    ),
+  );
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const updated = new Map(
+    settled.map((r, i) => [batch[i]!, (r as PromiseFulfilledResult<DiskPlan>).value] as const),
+  );
+  const disks = state.disks.map((d) => updated.get(d) ?? d);
+  return { ...state, disks, done: disks.every((d) => d.done) };
+}
+
+async function streamOne(ctx: RunContext, state: VmRunState, disk: DiskPlan, x: Sides): Promise<DiskPlan> {
   const [vdi, base, target] = await Promise.all([
-    source.getByUuid('VDI', next.sourceVdi),
-    next.baseVdi ? source.getByUuid('VDI', next.baseVdi) : undefined,
-    destination.getByUuid('VDI', next.targetVdi),
+    x.source.getByUuid('VDI', disk.sourceVdi),
+    disk.baseVdi ? x.source.getByUuid('VDI', disk.baseVdi) : undefined,
+    x.destination.getByUuid('VDI', disk.targetVdi),
   ]);
-  if (next.mode === 'cbt')
-    return streamCbtChunk(ctx, state, next, { vdi, base, target, source, destination });
+  if (disk.mode === 'cbt') return streamCbtChunk(ctx, state, disk, { ...x, vdi, base, target });
   const started = Date.now();
   const bytes = await streamDisk({
-    source,
-    destination,
+    ...x,
     vdi,
     base,
     target,
-    targetSize: next.virtualSize,
+    targetSize: disk.virtualSize,
     bytesPerSecond: ctx.job.bandwidthLimitMBps ? ctx.job.bandwidthLimitMBps * 1e6 : undefined,
     timeoutMs: ctx.job.transferTimeoutSec * 1000,
     onProgress: (sent, total) =>
-      ctx.progress?.({ vmUuid: state.vmUuid, userdevice: next.userdevice, bytes: sent, total }),
+      ctx.progress?.({ vmUuid: state.vmUuid, userdevice: disk.userdevice, bytes: sent, total }),
   });
   const seconds = (Date.now() - started) / 1000;
   ctx.logger.info('disk transferred', {
     vmUuid: state.vmUuid,
-    userdevice: next.userdevice,
-    kind: next.kind,
+    userdevice: disk.userdevice,
+    kind: disk.kind,
     bytes,
     mbPerSecond: Number((bytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)),
   });
-  const disks = state.disks.map((d) => (d === next ? { ...d, bytes, done: true } : d));
-  return { ...state, disks, done: disks.every((d) => d.done) };
+  return { ...disk, bytes, done: true };
 }
 
 const MiB = 2 ** 20;
@@ -57,8 +82,8 @@ async function streamCbtChunk(
   ctx: RunContext,
   state: VmRunState,
   disk: DiskPlan,
-  x: { vdi: string; base: string | undefined; target: string; source: Xapi; destination: Xapi },
-): Promise<VmRunState> {
+  x: Sides & { vdi: string; base: string | undefined; target: string },
+): Promise<DiskPlan> {
   const started = Date.now();
   const timeoutMs = ctx.job.transferTimeoutSec * 1000;
   const r = await transferCbtChunk({
@@ -108,7 +133,5 @@ async function streamCbtChunk(
     remainingBytes: r.remaining,
     mbPerSecond: Number((r.bytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)),
   });
-  const updated: DiskPlan = { ...disk, bytes: disk.bytes + r.bytes, cursor: r.cursor, done: r.done };
-  const disks = state.disks.map((d) => (d === disk ? updated : d));
-  return { ...state, disks, done: disks.every((d) => d.done) };
+  return { ...disk, bytes: disk.bytes + r.bytes, cursor: r.cursor, done: r.done };
 }

@@ -156,6 +156,11 @@ describe('xcr validate', () => {
     const ok = await xcr(['validate', writeConfig('ok', config()), '--json']);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, jobs: ['web'] });
+    expect(JSON.parse(ok.stdout).monthlyCost).toEqual([
+      expect.objectContaining({ jobId: 'web', region: 'us-east-1', usdPerVmMonth: expect.any(Number) }),
+    ]);
+    const text = await xcr(['validate', writeConfig('ok', config())]);
+    expect(text.stdout).toMatch(/monthly AWS cost estimate:\n {2}web: ≈ \$[\d.]+ per VM-month/);
     const bad = await xcr([
       'validate',
       writeConfig('bad', config({ job: { retention: 0, schedule: { rate: '1 minute' } } })),

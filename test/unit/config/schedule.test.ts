@@ -112,7 +112,7 @@ describe('time zones', () => {
 });
 
 describe('xcr validate refuses what cdk deploy would', () => {
-  function issues(schedule: unknown): string {
+  function issues(schedule: unknown, transferMode?: string): string {
     try {
       parseConfig({
         version: 1,
@@ -124,6 +124,7 @@ describe('xcr validate refuses what cdk deploy would', () => {
             destination: { pool: 'p', sr: { name: 'sr' } },
             vms: { tag: 't' },
             schedule,
+            ...(transferMode ? { transferMode } : {}),
           },
         ],
       });
@@ -144,5 +145,41 @@ describe('xcr validate refuses what cdk deploy would', () => {
     );
     expect(issues({ rate: '5 minutes' })).toMatch(/^jobs\.0\.schedule\.rate: must be between 10 minutes/);
     expect(issues({ cron: '30 1 * * ? *', timezone: 'Europe/Paris' })).toBe('');
+  });
+
+  // Each row: schedule, transfer mode (undefined = the default vhd), and the refusal ('' = deployable).
+  const FLOOR_TABLE: [unknown, string | undefined, string | RegExp][] = [
+    [{ rate: '1 minute' }, 'cbt', ''],
+    [{ rate: '1 minutes' }, 'auto', ''],
+    [{ rate: '2 minutes' }, 'cbt', ''],
+    [{ cron: '* * * * ? *' }, 'cbt', ''],
+    [{ cron: '0/5 * * * ? *' }, 'auto', ''],
+    [{ rate: '10 minutes' }, 'vhd', ''],
+    [{ rate: '10 minutes' }, undefined, ''],
+    [{ rate: '0 minutes' }, 'cbt', /^jobs\.0\.schedule\.rate: must be between 1 minute and 24 hours/],
+    [{ rate: '25 hours' }, 'cbt', /^jobs\.0\.schedule\.rate: must be between 1 minute and 24 hours/],
+    [
+      { rate: '1 minute' },
+      undefined,
+      /^jobs\.0\.schedule\.rate: must be between 10 minutes and 24 hours for transferMode "vhd"; set "transferMode": "cbt" or "auto"/,
+    ],
+    [{ rate: '9 minutes' }, 'vhd', /^jobs\.0\.schedule\.rate: .*transferMode "vhd"/],
+    [
+      { cron: '0/5 * * * ? *' },
+      'vhd',
+      /^jobs\.0\.schedule\.cron: fires 5 minutes apart; runs must be at least 10 minutes apart \(e\.g\. "0\/10 \* \* \* \? \*"\) for transferMode "vhd"; set "transferMode": "cbt"/,
+    ],
+  ];
+  it.each(FLOOR_TABLE)('%j in mode %s', (schedule, mode, expected) => {
+    const text = issues(schedule, mode);
+    if (expected === '') expect(text).toBe('');
+    else expect(text).toMatch(expected);
+  });
+
+  it('holds drill schedules to 10 minutes whatever the transfer mode', () => {
+    expect(cronProblems('* * * * ? *')).toEqual([
+      'fires 1 minute apart; runs must be at least 10 minutes apart (e.g. "0/10 * * * ? *")',
+    ]);
+    expect(cronProblems('* * * * ? *', 1)).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BLOCK_SIZE, BlockStore, Disk } from '../../../sim/disk.js';
 import { XapiError } from '../../../sim/errors.js';
+import { readPinned } from '../../../sim/nbd-hosts.js';
 
 const MiB = 1024 * 1024;
 
@@ -82,5 +83,21 @@ describe('sparse copy-on-write disks', () => {
     expect(c.read(0, 1)[0]).toBe(4);
     c.write(1, Buffer.from([6]));
     expect(d.read(0, 2)).toEqual(Buffer.from([5, 5]));
+  });
+
+  it('NBD reads inside a block are views that later writes never change; reads across blocks are copies', () => {
+    const store = new BlockStore(1024 * MiB);
+    const d = new Disk(store, 8 * MiB);
+    d.write(0, Buffer.alloc(BLOCK_SIZE * 2, 1));
+    const view = readPinned(d, 4096, 65536);
+    expect(view.equals(Buffer.alloc(65536, 1))).toBe(true);
+    d.write(0, Buffer.alloc(BLOCK_SIZE, 2)); // the pinned block is copied before this write
+    expect(view.equals(Buffer.alloc(65536, 1))).toBe(true);
+    expect(readPinned(d, 4096, 65536).equals(Buffer.alloc(65536, 2))).toBe(true);
+    expect(readPinned(d, 6 * MiB, 4096).equals(Buffer.alloc(4096))).toBe(true); // a hole reads as zeros
+    const across = readPinned(d, BLOCK_SIZE - 512, 1024);
+    expect(across.equals(d.read(BLOCK_SIZE - 512, 1024))).toBe(true);
+    expect([...across.subarray(0, 512)]).toEqual(Array(512).fill(2));
+    expect([...across.subarray(512)]).toEqual(Array(512).fill(1));
   });
 });

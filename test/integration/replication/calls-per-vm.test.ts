@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SimVmSpec } from '../../../sim/types.js';
+import { isClassListing, PER_VM_STEPS, perVmCalls, stepCalls } from '../../support/call-count.js';
+import { MiB, type Sites, startSites } from '../../support/sites.js';
+
+let sites: Sites | undefined;
+afterEach(async () => {
+  await sites?.close();
+  sites = undefined;
+});
+
+const job = (n: number): SimVmSpec[] =>
+  Array.from({ length: n }, (_, i) => ({
+    name_label: `vm-${i}`,
+    disks: [
+      { sizeBytes: 8 * MiB, data: [{ offset: 0, length: 4096, seed: i + 1 }] },
+      { sizeBytes: 4 * MiB, data: [{ offset: MiB, length: 4096, seed: i + 100 }] },
+    ],
+    vifs: [{ network: 'Pool-wide network' }],
+  }));
+
+/** Unrelated VMs with history: what a real pool holds besides the job's VMs. */
+const crowd = (n: number): SimVmSpec[] =>
+  Array.from({ length: n }, (_, i) => ({
+    name_label: `other-${i}`,
+    snapshots: 3,
+    disks: [{ sizeBytes: 4 * MiB }],
+  }));
+
+/** Per-VM calls of a delta run (the second run), with the calls the per-VM steps made. */
+async function deltaRun(extra: number): Promise<{ perVm: number; listings: string[] }> {
+  const vms = job(3);
+  sites = await startSites({
+    vms: [...vms, ...crowd(extra)],
+    select: vms.map((v) => v.name_label),
+    job: { concurrency: 1 },
+  });
+  expect((await sites.run()).status).toBe('succeeded');
+  for (const name of vms.map((v) => v.name_label))
+    sites.source.test.writeVdi(sites.liveDisks(name)[0]!, 0, Buffer.alloc(4096, 7));
+  const calls = stepCalls([sites.source, sites.destination]);
+  const run = await sites.run(undefined, calls.wrap);
+  expect(run.status).toBe('succeeded');
+  expect(run.vms.map((v) => v.kind)).toEqual(['delta', 'delta', 'delta']);
+  sites.assertNoLeaks();
+  const listings = PER_VM_STEPS.flatMap((step) =>
+    (calls.byStep.get(step) ?? []).filter(isClassListing).map((m) => `${step}: ${m}`),
+  );
+  const perVm = perVmCalls(calls, vms.length);
+  await sites.close();
+  sites = undefined;
+  return { perVm, listings };
+}
+
+describe('XAPI calls per VM do not depend on the pool size', () => {
+  it('recognises class listings', () => {
+    expect(isClassListing('VM.get_all_records')).toBe(true);
+    expect(isClassListing('VDI.get_all')).toBe(true);
+    expect(isClassListing('VBD.get_all_records_where')).toBe(true);
+    expect(isClassListing('VM.get_by_uuid')).toBe(false);
+    expect(isClassListing('VM.get_snapshots')).toBe(false);
+    expect(isClassListing('network.get_all_records')).toBe(false);
+  });
+
+  it('no per-VM step lists a class, and a crowded pool costs no extra call per VM', async () => {
+    const small = await deltaRun(0);
+    expect(small.listings).toEqual([]);
+    const crowded = await deltaRun(40);
+    expect(crowded.listings).toEqual([]);
+    expect(crowded.perVm).toBe(small.perVm);
+  });
+});
