@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
+import type { WorkflowDefinitions } from './local-runner.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -59,16 +60,13 @@ function sourceDigest(): string {
 }
 
 /** The cache key of a job's definition: code version + the job fields the definition depends on. */
-export function definitionKey(job: JobConfig, opts: { distributedMap?: boolean } = {}): string {
+export function definitionKey(job: JobConfig): string {
   const shaping = Object.fromEntries(
     Object.entries(job)
       .filter(([k]) => !(RUNTIME_ONLY_JOB_FIELDS as readonly string[]).includes(k))
       .sort(([a], [b]) => a.localeCompare(b)),
   );
-  const digest = createHash('sha256')
-    .update(JSON.stringify({ shaping, distributedMap: opts.distributedMap ?? false }))
-    .digest('hex')
-    .slice(0, 16);
+  const digest = createHash('sha256').update(JSON.stringify({ shaping })).digest('hex').slice(0, 16);
   return `${sourceDigest()}-${job.id}-${digest}`;
 }
 
@@ -78,29 +76,42 @@ export function definitionCacheDir(env: NodeJS.ProcessEnv = process.env): string
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'xcr', 'definitions');
 }
 
-const memo = new Map<string, Record<string, unknown>>();
+const memo = new Map<string, WorkflowDefinitions>();
+
+function isDefinitions(value: unknown): value is WorkflowDefinitions {
+  const v = value as Partial<WorkflowDefinitions> | null;
+  return (
+    typeof v?.main === 'object' && v.main !== null && typeof v.children === 'object' && v.children !== null
+  );
+}
 
 /**
- * The job's state machine definition exactly as the CDK app synthesizes it. Synthesis loads
+ * The job's state machine definitions (the run and its child machines) exactly as the CDK app
+ * synthesizes them, kept together in one cache file. Synthesis loads
  * aws-cdk-lib (seconds, hundreds of MiB), so the result is kept on disk under a key of the code
  * version and the job fields it depends on; aws-cdk-lib is only loaded when the key is new.
  */
 export async function loadDefinition(
   config: XcrConfig,
   job: JobConfig,
-  opts: { distributedMap?: boolean; cacheDir?: string } = {},
-): Promise<Record<string, unknown>> {
-  const key = definitionKey(job, opts);
+  opts: { cacheDir?: string } = {},
+): Promise<WorkflowDefinitions> {
+  const key = definitionKey(job);
   const cached = memo.get(key);
   if (cached) return cached;
   const dir = opts.cacheDir ?? definitionCacheDir();
   const file = join(dir, `${key}.json`);
-  let def: Record<string, unknown>;
+  let def: WorkflowDefinitions | undefined;
   try {
-    def = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    // a file of an older layout (one definition) is synthesized again
+    if (isDefinitions(parsed)) def = parsed;
   } catch {
+    def = undefined;
+  }
+  if (!def) {
     const { synthesizeDefinitions } = await import('./workflow-definitions.js');
-    def = synthesizeDefinitions({ ...config, jobs: [job] }, opts).get(job.id)!;
+    def = synthesizeDefinitions({ ...config, jobs: [job] }).get(job.id)!;
     try {
       mkdirSync(dir, { recursive: true });
       const partial = `${file}.${process.pid}`;

@@ -27,6 +27,14 @@ import { STEP_SIZING, StepLambdas } from './step-lambdas.js';
 export const LEASE_STEPS: readonly StepName[] = STEP_NAMES;
 /** Steps that publish run events: finish-run, once per run (skipped runs included). */
 export const EVENT_STEPS: readonly StepName[] = [STATE.finishRun];
+/** What each step does with the run table (nothing for the others). */
+export const RUN_TABLE_ACTIONS: Readonly<Partial<Record<StepName, readonly string[]>>> = {
+  [STATE.lockCheck]: ['dynamodb:BatchWriteItem'],
+  [STATE.loadBatch]: ['dynamodb:Query'],
+  [STATE.commitOrRollback]: ['dynamodb:PutItem'],
+  [STATE.recordFailure]: ['dynamodb:PutItem'],
+  [STATE.finishRun]: ['dynamodb:Query'],
+};
 
 export interface ContinuousReplicationProps {
   /**
@@ -73,13 +81,6 @@ export interface ContinuousReplicationProps {
    */
   readonly executionTimeout?: Duration;
   /**
-   * Replicate each VM in a child execution (Distributed Map) so that a run's own history
-   * (25,000 events at most; ~12 + 7 per disk per VM with the inline Map) no longer bounds the job
-   * size. The Step Functions graph then shows each VM under the Map Run.
-   * @default false
-   */
-  readonly distributedMap?: boolean;
-  /**
    * What happens to the lease table and the log groups when the stack is deleted.
    * @default RemovalPolicy.RETAIN
    */
@@ -87,13 +88,16 @@ export interface ContinuousReplicationProps {
 }
 
 /**
- * Continuous replication of XenServer / XCP-ng VMs: one Step Functions state machine and one
- * EventBridge Scheduler schedule per job, five step Lambdas in the VPC shared by all jobs, a
- * DynamoDB lease table, run events, alarms for failed runs and replication lag.
+ * Continuous replication of XenServer / XCP-ng VMs: per job three Step Functions state machines
+ * (the run, its batches, each VM's disk loop) and one EventBridge Scheduler schedule; the step
+ * Lambdas in the VPC shared by all jobs, DynamoDB lease and run tables, run events, alarms for
+ * failed runs and replication lag.
  */
 export class ContinuousReplication extends Construct {
   readonly functions: Readonly<Record<StepName, NodejsFunction>>;
   readonly leaseTable: dynamodb.Table;
+  /** Each run's VM list and per-VM results (partition key run id, items expire after 14 days). */
+  readonly runTable: dynamodb.Table;
   readonly jobs: ReadonlyMap<string, JobWorkflow>;
   readonly deadLetterQueue: sqs.Queue;
   /** Releases the lease and reports runs that end without finish-run (stopped, timed out). */
@@ -116,13 +120,22 @@ export class ContinuousReplication extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
 
-    this.leaseTable = new dynamodb.Table(this, 'LeaseTable', {
+    // Both tables: on demand, recoverable, encrypted, items expire through `expiresAt`.
+    const table = (id: string, keys: Pick<dynamodb.TableProps, 'partitionKey' | 'sortKey'>) =>
+      new dynamodb.Table(this, id, {
+        ...keys,
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        timeToLiveAttribute: 'expiresAt',
+        encryption: dynamodb.TableEncryption.AWS_MANAGED,
+        removalPolicy,
+      });
+    this.leaseTable = table('LeaseTable', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      timeToLiveAttribute: 'expiresAt',
-      encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      removalPolicy,
+    });
+    this.runTable = table('RunTable', {
+      partitionKey: { name: 'runId', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
     });
 
     const network = new StepNetwork(this, 'Network', {
@@ -139,6 +152,7 @@ export class ContinuousReplication extends Construct {
       environment: {
         ...network.environment,
         [ENV.leaseTable]: this.leaseTable.tableName,
+        [ENV.runTable]: this.runTable.tableName,
         [ENV.eventBus]: eventBus.eventBusName,
       },
       logRetention,
@@ -154,6 +168,9 @@ export class ContinuousReplication extends Construct {
         'dynamodb:UpdateItem',
         'dynamodb:DeleteItem',
       );
+    }
+    for (const [step, actions] of Object.entries(RUN_TABLE_ACTIONS)) {
+      this.runTable.grant(lambdas.roles[step as StepName], ...actions);
     }
     for (const step of EVENT_STEPS) eventBus.grantPutEventsTo(lambdas.roles[step]);
     for (const secret of this.passwordSecrets(props.config)) {
@@ -200,7 +217,6 @@ export class ContinuousReplication extends Construct {
           logRetention,
           removalPolicy,
           executionTimeout: props.executionTimeout ?? Duration.hours(12),
-          distributedMap: props.distributedMap ?? false,
           ...(props.lagAlarmMinutes !== undefined ? { lagAlarmMinutes: props.lagAlarmMinutes } : {}),
           ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
         }),
@@ -210,6 +226,7 @@ export class ContinuousReplication extends Construct {
     this.runEnded = new RunEnded(this, 'RunEnded', {
       stateMachines: [...jobs.values()].map((j) => j.stateMachine),
       leaseTable: this.leaseTable,
+      runTable: this.runTable,
       eventBus,
       logRetention,
       removalPolicy,
@@ -230,10 +247,17 @@ export class ContinuousReplication extends Construct {
     acknowledgeNagFindings({
       stepRoles: [...STEP_NAMES.map((s) => lambdas.roles[s]), this.runEnded.role],
       functions: STEP_NAMES.map((s) => lambdas.functions[s]),
-      stateMachines: [...jobs.values()].map((j) => j.stateMachine),
+      stateMachines: [...jobs.values()].flatMap((j) => [
+        j.stateMachine,
+        j.batchStateMachine,
+        j.transferStateMachine,
+      ]),
       deadLetterQueue: this.deadLetterQueue,
       logGroups: [...lambdas.logGroups, this.runEnded.logGroup, ...[...jobs.values()].map((j) => j.logGroup)],
-      distributedMap: props.distributedMap ?? false,
+      childStarts: [...jobs.values()].flatMap((j) => [
+        { parent: j.stateMachine, child: j.batchStateMachine },
+        { parent: j.batchStateMachine, child: j.transferStateMachine },
+      ]),
     });
   }
 

@@ -5,6 +5,17 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 
+/** The ARN pattern of a state machine's executions, as cdk-nag prints it in a finding's id. */
+function executionsArn(sm: sfn.StateMachine): string {
+  const stack = Stack.of(sm);
+  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+  const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
+  const smLogicalId = stack.getLogicalId(sm.node.defaultChild as CfnElement);
+  const name = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${smLogicalId}"}]}]}`;
+  return `arn:${partition}:states:${region}:${account}:execution:${name}*`;
+}
+
 /**
  * The cdk-nag (AwsSolutions) findings that are deliberate, acknowledged on the exact resources
  * with the reason. Anything else the pack reports is a defect (the infra tests fail on it).
@@ -15,8 +26,16 @@ export function acknowledgeNagFindings(o: {
   stateMachines: sfn.StateMachine[];
   deadLetterQueue: sqs.IQueue;
   logGroups: logs.ILogGroup[];
-  distributedMap: boolean;
+  /** Run → batch and batch → transfer: the parent starts, describes and stops the child's executions. */
+  childStarts: { parent: sfn.StateMachine; child: sfn.StateMachine }[];
 }): void {
+  for (const { parent, child } of o.childStarts) {
+    Validations.of(parent.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${executionsArn(child)}]`,
+      reason:
+        'DescribeExecution/StopExecution on the executions of this one child state machine (startExecution.sync); their names are per run and batch, or generated.',
+    });
+  }
   for (const role of o.stepRoles) {
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
@@ -30,22 +49,6 @@ export function acknowledgeNagFindings(o: {
       reason:
         'Step Functions log delivery (logs:CreateLogDelivery, …) and X-Ray (PutTraceSegments) support no resource-level permissions.',
     });
-    if (o.distributedMap) {
-      // The ARN of the state machine's own executions (child runs of the Distributed Map), as nag prints it.
-      const stack = Stack.of(sm);
-      const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
-      const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
-      const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
-      const smLogicalId = stack.getLogicalId(sm.node.defaultChild as CfnElement);
-      const name = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${smLogicalId}"}]}]}`;
-      for (const suffix of [':*', '/*:*']) {
-        Validations.of(sm).acknowledge({
-          id: `AwsSolutions-IAM5[Resource::arn:${partition}:states:${region}:${account}:execution:${name}${suffix}]`,
-          reason:
-            'Describe/Stop/Redrive the child executions of this state machine only (Distributed Map); their names are generated.',
-        });
-      }
-    }
     for (const fn of o.functions) {
       const logicalId = Stack.of(fn).getLogicalId(fn.node.defaultChild as CfnElement);
       Validations.of(sm.role).acknowledge({

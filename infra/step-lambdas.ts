@@ -82,13 +82,16 @@ interface StepSizing {
 
 /**
  * stream-delta moves a whole disk per invocation: the 15-minute maximum and ~1 vCPU (1769 MB) so
- * checksumming keeps up with the ~75 MB/s a VPC function gets. The others make a few XAPI calls.
+ * checksumming keeps up with the ~75 MB/s a VPC function gets. The others make a few XAPI or
+ * run-store calls (finish-run reads a 5,000-VM run back in ~10 Query pages).
  */
 export const STEP_SIZING: Readonly<Record<StepName, StepSizing>> = {
   'lock-check': { memoryMiB: 512, timeout: Duration.minutes(5) },
+  'load-batch': { memoryMiB: 256, timeout: Duration.minutes(1) },
   'snapshot-previous': { memoryMiB: 512, timeout: Duration.minutes(5) },
   'stream-delta': { memoryMiB: 1769, timeout: Duration.minutes(15) },
   'commit-or-rollback': { memoryMiB: 512, timeout: Duration.minutes(10) },
+  'record-failure': { memoryMiB: 256, timeout: Duration.minutes(1) },
   'finish-run': { memoryMiB: 256, timeout: Duration.minutes(2) },
 };
 
