@@ -38,7 +38,7 @@ const MAX_WRITE_ATTEMPTS = 8;
 
 /** Unprocessed items left after every attempt: DynamoDB kept throttling the writes. */
 export class RunStoreWriteError extends Error {
-  override readonly name = 'XcrTransientError';
+  override readonly name = 'RunStoreWriteError';
   constructor(table: string, left: number) {
     super(
       `run store: DynamoDB left ${left} writes to ${table} unprocessed after ${MAX_WRITE_ATTEMPTS} attempts (throttled)`,

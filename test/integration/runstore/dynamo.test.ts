@@ -89,7 +89,7 @@ describe('DynamoRunStore (real AWS SDK against dynalite on loopback)', () => {
     expect(await store.readWorkList('throttled', 0, 60)).toEqual(vms);
   });
 
-  it('gives up with a transient error when DynamoDB never takes the writes', async () => {
+  it('gives up, naming the table and the count, when DynamoDB never takes the writes', async () => {
     const never = {
       send: async (command: unknown) => {
         if (command instanceof BatchWriteItemCommand) return { UnprocessedItems: command.input.RequestItems };
@@ -98,7 +98,7 @@ describe('DynamoRunStore (real AWS SDK against dynalite on loopback)', () => {
     };
     const store = new DynamoRunStore({ client: never, tableName: TABLE, retryBaseMs: 0 });
     await expect(store.putWorkList('never', ['a', 'b'])).rejects.toMatchObject({
-      name: 'XcrTransientError',
+      name: 'RunStoreWriteError',
       message: expect.stringMatching(/left 2 writes to xcr-runs unprocessed after 8 attempts/),
     });
   });
