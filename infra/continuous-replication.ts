@@ -22,9 +22,13 @@ import { StepNetwork } from './network.js';
 import { RunEnded } from './run-ended.js';
 import { STEP_SIZING, StepLambdas } from './step-lambdas.js';
 
+/** Steps that only read or write the run store: no XAPI, so no lease, secret or key for them. */
+const RUN_STORE_ONLY: readonly StepName[] = [STATE.loadBatch, STATE.recordFailure];
+/** Steps that talk to the pools: they get the pool secrets (and the keys those are encrypted with). */
+export const XAPI_STEPS: readonly StepName[] = STEP_NAMES.filter((s) => !RUN_STORE_ONLY.includes(s));
 /** Steps that take, renew or release the job lease (the only ones granted the lease table). */
-// Every step renews the lease before it writes (a run that lost it must stop), so all five need it.
-export const LEASE_STEPS: readonly StepName[] = STEP_NAMES;
+// Every step that writes to a pool renews the lease first (a run that lost it must stop).
+export const LEASE_STEPS: readonly StepName[] = XAPI_STEPS;
 /** Steps that publish run events: finish-run, once per run (skipped runs included). */
 export const EVENT_STEPS: readonly StepName[] = [STATE.finishRun];
 /** What each step does with the run table (nothing for the others). */
@@ -174,10 +178,10 @@ export class ContinuousReplication extends Construct {
     }
     for (const step of EVENT_STEPS) eventBus.grantPutEventsTo(lambdas.roles[step]);
     for (const secret of this.passwordSecrets(props.config)) {
-      for (const step of STEP_NAMES) secret.grantRead(lambdas.roles[step]);
+      for (const step of XAPI_STEPS) secret.grantRead(lambdas.roles[step]);
     }
     for (const keyArn of kmsKeyArns(props.config)) {
-      for (const step of STEP_NAMES) {
+      for (const step of XAPI_STEPS) {
         lambdas.roles[step].addToPolicy(
           new iam.PolicyStatement({
             actions: ['kms:Decrypt'],

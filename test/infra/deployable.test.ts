@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig } from '../../functions/config/load.js';
 import type { XcrConfig } from '../../functions/config/schema.js';
 import { parseStatusChange } from '../../functions/handlers/lambda/execution-ended.js';
-import { STEP_NAMES } from '../../functions/replication/contract.js';
+import { XAPI_STEPS } from '../../infra/continuous-replication.js';
 import { DeploymentError, deploymentProblems, stackEnvironment } from '../../infra/environment.js';
 import { type Synthesized, synthesize } from './synth.js';
 
@@ -48,7 +48,7 @@ describe('deployable as-is', () => {
       (p) => (p.Properties!.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement,
     );
     const decrypt = statements.filter((st) => st.Action === 'kms:Decrypt');
-    expect(decrypt).toHaveLength(STEP_NAMES.length);
+    expect(decrypt).toHaveLength(XAPI_STEPS.length);
     for (const st of decrypt) {
       expect(st).toEqual({
         Action: 'kms:Decrypt',

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../functions/config/load.js';
 import { STEP_NAMES } from '../../functions/replication/contract.js';
-import { RUN_TABLE_ACTIONS } from '../../infra/continuous-replication.js';
+import { LEASE_STEPS, RUN_TABLE_ACTIONS, XAPI_STEPS } from '../../infra/continuous-replication.js';
 import { type Synthesized, synthesize } from './synth.js';
 
 // A password value that must never appear in the template, wherever it might leak from.
@@ -97,7 +97,7 @@ describe('IAM least privilege and secrets', () => {
     const text = [...resources].join(' ');
     expect(text).toContain(':secret:xcr/site-a-??????');
     expect(text).toContain('arn:aws:secretsmanager:eu-west-1:123456789012:secret:xcr/site-b-AbC123');
-    expect(new Set(grants.map((g) => g.id)).size).toBe(STEP_NAMES.length);
+    expect(new Set(grants.map((g) => g.id)).size).toBe(XAPI_STEPS.length);
   });
 
   it('no wildcard resource except the actions that cannot be scoped', () => {
@@ -137,7 +137,7 @@ describe('IAM least privilege and secrets', () => {
         'dynamodb:UpdateItem',
       ]);
     }
-    expect(dynamo).toHaveLength(STEP_NAMES.length);
+    expect(dynamo).toHaveLength(LEASE_STEPS.length);
   });
 
   it('the run table: run id + sort key, on demand, point-in-time recovery, TTL; each step only what it does', () => {
