@@ -78,7 +78,7 @@ export function localJobRunner(
 /** The summary with every VM's result from the run store; the run's data is removed from the store. */
 export async function withVmResults(deps: HandlerDeps, summary: RunSummary): Promise<RunResult> {
   const vms = [];
-  for await (const vm of runVmResults(deps.runs, summary.runId)) vms.push(vm);
+  for await (const vm of runVmResults(deps.runs, summary.runId, summary.vmCount)) vms.push(vm);
   await deps.runs.deleteRun(summary.runId);
   return { ...summary, vms };
 }

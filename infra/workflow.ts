@@ -95,6 +95,7 @@ export function buildBatchWorkflow(
       'runId.$': '$.runId',
       'startedAt.$': '$.startedAt',
       'batchIndex.$': '$.batchIndex',
+      'vmCount.$': '$.vmCount',
     }),
   });
 
@@ -218,6 +219,7 @@ export function buildRunWorkflow(
       'runId.$': '$.runId',
       'startedAt.$': '$.startedAt',
       'batchIndex.$': '$.batch.index',
+      'vmCount.$': '$.vmCount',
     }),
     associateWithParent: true,
     resultPath: sfn.JsonPath.DISCARD,

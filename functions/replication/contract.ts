@@ -148,7 +148,11 @@ export type LockCheckOutput = z.infer<typeof lockCheckOutput>;
 const runRef = z.strictObject({ jobId: id, runId: id, startedAt: z.string() });
 
 /** load-batch input: which batch of the run (the batch child's input, as run-batch passes it). */
-export const loadBatchInput = runRef.extend({ batchIndex: count });
+export const loadBatchInput = runRef.extend({
+  batchIndex: count,
+  /** The run's VM count: nothing past it is read (a retried lock-check may have left more items). */
+  vmCount: count,
+});
 export type LoadBatchInput = z.infer<typeof loadBatchInput>;
 
 /** The batch's VM uuids (at most BATCH_SIZE) and the work-list index of the first. */

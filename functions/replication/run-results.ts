@@ -32,7 +32,8 @@ export function batchPlan(vmCount: number) {
 /** The VMs of one batch: the work-list slice [batchIndex × BATCH_SIZE, + BATCH_SIZE). */
 export async function loadBatch(runs: RunStore, input: LoadBatchInput): Promise<LoadBatchOutput> {
   const offset = input.batchIndex * BATCH_SIZE;
-  const vms = await runs.readWorkList(input.runId, offset, offset + BATCH_SIZE);
+  const end = Math.min(offset + BATCH_SIZE, input.vmCount);
+  const vms = end > offset ? await runs.readWorkList(input.runId, offset, end) : [];
   return { jobId: input.jobId, runId: input.runId, startedAt: input.startedAt, offset, vms };
 }
 
@@ -74,12 +75,20 @@ export function failedVmResult(input: RecordFailureInput): VmResult {
 
 export const NO_RESULT = 'no-result';
 
-/** Every VM of the run's work list with its recorded result, or failed `no-result`, in order. */
-export async function* runVmResults(runs: RunStore, runId: string): AsyncGenerator<VmResult> {
-  for (let start = 0; ; start += READ_PAGE) {
+/**
+ * Every VM of the run's work list (its first `vmCount` items when known) with its recorded result,
+ * or failed `no-result`, in order.
+ */
+export async function* runVmResults(
+  runs: RunStore,
+  runId: string,
+  vmCount = Number.POSITIVE_INFINITY,
+): AsyncGenerator<VmResult> {
+  for (let start = 0; start < vmCount; start += READ_PAGE) {
+    const end = Math.min(start + READ_PAGE, vmCount);
     const [vms, results] = await Promise.all([
-      runs.readWorkList(runId, start, start + READ_PAGE),
-      runs.readResults(runId, start, start + READ_PAGE),
+      runs.readWorkList(runId, start, end),
+      runs.readResults(runId, start, end),
     ]);
     const byIndex = new Map(results.map((r) => [r.index, r.record]));
     for (const [i, vmUuid] of vms.entries()) {
@@ -97,7 +106,7 @@ export async function* runVmResults(runs: RunStore, runId: string): AsyncGenerat
               : 'no outcome was recorded for this VM (its execution ended before it, or the run store was unavailable); see the step logs',
           };
     }
-    if (vms.length < READ_PAGE) return;
+    if (vms.length < end - start) return;
   }
 }
 
@@ -118,7 +127,7 @@ export async function summarizeRun(
   let bytes = 0;
   const failures: RunSummary['failures'] = [];
   if (input.status !== 'skipped') {
-    for await (const vm of runVmResults(runs, input.runId)) {
+    for await (const vm of runVmResults(runs, input.runId, input.vmCount)) {
       vmCount++;
       bytes += vm.bytes;
       if (vm.status !== 'failed') continue;

@@ -169,6 +169,7 @@ describe('state machines', () => {
           'runId.$': '$.runId',
           'startedAt.$': '$.startedAt',
           'batchIndex.$': '$.batch.index',
+          'vmCount.$': '$.vmCount',
           'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id',
         },
       });

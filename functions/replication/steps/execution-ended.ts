@@ -37,7 +37,12 @@ export async function executionEnded(deps: ExecutionEndedDeps, e: ExecutionEnded
   const how = { FAILED: 'failed', TIMED_OUT: 'timed out', ABORTED: 'was stopped' }[e.status];
   const base = { jobId: e.jobId, runId: e.runId, startedAt: e.startedAt };
   const recorded = deps.runs
-    ? await summarizeRun(deps.runs, { ...base, status: 'acquired', ...batchPlan(0) }, e.stoppedAt)
+    ? await summarizeRun(
+        deps.runs,
+        // the VM count is not known here: the whole work list is read
+        { ...base, status: 'acquired', ...batchPlan(0), vmCount: Number.MAX_SAFE_INTEGER },
+        e.stoppedAt,
+      )
     : undefined;
   const result: RunSummary = {
     ...base,
