@@ -1,7 +1,7 @@
 /**
  * The import rules of the repository, checked by `npm run deps` (tools/deps.ts) in `npm test`.
  *
- *   functions/handlers → functions/replication → {functions/xapi, functions/nbd, functions/lease}
+ *   functions/handlers → functions/replication → {functions/xapi, functions/nbd, functions/lease, functions/runstore}
  *   → functions/{vhd,qcow2}, never upward; functions/config and functions/retry are leaves everybody may use.
  *   sim/ is an independent XAPI implementation: it shares only the VHD and qcow2 codecs with the client side.
  *   infra/ builds the CDK app from the config, the workflow contract and the Lambda entry names.
@@ -55,18 +55,18 @@ module.exports = {
     {
       name: 'adapters-not-upward',
       comment:
-        'functions/xapi, functions/nbd and functions/lease sit below the core: they never import functions/replication or functions/handlers (the core owns the ports they implement).',
+        'functions/xapi, functions/nbd, functions/lease and functions/runstore sit below the core: they never import functions/replication or functions/handlers (the core owns the ports they implement).',
       severity: 'error',
-      from: { path: '^functions/(xapi|nbd|lease)/' },
+      from: { path: '^functions/(xapi|nbd|lease|runstore)/' },
       to: { path: '^functions/(replication|handlers)/' },
     },
     {
       name: 'adapters-independent',
       comment:
-        'functions/xapi, functions/nbd and functions/lease do not import each other: the core combines them.',
+        'functions/xapi, functions/nbd, functions/lease and functions/runstore do not import each other: the core combines them.',
       severity: 'error',
-      from: { path: '^functions/(xapi|nbd|lease)/' },
-      to: { path: '^functions/(xapi|nbd|lease)/', pathNot: '^functions/$1/' },
+      from: { path: '^functions/(xapi|nbd|lease|runstore)/' },
+      to: { path: '^functions/(xapi|nbd|lease|runstore)/', pathNot: '^functions/$1/' },
     },
     {
       name: 'core-not-into-handlers',

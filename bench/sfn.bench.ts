@@ -1,93 +1,69 @@
 /**
- * The synthesized workflow with 500 VMs (2 disks each) through the local runner, with fake steps
- * returning realistically sized payloads: the largest state input/output against the 256 KiB
- * limit, and the execution history size an AWS run would have against the 25,000-event cap.
+ * The synthesized workflow (the run, its batch and transfer child machines) through the local
+ * runner with fake steps (test/support/workflow-fakes.ts: realistic payloads, the real run-store
+ * code), measured per execution as AWS would write it:
+ * - sfn.payload_bytes_max_5000vms: the largest state input/output over the run and every child
+ *   execution of a 5,000-VM run (2 disks each), against the 16 KiB target (Step Functions: 256 KiB);
+ * - sfn.history_events_max_5000vms: the largest single execution's history in that run, against the
+ *   20,000-event target (Step Functions: 25,000);
+ * - sfn.history_events_max_cbt_50tib: the same for one VM with one 50 TiB disk in cbt mode, every
+ *   block changed, at the job's default cbtChunkMiB (stream-delta sends at most that per invocation).
  */
 import { readFileSync } from 'node:fs';
-import { runExecution, type StateEvent } from '../cli/local-runner.js';
 import { synthesizeDefinitions } from '../cli/workflow-definitions.js';
 import { parseConfig } from '../functions/config/load.js';
 import { report } from '../test/support/figure.js';
-import { fakeHandlers } from '../test/support/workflow-fakes.js';
+import { measureRun } from '../test/support/history.js';
 
-const PAYLOAD_LIMIT = 262_144;
-const HISTORY_CAP = 25_000;
-const VMS = 500;
+const PAYLOAD_TARGET = 16_384;
+const HISTORY_TARGET = 20_000;
+const VMS = 5_000;
 const DISKS = 2;
+const MiB = 2 ** 20;
+const TiB = 2 ** 40;
 
-const config = JSON.parse(readFileSync(new URL('../xcr.config.example.json', import.meta.url), 'utf8'));
-config.jobs[0].concurrency = 40;
-const definition = synthesizeDefinitions(parseConfig(config)).get(config.jobs[0].id)!;
+const raw = JSON.parse(readFileSync(new URL('../xcr.config.example.json', import.meta.url), 'utf8'));
+raw.jobs[0].concurrency = 40;
+const config = parseConfig(raw);
+const job = config.jobs[0]!;
+const defs = synthesizeDefinitions(config).get(job.id)!;
 
-async function measure(vmCount: number) {
-  const { handlers } = fakeHandlers({ vmCount, disksPerVm: DISKS });
-  let largest = 0;
-  let largestAt = '';
-  let tasks = 0;
-  let others = 0;
-  let iterations = 0;
-  const onStateEvent = (e: StateEvent) => {
-    if (e.type === 'MapIterationStarted' || e.type === 'MapIterationSucceeded') iterations++;
-    if (!('state' in e)) return;
-    if (e.type === 'StateEntered') {
-      if (e.state.type === 'Task') tasks++;
-      else others++;
-    }
-    for (const [k, v] of [
-      ['input', e.state.input],
-      ['output', e.state.output],
-    ] as const) {
-      if (v === undefined) continue;
-      const n = Buffer.byteLength(JSON.stringify(v));
-      if (n > largest) {
-        largest = n;
-        largestAt = `${e.state.name} ${k}`;
-      }
-    }
-  };
-  const t0 = performance.now();
-  const r = await runExecution({
-    definition,
-    input: { jobId: config.jobs[0].id, scheduledTime: '2026-11-26T18:00:00Z' },
-    executionName: `bench-${vmCount}`,
-    handlers,
-    retryIntervalMs: 0,
-    onStateEvent,
-  });
-  if (r.status !== 'SUCCEEDED') throw new Error(`bench execution ${r.status}: ${JSON.stringify(r.error)}`);
-  // AWS history: a Lambda task state writes 5 events (entered, scheduled, started, succeeded, exited),
-  // other states 2, each Map iteration 2, plus the Map's own start/end and the execution's.
-  const history = tasks * 5 + others * 2 + iterations + 4 + 2;
-  return { largest, largestAt, history, ms: performance.now() - t0 };
-}
-
-const small = await measure(10);
-const big = await measure(VMS);
+const fleet = await measureRun(defs, job.id, { vmCount: VMS, disksPerVm: DISKS });
+if (fleet.summary.succeeded !== VMS) throw new Error(`fleet run: ${JSON.stringify(fleet.summary)}`);
 report({
-  name: 'sfn.payload_bytes_500vms',
-  value: big.largest,
+  name: 'sfn.payload_bytes_max_5000vms',
+  value: fleet.maxPayload,
   unit: 'bytes',
-  baseline: `Step Functions limit ${PAYLOAD_LIMIT}`,
-  where: big.largestAt,
-  fractionOfLimit: Number((big.largest / PAYLOAD_LIMIT).toFixed(3)),
+  baseline: `target ${PAYLOAD_TARGET} (Step Functions limit 262144)`,
+  where: fleet.maxPayloadAt,
+  executions: fleet.executions,
+  withinTarget: fleet.maxPayload <= PAYLOAD_TARGET,
 });
 report({
-  name: 'sfn.payload_bytes_per_vm',
-  value: Math.round((big.largest - small.largest) / (VMS - 10)),
-  unit: 'bytes/VM',
-  baseline: '10-VM run in the same process',
-});
-report({
-  name: 'sfn.history_events_500vms_estimate',
-  value: big.history,
+  name: 'sfn.history_events_max_5000vms',
+  value: fleet.maxHistory,
   unit: 'events',
-  baseline: `Step Functions history cap ${HISTORY_CAP}`,
+  baseline: `target ${HISTORY_TARGET} (Step Functions cap 25000)`,
   disksPerVm: DISKS,
-  fractionOfCap: Number((big.history / HISTORY_CAP).toFixed(3)),
+  execution: fleet.maxHistoryExecution,
+  withinTarget: fleet.maxHistory <= HISTORY_TARGET,
+  localRunnerMs: Math.round(fleet.ms),
+});
+
+const chunkBytes = job.cbtChunkMiB * MiB;
+const cbt = await measureRun(defs, job.id, {
+  vmCount: 1,
+  disksPerVm: 1,
+  cbt: { chunkBytes, diskBytes: 50 * TiB },
 });
 report({
-  name: 'sfn.local_runner_ms_500vms',
-  value: Math.round(big.ms),
-  unit: 'ms',
-  baseline: `10 VMs: ${Math.round(small.ms)} ms`,
+  name: 'sfn.history_events_max_cbt_50tib',
+  value: cbt.maxHistory,
+  unit: 'events',
+  baseline: `target ${HISTORY_TARGET} (Step Functions cap 25000)`,
+  cbtChunkMiB: job.cbtChunkMiB,
+  streamDeltaInvocations: cbt.counts.get('stream-delta'),
+  executions: cbt.executions,
+  withinTarget: cbt.maxHistory <= HISTORY_TARGET,
+  localRunnerMs: Math.round(cbt.ms),
 });

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { sourceDigest } from '../bin/source-digest.js';
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
+import type { WorkflowDefinitions } from './local-runner.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -44,7 +45,7 @@ function codeDigest(): string {
 }
 
 /** The cache key of a job's definition: code version + the job fields the definition depends on. */
-export function definitionKey(job: JobConfig, opts: { distributedMap?: boolean } = {}): string {
+export function definitionKey(job: JobConfig): string {
   const shaping = Object.fromEntries(
     Object.entries(job)
       .filter(([k]) => !(RUNTIME_ONLY_JOB_FIELDS as readonly string[]).includes(k))
@@ -56,8 +57,9 @@ export function definitionKey(job: JobConfig, opts: { distributedMap?: boolean }
       .sort(([a], [b]) => String(a).localeCompare(String(b))),
   );
   const digest = createHash('sha256')
-    // `validated`: files written since the cache validates what it writes
-    .update(JSON.stringify({ shaping, distributedMap: opts.distributedMap ?? false, validated: true }))
+    // `validated`: files written since the cache validates what it writes; `children`: the run's
+    // batch and transfer machines are kept with it
+    .update(JSON.stringify({ shaping, validated: true, children: true }))
     .digest('hex')
     .slice(0, 16);
   return `${codeDigest()}-${job.id}-${digest}`;
@@ -69,60 +71,75 @@ export function definitionCacheDir(env: NodeJS.ProcessEnv = process.env): string
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'xcr', 'definitions');
 }
 
-const memo = new Map<string, Record<string, unknown>>();
+const memo = new Map<string, WorkflowDefinitions>();
 
-function store(file: string, def: Record<string, unknown>): void {
+function isDefinitions(value: unknown): value is WorkflowDefinitions {
+  const v = value as Partial<WorkflowDefinitions> | null;
+  return (
+    typeof v?.main === 'object' && v.main !== null && typeof v.children === 'object' && v.children !== null
+  );
+}
+
+function store(file: string, defs: WorkflowDefinitions): void {
   try {
     mkdirSync(dirname(file), { recursive: true });
     const partial = `${file}.${process.pid}`;
-    writeFileSync(partial, JSON.stringify(def));
+    writeFileSync(partial, JSON.stringify(defs));
     renameSync(partial, file);
   } catch {
     // a cache that cannot be written only costs the next run a synthesis
   }
 }
 
+function readCached(file: string): WorkflowDefinitions | undefined {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    // a file of an older layout (one definition) is synthesized again
+    return isDefinitions(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * The job's state machine definition (or, with `machine: 'drill'`, its drill's) exactly as the
- * CDK app synthesizes it. Synthesis loads aws-cdk-lib (seconds, hundreds of MiB), so the result is
- * kept on disk under a key of the code version and the job fields it depends on; aws-cdk-lib is
- * only loaded when the key is new, and one synthesis stores both definitions of the job. Every
- * definition it returns has passed the local runner's validation (before it was written to the cache).
+ * The job's state machine definitions — the run with its child machines (batch, transfer), or with
+ * `machine: 'drill'` its drill's — exactly as the CDK app synthesizes them. Synthesis loads
+ * aws-cdk-lib (seconds, hundreds of MiB), so the result is kept on disk under a key of the code
+ * version and the job fields it depends on; aws-cdk-lib is only loaded when the key is new, and one
+ * synthesis stores all of the job's definitions. Every definition it returns has passed the local
+ * runner's validation (before it was written to the cache).
  */
 export async function loadDefinition(
   config: XcrConfig,
   job: JobConfig,
-  opts: { distributedMap?: boolean; cacheDir?: string; machine?: 'run' | 'drill' } = {},
-): Promise<Record<string, unknown>> {
-  const key = definitionKey(job, opts);
+  opts: { cacheDir?: string; machine?: 'run' | 'drill' } = {},
+): Promise<WorkflowDefinitions> {
+  const key = definitionKey(job);
   const dir = opts.cacheDir ?? definitionCacheDir();
   const fileOf = (machine: 'run' | 'drill') =>
     join(dir, machine === 'drill' ? `${key}.drill.json` : `${key}.json`);
   const machine = opts.machine ?? 'run';
   if (machine === 'drill' && !job.drill)
     throw new Error(`job ${job.id} has no drill block: add "drill": { "every": { "afterRuns": 1 } } to it`);
-  const cached = memo.get(fileOf(machine));
-  if (cached) return cached;
-  let def: Record<string, unknown>;
-  try {
-    def = JSON.parse(readFileSync(fileOf(machine), 'utf8')) as Record<string, unknown>;
-  } catch {
-    const { drillDefinitionKey, synthesizeDefinitions } = await import('./workflow-definitions.js');
-    const defs = synthesizeDefinitions({ ...config, jobs: [job] }, opts);
-    const run = defs.get(job.id)!;
-    const drill = defs.get(drillDefinitionKey(job.id));
-    // Validated once here, so a run of a cached definition need not validate it again.
-    const { validateDefinition } = await import('./local-runner.js');
-    validateDefinition(run);
-    store(fileOf('run'), run);
-    memo.set(fileOf('run'), run);
-    if (drill) {
-      validateDefinition(drill);
-      store(fileOf('drill'), drill);
-      memo.set(fileOf('drill'), drill);
-    }
-    def = machine === 'drill' ? drill! : run;
+  const cached = memo.get(fileOf(machine)) ?? readCached(fileOf(machine));
+  if (cached) {
+    memo.set(fileOf(machine), cached);
+    return cached;
   }
-  memo.set(fileOf(machine), def);
+  const { drillDefinitionKey, synthesizeDefinitions } = await import('./workflow-definitions.js');
+  const defs = synthesizeDefinitions({ ...config, jobs: [job] });
+  // Validated once here, so a run of a cached definition need not validate it again.
+  const { validateDefinition } = await import('./local-runner.js');
+  const keep = (which: 'run' | 'drill', d: WorkflowDefinitions | undefined) => {
+    if (!d) return;
+    validateDefinition(d.main);
+    for (const child of Object.values(d.children)) validateDefinition(child);
+    store(fileOf(which), d);
+    memo.set(fileOf(which), d);
+  };
+  keep('run', defs.get(job.id));
+  keep('drill', defs.get(drillDefinitionKey(job.id)));
+  const def = memo.get(fileOf(machine));
+  if (!def) throw new Error(`job ${job.id}: the CDK app synthesized no ${machine} state machine`);
   return def;
 }

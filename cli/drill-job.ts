@@ -13,7 +13,7 @@ import type { DrillTiming } from '../functions/replication/drill/flow.js';
 import { DRILL_DEFAULTS } from '../functions/replication/drill/lease.js';
 import type { HandlerDeps } from '../functions/replication/ports.js';
 import { loadDefinition } from './definition-cache.js';
-import { runExecution, type StateEvent } from './local-runner.js';
+import { runExecution, type StateEvent, type WorkflowDefinitions } from './local-runner.js';
 
 /** Drill run ids as executions get them: unique per start (`drill-<job>-<time>`). */
 export function drillRunName(jobId: string, at: Date): string {
@@ -53,7 +53,7 @@ export function localDrillRunner(
   const handlers = Object.fromEntries(
     Object.entries(plain).map(([step, h]) => [step, o.wrapStep ? o.wrapStep(step, h) : h]),
   );
-  let definition: Promise<Record<string, unknown>> | undefined;
+  let definition: Promise<WorkflowDefinitions> | undefined;
   return {
     async run(request = {}) {
       const { drillRun = drillRunName(job.id, new Date()), ...rest } = request;
@@ -61,8 +61,10 @@ export function localDrillRunner(
       definition ??= loadDefinition(config, job.drill ? job : { ...job, drill: DRILL_DEFAULTS }, {
         machine: 'drill',
       });
+      const defs = await definition;
       const result = await runExecution({
-        definition: await definition,
+        definition: defs.main,
+        children: defs.children,
         input: { jobId: job.id, ...rest },
         executionName: drillRun,
         handlers,

@@ -2,10 +2,20 @@ import { join } from 'node:path';
 import { ConfigError } from '../functions/config/load.js';
 import type { XcrConfig } from '../functions/config/schema.js';
 import { FileLeaseStore } from '../functions/lease/file.js';
-import type { RunResult } from '../functions/replication/contract.js';
-import type { HandlerDeps, LeaseStore, Progress, StepLogger } from '../functions/replication/ports.js';
+import type { RunSummary } from '../functions/replication/contract.js';
+import type {
+  HandlerDeps,
+  LeaseStore,
+  Progress,
+  RunStore,
+  StepLogger,
+} from '../functions/replication/ports.js';
+import { FileRunStore } from '../functions/runstore/file.js';
 
-/** Where local runs keep their lease files (one per job), shared by every process on the machine. */
+/**
+ * Where local runs keep their lease files (one per job, shared by every process on the machine)
+ * and their run store (`run-store/`: each run's VM list and per-VM results while it runs).
+ */
 export function defaultStateDir(): string {
   return process.env.XCR_STATE_DIR ?? join(process.cwd(), '.xcr-state');
 }
@@ -47,10 +57,12 @@ export interface LocalDepsOptions {
   config: XcrConfig;
   stateDir?: string;
   leases?: LeaseStore;
+  runs?: RunStore;
   logger?: StepLogger;
   progress?: Progress;
   env?: NodeJS.ProcessEnv;
-  onRunResult?: (result: RunResult) => void;
+  /** Each run event (finish-run's, or the execution-ended path's). */
+  onRunResult?: (result: RunSummary) => void;
 }
 
 /** The dependencies of the step handlers for a run on this machine. */
@@ -59,6 +71,7 @@ export function localDeps(o: LocalDepsOptions): HandlerDeps {
     config: o.config,
     resolvePassword: envPasswordResolver(o.config, o.env),
     leases: o.leases ?? new FileLeaseStore(o.stateDir ?? defaultStateDir()),
+    runs: o.runs ?? new FileRunStore(join(o.stateDir ?? defaultStateDir(), 'run-store')),
     events: { publish: async (result) => o.onRunResult?.(result) },
     logger: o.logger ?? jsonLogger(undefined),
     now: () => new Date(),

@@ -2,10 +2,12 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobConfig, XcrConfig } from '../functions/config/schema.js';
 import { createStepHandlers, type StepHandler } from '../functions/handlers/steps.js';
-import type { RunResult, StepName } from '../functions/replication/contract.js';
+import type { RunResult, RunSummary, StepName } from '../functions/replication/contract.js';
 import type { HandlerDeps } from '../functions/replication/ports.js';
+import { runVmResults } from '../functions/replication/run-results.js';
 import { executionEnded } from '../functions/replication/steps/execution-ended.js';
 import { loadDefinition } from './definition-cache.js';
+import type { WorkflowDefinitions } from './local-runner.js';
 import { runExecution } from './local-runner.js';
 
 /** Execution names as EventBridge Scheduler would make them unique: job + scheduled time. */
@@ -22,8 +24,10 @@ export interface LocalJobRunner {
 }
 
 /**
- * Runs a job locally: the state machine definition CDK synthesizes, executed by the local ASL
- * interpreter, with task states calling the step handlers in-process.
+ * Runs a job locally: the state machine definitions CDK synthesizes (the run and its child
+ * machines), executed by the local ASL interpreter, with task states calling the step handlers
+ * in-process. The run's VM results are read back from the run store (then removed from it), so
+ * the CLI sees every VM while the states carried counters only.
  */
 export function localJobRunner(
   config: XcrConfig,
@@ -33,7 +37,7 @@ export function localJobRunner(
   wrapStep?: StepWrapper,
 ): LocalJobRunner {
   // loaded once, at the first run (from the definition cache, or synthesized when the key is new)
-  let definition: Promise<Record<string, unknown>> | undefined;
+  let definitions: Promise<WorkflowDefinitions> | undefined;
   const plain = createStepHandlers(deps);
   const handlers = wrapStep
     ? (Object.fromEntries(
@@ -43,18 +47,20 @@ export function localJobRunner(
   return {
     async run(scheduledAt = new Date()) {
       const name = executionName(job.id, scheduledAt);
-      definition ??= loadDefinition(config, job);
+      definitions ??= loadDefinition(config, job);
+      const { main, children } = await definitions;
       const result = await runExecution({
-        definition: await definition,
+        definition: main,
+        children,
         input: { jobId: job.id, scheduledTime: scheduledAt.toISOString() },
         executionName: name,
         handlers,
         validated: true, // loadDefinition validated it
       });
       // As on AWS, an execution that ends without finish-run goes to the execution-ended path.
-      const run: RunResult =
+      const summary: RunSummary =
         result.status === 'SUCCEEDED'
-          ? (result.output as RunResult)
+          ? (result.output as RunSummary)
           : await executionEnded(deps, {
               jobId: job.id,
               runId: name,
@@ -63,10 +69,19 @@ export function localJobRunner(
               stoppedAt: new Date().toISOString(),
               ...(result.error ? { error: result.error.Error, cause: result.error.Cause } : {}),
             });
+      const run = await withVmResults(deps, summary);
       if (stateDir) recordRun(stateDir, run);
       return run;
     },
   };
+}
+
+/** The summary with every VM's result from the run store; the run's data is removed from the store. */
+export async function withVmResults(deps: HandlerDeps, summary: RunSummary): Promise<RunResult> {
+  const vms = [];
+  for await (const vm of runVmResults(deps.runs, summary.runId, summary.vmCount)) vms.push(vm);
+  await deps.runs.deleteRun(summary.runId);
+  return { ...summary, vms };
 }
 
 /** Appends a run to the local history `xcr status` reads. */

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
-import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { DeploymentConfig, XcrConfig } from '../functions/config/schema.js';
 import { XcrStack } from '../infra/stack.js';
+import type { WorkflowDefinitions } from './local-runner.js';
 
 /** Placeholder network (no region, so nothing to check): the definition does not depend on it. */
 const PLACEHOLDER_DEPLOYMENT: DeploymentConfig = {
@@ -23,6 +23,10 @@ const PSEUDO: Record<string, string> = {
 
 type Resources = Record<string, { Type: string }>;
 
+function stateMachineArn(logicalId: string): string {
+  return `arn:aws:states:${PSEUDO['AWS::Region']}:${PSEUDO['AWS::AccountId']}:stateMachine:${logicalId}`;
+}
+
 /** Resolves the intrinsics CDK puts into a DefinitionString to placeholder values (ARNs, names). */
 export function resolveIntrinsics(value: unknown, resources: Resources): unknown {
   if (typeof value === 'string' || value === null || typeof value !== 'object') return value;
@@ -32,7 +36,11 @@ export function resolveIntrinsics(value: unknown, resources: Resources): unknown
   if (keys.length === 1) {
     const [key] = keys as [string];
     const arg = obj[key];
-    if (key === 'Ref' && typeof arg === 'string') return PSEUDO[arg] ?? arg;
+    if (key === 'Ref' && typeof arg === 'string') {
+      // A state machine's Ref is its ARN: a startExecution task names its child by it.
+      if (resources[arg]?.Type === 'AWS::StepFunctions::StateMachine') return stateMachineArn(arg);
+      return PSEUDO[arg] ?? arg;
+    }
     if (key === 'Fn::GetAtt' && Array.isArray(arg)) {
       const [logicalId, attr] = arg as [string, string];
       if (attr !== 'Arn') return `${logicalId}.${attr}`;
@@ -56,29 +64,12 @@ export function drillDefinitionKey(jobId: string): string {
   return `drill:${jobId}`;
 }
 
-function definitionOf(
-  machine: StateMachine,
-  template: { Resources: Resources },
-  what: string,
-): Record<string, unknown> {
-  const logicalId = Stack.of(machine).getLogicalId(machine.node.defaultChild as CfnElement);
-  const resource = template.Resources[logicalId] as
-    | { Properties?: { DefinitionString?: unknown } }
-    | undefined;
-  const raw = resolveIntrinsics(resource?.Properties?.DefinitionString, template.Resources);
-  if (typeof raw !== 'string') throw new Error(`${what}: no DefinitionString in the synthesized template`);
-  return JSON.parse(raw) as Record<string, unknown>;
-}
-
 /**
- * The state machine definitions exactly as the CDK app synthesizes them, one per job and one per
- * job's drill under `drillDefinitionKey(jobId)` (bundling
- * skipped, so this needs no esbuild and no AWS credentials), with ARNs resolved to placeholders.
+ * The state machine definitions exactly as the CDK app synthesizes them, per job the run and its
+ * child machines, and the job's drill under `drillDefinitionKey(jobId)` (bundling skipped, so this
+ * needs no esbuild and no AWS credentials), with ARNs resolved to placeholders.
  */
-export function synthesizeDefinitions(
-  config: XcrConfig,
-  opts: { distributedMap?: boolean } = {},
-): Map<string, Record<string, unknown>> {
+export function synthesizeDefinitions(config: XcrConfig): Map<string, WorkflowDefinitions> {
   // A throwaway cloud assembly: nothing is bundled, and nothing is left behind in the temp dir.
   const outdir = mkdtempSync(join(tmpdir(), 'xcr-synth-'));
   let template: { Resources: Resources };
@@ -89,21 +80,35 @@ export function synthesizeDefinitions(
       // The definition does not depend on the network; a local run must not fail on deployment checks.
       config: { ...config, deployment: PLACEHOLDER_DEPLOYMENT },
       createVpcEndpoints: false,
-      distributedMap: opts.distributedMap ?? false,
     });
     template = app.synth().getStackByName(stack.stackName).template as { Resources: Resources };
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
-  const definitions = new Map<string, Record<string, unknown>>();
+  const definitionOf = (jobId: string, sm: CfnElement) => {
+    const logicalId = Stack.of(sm).getLogicalId(sm);
+    const resource = template.Resources[logicalId] as
+      | { Properties?: { DefinitionString?: unknown } }
+      | undefined;
+    const raw = resolveIntrinsics(resource?.Properties?.DefinitionString, template.Resources);
+    if (typeof raw !== 'string')
+      throw new Error(`job ${jobId}: no DefinitionString for ${logicalId} in the synthesized template`);
+    return { arn: stateMachineArn(logicalId), definition: JSON.parse(raw) as Record<string, unknown> };
+  };
+  const definitions = new Map<string, WorkflowDefinitions>();
   for (const [jobId, job] of stack.replication.jobs) {
-    definitions.set(jobId, definitionOf(job.stateMachine, template, `job ${jobId}`));
+    const cfn = (sm: { node: { defaultChild?: unknown } }) => sm.node.defaultChild as CfnElement;
+    const children = [job.batchStateMachine, job.transferStateMachine].map((sm) =>
+      definitionOf(jobId, cfn(sm)),
+    );
+    definitions.set(jobId, {
+      main: definitionOf(jobId, cfn(job.stateMachine)).definition,
+      children: Object.fromEntries(children.map((c) => [c.arn, c.definition])),
+    });
   }
   for (const [jobId, drill] of stack.replication.drills?.workflows ?? []) {
-    definitions.set(
-      drillDefinitionKey(jobId),
-      definitionOf(drill.stateMachine, template, `drill of job ${jobId}`),
-    );
+    const cfn = drill.stateMachine.node.defaultChild as CfnElement;
+    definitions.set(drillDefinitionKey(jobId), { main: definitionOf(jobId, cfn).definition, children: {} });
   }
   return definitions;
 }

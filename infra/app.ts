@@ -1,7 +1,6 @@
 /**
  * The CDK app: `cdk synth -c config=path/to/xcr.config.json` (or XCR_CONFIG=...), default
- * xcr.config.example.json. `-c vpcEndpoints=false` when the VPC already reaches the AWS APIs,
- * `-c distributedMap=true` for jobs of hundreds of VMs (one child execution per VM).
+ * xcr.config.example.json. `-c vpcEndpoints=false` when the VPC already reaches the AWS APIs.
  */
 import { resolve } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
@@ -25,11 +24,9 @@ try {
     );
   }
   const vpcEndpoints = app.node.tryGetContext('vpcEndpoints');
-  const distributedMap = app.node.tryGetContext('distributedMap');
   new XcrStack(app, String(app.node.tryGetContext('stackName') ?? 'Xcr'), {
     config,
     ...(vpcEndpoints !== undefined ? { createVpcEndpoints: String(vpcEndpoints) !== 'false' } : {}),
-    ...(distributedMap !== undefined ? { distributedMap: String(distributedMap) === 'true' } : {}),
     env: { account: env.account, region: env.region },
     description: 'xcr: continuous replication of XenServer / XCP-ng VMs',
   });

@@ -24,13 +24,25 @@ import { StepNetwork } from './network.js';
 import { RunEnded } from './run-ended.js';
 import { STEP_SIZING, StepLambdas } from './step-lambdas.js';
 
+/** Steps that only read or write the run store: no XAPI, so no lease, secret or key for them. */
+const RUN_STORE_ONLY: readonly StepName[] = [STATE.loadBatch, STATE.recordFailure];
+/** Steps that talk to the pools: they get the pool secrets (and the keys those are encrypted with). */
+export const XAPI_STEPS: readonly StepName[] = STEP_NAMES.filter((s) => !RUN_STORE_ONLY.includes(s));
 /** Steps that take, renew or release the job lease (the only ones granted the lease table). */
-// Every step renews the lease before it writes (a run that lost it must stop), so all five need it.
-export const LEASE_STEPS: readonly StepName[] = STEP_NAMES;
+// Every step that writes to a pool renews the lease first (a run that lost it must stop).
+export const LEASE_STEPS: readonly StepName[] = XAPI_STEPS;
 /** Drill steps that take, renew or release the drill lease (teardown needs none: it removes its own clone). */
 export const DRILL_LEASE_STEPS: readonly DrillStepName[] = DRILL_STEP_NAMES.filter((s) => s !== 'teardown');
 /** Steps that publish run events: finish-run, once per run (skipped runs included). */
 export const EVENT_STEPS: readonly StepName[] = [STATE.finishRun];
+/** What each step does with the run table (nothing for the others). */
+export const RUN_TABLE_ACTIONS: Readonly<Partial<Record<StepName, readonly string[]>>> = {
+  [STATE.lockCheck]: ['dynamodb:BatchWriteItem'],
+  [STATE.loadBatch]: ['dynamodb:Query'],
+  [STATE.commitOrRollback]: ['dynamodb:PutItem'],
+  [STATE.recordFailure]: ['dynamodb:PutItem'],
+  [STATE.finishRun]: ['dynamodb:Query'],
+};
 
 export interface ContinuousReplicationProps {
   /**
@@ -77,13 +89,6 @@ export interface ContinuousReplicationProps {
    */
   readonly executionTimeout?: Duration;
   /**
-   * Replicate each VM in a child execution (Distributed Map) so that a run's own history
-   * (25,000 events at most; ~12 + 7 per disk per VM with the inline Map) no longer bounds the job
-   * size. The Step Functions graph then shows each VM under the Map Run.
-   * @default false
-   */
-  readonly distributedMap?: boolean;
-  /**
    * What happens to the lease table and the log groups when the stack is deleted.
    * @default RemovalPolicy.RETAIN
    */
@@ -91,13 +96,16 @@ export interface ContinuousReplicationProps {
 }
 
 /**
- * Continuous replication of XenServer / XCP-ng VMs: one Step Functions state machine and one
- * EventBridge Scheduler schedule per job, five step Lambdas in the VPC shared by all jobs, a
- * DynamoDB lease table, run events, alarms for failed runs and replication lag.
+ * Continuous replication of XenServer / XCP-ng VMs: per job three Step Functions state machines
+ * (the run, its batches, each VM's disk loop) and one EventBridge Scheduler schedule; the step
+ * Lambdas in the VPC shared by all jobs, DynamoDB lease and run tables, run events, alarms for
+ * failed runs and replication lag.
  */
 export class ContinuousReplication extends Construct {
   readonly functions: Readonly<Record<StepName, NodejsFunction>>;
   readonly leaseTable: dynamodb.Table;
+  /** Each run's VM list and per-VM results (partition key run id, items expire after 14 days). */
+  readonly runTable: dynamodb.Table;
   readonly jobs: ReadonlyMap<string, JobWorkflow>;
   readonly deadLetterQueue: sqs.Queue;
   /** Releases the lease and reports runs that end without finish-run (stopped, timed out). */
@@ -122,13 +130,22 @@ export class ContinuousReplication extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
 
-    this.leaseTable = new dynamodb.Table(this, 'LeaseTable', {
+    // Both tables: on demand, recoverable, encrypted, items expire through `expiresAt`.
+    const table = (id: string, keys: Pick<dynamodb.TableProps, 'partitionKey' | 'sortKey'>) =>
+      new dynamodb.Table(this, id, {
+        ...keys,
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        timeToLiveAttribute: 'expiresAt',
+        encryption: dynamodb.TableEncryption.AWS_MANAGED,
+        removalPolicy,
+      });
+    this.leaseTable = table('LeaseTable', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      timeToLiveAttribute: 'expiresAt',
-      encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      removalPolicy,
+    });
+    this.runTable = table('RunTable', {
+      partitionKey: { name: 'runId', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
     });
 
     const network = new StepNetwork(this, 'Network', {
@@ -146,6 +163,7 @@ export class ContinuousReplication extends Construct {
       environment: {
         ...network.environment,
         [ENV.leaseTable]: this.leaseTable.tableName,
+        [ENV.runTable]: this.runTable.tableName,
         [ENV.eventBus]: eventBus.eventBusName,
       },
       logRetention,
@@ -163,8 +181,12 @@ export class ContinuousReplication extends Construct {
     this.functions = lambdas.functions;
 
     for (const step of LEASE_STEPS) grantLease(lambdas.roles[step]);
+    for (const [step, actions] of Object.entries(RUN_TABLE_ACTIONS)) {
+      this.runTable.grant(lambdas.roles[step as StepName], ...actions);
+    }
     for (const step of EVENT_STEPS) eventBus.grantPutEventsTo(lambdas.roles[step]);
-    const poolRoles: iam.IRole[] = STEP_NAMES.map((s) => lambdas.roles[s]);
+    const poolRoles: iam.IRole[] = XAPI_STEPS.map((s) => lambdas.roles[s]);
+    const drillRoles: iam.IRole[] = [];
     this.deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -187,7 +209,8 @@ export class ContinuousReplication extends Construct {
       // Every drill step but teardown renews the drill lease; report releases it.
       for (const step of DRILL_LEASE_STEPS) grantLease(roles[step]);
       eventBus.grantPutEventsTo(roles.report);
-      poolRoles.push(...DRILL_STEP_NAMES.map((s) => roles[s]));
+      drillRoles.push(...DRILL_STEP_NAMES.map((s) => roles[s]));
+      poolRoles.push(...drillRoles);
     }
 
     // Every step opens the pools (replication and drill alike): the secrets and their keys, by ARN.
@@ -225,7 +248,6 @@ export class ContinuousReplication extends Construct {
           logRetention,
           removalPolicy,
           executionTimeout: props.executionTimeout ?? Duration.hours(12),
-          distributedMap: props.distributedMap ?? false,
           ...(props.lagAlarmMinutes !== undefined ? { lagAlarmMinutes: props.lagAlarmMinutes } : {}),
           ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
         }),
@@ -235,6 +257,7 @@ export class ContinuousReplication extends Construct {
     this.runEnded = new RunEnded(this, 'RunEnded', {
       stateMachines: [...jobs.values()].map((j) => j.stateMachine),
       leaseTable: this.leaseTable,
+      runTable: this.runTable,
       eventBus,
       logRetention,
       removalPolicy,
@@ -254,17 +277,17 @@ export class ContinuousReplication extends Construct {
 
     const drills = this.drills;
     acknowledgeNagFindings({
-      stepRoles: [...poolRoles, this.runEnded.role],
+      stepRoles: [...STEP_NAMES.map((s) => lambdas.roles[s]), ...drillRoles, this.runEnded.role],
       stateMachines: [
-        ...[...jobs.values()].map((j) => ({
-          machine: j.stateMachine,
-          functions: STEP_NAMES.map((s) => lambdas.functions[s]),
-          distributedMap: props.distributedMap ?? false,
-        })),
+        ...[...jobs.values()].flatMap((j) =>
+          [j.stateMachine, j.batchStateMachine, j.transferStateMachine].map((machine) => ({
+            machine,
+            functions: STEP_NAMES.map((s) => lambdas.functions[s]),
+          })),
+        ),
         ...[...(drills?.workflows.values() ?? [])].map((d) => ({
           machine: d.stateMachine,
           functions: DRILL_STEP_NAMES.map((s) => drills!.lambdas.functions[s]),
-          distributedMap: false,
         })),
       ],
       deadLetterQueue: this.deadLetterQueue,
@@ -275,6 +298,10 @@ export class ContinuousReplication extends Construct {
         ...(drills ? drills.lambdas.logGroups : []),
         ...[...(drills?.workflows.values() ?? [])].map((d) => d.logGroup),
       ],
+      childStarts: [...jobs.values()].flatMap((j) => [
+        { parent: j.stateMachine, child: j.batchStateMachine },
+        { parent: j.batchStateMachine, child: j.transferStateMachine },
+      ]),
     });
   }
 

@@ -12,7 +12,7 @@ import { Construct } from 'constructs';
 import { type JobConfig, rateMinutes } from '../functions/config/schema.js';
 import { LAG_METRIC_NAME, METRICS_NAMESPACE, SERVICE_NAME } from '../functions/handlers/lambda/names.js';
 import type { StepName } from '../functions/replication/contract.js';
-import { buildWorkflow } from './workflow.js';
+import { buildBatchWorkflow, buildRunWorkflow, buildTransferWorkflow } from './workflow.js';
 
 /** Lag alarms without an interval to derive from (cron schedules) default to this. */
 export const DEFAULT_CRON_LAG_MINUTES = 180;
@@ -28,7 +28,6 @@ export interface JobWorkflowProps {
   readonly lagAlarmMinutes?: number;
   readonly alarmTopic?: sns.ITopic;
   readonly executionTimeout: Duration;
-  readonly distributedMap?: boolean;
 }
 
 /** Minutes of replication lag that raise the alarm: explicit, or 3× the schedule interval. */
@@ -52,9 +51,17 @@ export function scheduleExpression(job: JobConfig): scheduler.ScheduleExpression
   );
 }
 
-/** One job: its state machine (the job's Map concurrency), its schedule and its alarms. */
+/**
+ * One job: its state machines (the run, its batches at the job's Map concurrency, each VM's disk
+ * loop), its schedule and its alarms.
+ */
 export class JobWorkflow extends Construct {
+  /** The run: lock-check, the batch loop, finish-run (the schedule starts it). */
   readonly stateMachine: sfn.StateMachine;
+  /** One batch of VMs (a child execution of the run). */
+  readonly batchStateMachine: sfn.StateMachine;
+  /** One VM's disk loop (a child execution of its batch). */
+  readonly transferStateMachine: sfn.StateMachine;
   readonly logGroup: logs.LogGroup;
   readonly schedule: scheduler.Schedule;
   readonly failedAlarm: cw.Alarm;
@@ -73,22 +80,33 @@ export class JobWorkflow extends Construct {
       removalPolicy: props.removalPolicy,
     });
     this.logGroup = logGroup;
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      comment: `xcr job ${job.id}: one run replicates every selected VM once`,
-      stateMachineType: sfn.StateMachineType.STANDARD,
-      definitionBody: sfn.DefinitionBody.fromChainable(
-        buildWorkflow(this, {
-          job,
-          functions: props.functions,
-          timeouts: props.timeouts,
-          distributedMap: props.distributedMap ?? false,
-        }),
-      ),
-      timeout: props.executionTimeout,
-      tracingEnabled: true,
-      // Payloads are ids and counters (no secrets), so full execution data is safe to log.
-      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
-    });
+    const workflow = { job, functions: props.functions, timeouts: props.timeouts };
+    const machine = (id: string, comment: string, definition: sfn.IChainable) =>
+      new sfn.StateMachine(this, id, {
+        comment: `xcr job ${job.id}: ${comment}`,
+        stateMachineType: sfn.StateMachineType.STANDARD,
+        definitionBody: sfn.DefinitionBody.fromChainable(definition),
+        timeout: props.executionTimeout,
+        tracingEnabled: true,
+        // Payloads are ids and counters (no secrets), so full execution data is safe to log.
+        logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      });
+    // Each machine's states live in their own scope: state ids are unique per scope.
+    this.transferStateMachine = machine(
+      'TransferStateMachine',
+      "one VM's disk loop (part of a batch)",
+      buildTransferWorkflow(new Construct(this, 'Transfer'), workflow),
+    );
+    this.batchStateMachine = machine(
+      'BatchStateMachine',
+      'one batch of VMs (part of a run)',
+      buildBatchWorkflow(new Construct(this, 'Batch'), workflow, this.transferStateMachine),
+    );
+    this.stateMachine = machine(
+      'StateMachine',
+      'one run replicates every selected VM once',
+      buildRunWorkflow(new Construct(this, 'Run'), workflow, this.batchStateMachine),
+    );
 
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
       description: `xcr job ${job.id}${job.name ? `: ${job.name}` : ''}`,

@@ -5,17 +5,37 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 
+/** The ARN pattern of a state machine's executions, as cdk-nag prints it in a finding's id. */
+function executionsArn(sm: sfn.StateMachine): string {
+  const stack = Stack.of(sm);
+  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+  const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
+  const smLogicalId = stack.getLogicalId(sm.node.defaultChild as CfnElement);
+  const name = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${smLogicalId}"}]}]}`;
+  return `arn:${partition}:states:${region}:${account}:execution:${name}*`;
+}
+
 /**
  * The cdk-nag (AwsSolutions) findings that are deliberate, acknowledged on the exact resources
  * with the reason. Anything else the pack reports is a defect (the infra tests fail on it).
  */
 export function acknowledgeNagFindings(o: {
   stepRoles: iam.IRole[];
-  /** Each state machine with the functions it invokes (and whether it runs child executions). */
-  stateMachines: { machine: sfn.StateMachine; functions: IFunction[]; distributedMap: boolean }[];
+  /** Each state machine with the functions its tasks invoke. */
+  stateMachines: { machine: sfn.StateMachine; functions: IFunction[] }[];
   deadLetterQueue: sqs.IQueue;
   logGroups: logs.ILogGroup[];
+  /** Run → batch and batch → transfer: the parent starts, describes and stops the child's executions. */
+  childStarts: { parent: sfn.StateMachine; child: sfn.StateMachine }[];
 }): void {
+  for (const { parent, child } of o.childStarts) {
+    Validations.of(parent.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${executionsArn(child)}]`,
+      reason:
+        'DescribeExecution/StopExecution on the executions of this one child state machine (startExecution.sync); their names are per run and batch, or generated.',
+    });
+  }
   for (const role of o.stepRoles) {
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
@@ -23,28 +43,12 @@ export function acknowledgeNagFindings(o: {
         'A function in a VPC manages its ENIs with ec2:CreateNetworkInterface/Describe*/Delete*, which take no resource ARN; logs and secrets are granted by ARN.',
     });
   }
-  for (const { machine: sm, functions, distributedMap } of o.stateMachines) {
+  for (const { machine: sm, functions } of o.stateMachines) {
     Validations.of(sm.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
         'Step Functions log delivery (logs:CreateLogDelivery, …) and X-Ray (PutTraceSegments) support no resource-level permissions.',
     });
-    if (distributedMap) {
-      // The ARN of the state machine's own executions (child runs of the Distributed Map), as nag prints it.
-      const stack = Stack.of(sm);
-      const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
-      const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
-      const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
-      const smLogicalId = stack.getLogicalId(sm.node.defaultChild as CfnElement);
-      const name = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${smLogicalId}"}]}]}`;
-      for (const suffix of [':*', '/*:*']) {
-        Validations.of(sm).acknowledge({
-          id: `AwsSolutions-IAM5[Resource::arn:${partition}:states:${region}:${account}:execution:${name}${suffix}]`,
-          reason:
-            'Describe/Stop/Redrive the child executions of this state machine only (Distributed Map); their names are generated.',
-        });
-      }
-    }
     for (const fn of functions) {
       const logicalId = Stack.of(fn).getLogicalId(fn.node.defaultChild as CfnElement);
       Validations.of(sm.role).acknowledge({

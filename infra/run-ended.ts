@@ -14,6 +14,8 @@ import { BUNDLING_DEFAULTS, LAMBDA_DEFAULTS, lambdaEntry } from './step-lambdas.
 export interface RunEndedProps {
   readonly stateMachines: sfn.IStateMachine[];
   readonly leaseTable: dynamodb.ITable;
+  /** Read for the event: what the run recorded before it ended. */
+  readonly runTable: dynamodb.ITable;
   readonly eventBus: events.IEventBus;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
@@ -48,6 +50,7 @@ export class RunEnded extends Construct {
       }),
     );
     props.leaseTable.grant(this.role, 'dynamodb:DeleteItem');
+    props.runTable.grant(this.role, 'dynamodb:Query');
     props.eventBus.grantPutEventsTo(this.role);
     this.function = new NodejsFunction(this, 'Function', {
       ...LAMBDA_DEFAULTS,
@@ -59,6 +62,7 @@ export class RunEnded extends Construct {
       logGroup: this.logGroup,
       environment: {
         [ENV.leaseTable]: props.leaseTable.tableName,
+        [ENV.runTable]: props.runTable.tableName,
         [ENV.eventBus]: props.eventBus.eventBusName,
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,

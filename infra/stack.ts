@@ -13,11 +13,6 @@ export interface XcrStackProps extends StackProps {
    * @default true
    */
   readonly createVpcEndpoints?: boolean;
-  /**
-   * Replicate each VM in a child execution (Distributed Map), for jobs of hundreds of VMs.
-   * @default false
-   */
-  readonly distributedMap?: boolean;
 }
 
 /** The deployable xcr stack: an existing VPC (no lookups, so synth needs no credentials) and the construct. */
@@ -67,7 +62,6 @@ export class XcrStack extends Stack {
       subnets,
       xapiCidrs: deployment.xapiCidrs,
       ...(props.createVpcEndpoints !== undefined ? { createVpcEndpoints: props.createVpcEndpoints } : {}),
-      ...(props.distributedMap !== undefined ? { distributedMap: props.distributedMap } : {}),
       ...(deployment.lagAlarmMinutes !== undefined ? { lagAlarmMinutes: deployment.lagAlarmMinutes } : {}),
       ...(deployment.alarmEmail !== undefined ? { alarmEmail: deployment.alarmEmail } : {}),
     });

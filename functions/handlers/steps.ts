@@ -6,7 +6,9 @@ import { classifyError } from '../replication/errors.js';
 import type { HandlerDeps } from '../replication/ports.js';
 import { commitOrRollback } from '../replication/steps/commit-or-rollback.js';
 import { finishRun } from '../replication/steps/finish-run.js';
+import { loadBatch } from '../replication/steps/load-batch.js';
 import { lockCheck } from '../replication/steps/lock-check.js';
+import { recordFailure } from '../replication/steps/record-failure.js';
 import { snapshotPrevious } from '../replication/steps/snapshot-previous.js';
 import { streamDelta } from '../replication/steps/stream-delta.js';
 
@@ -25,6 +27,7 @@ export async function withRunContext<T>(
     source: () => pools.get(job.source.pool),
     destination: () => pools.get(job.destination.pool),
     leases: deps.leases,
+    runs: deps.runs,
     events: deps.events,
     logger: deps.logger,
     now: deps.now,
@@ -42,7 +45,7 @@ export async function withRunContext<T>(
 }
 
 /**
- * The five step handlers over one set of dependencies. Each parses its input, opens the pools it
+ * The step handlers over one set of dependencies. Each parses its input, opens the pools it
  * needs, calls the core, logs out, and rethrows failures as errors whose `name` the state machine
  * retries (XcrTransientError) or catches (XcrPermanentError, ConfigError).
  */
@@ -55,6 +58,10 @@ export function createStepHandlers(deps: HandlerDeps): Record<StepName, StepHand
       const input = parse(STATE.lockCheck, raw);
       return withContext(input.jobId, (ctx) => lockCheck(ctx, input));
     },
+    [STATE.loadBatch]: async (raw) => {
+      const input = parse(STATE.loadBatch, raw);
+      return withContext(input.jobId, (ctx) => loadBatch(ctx, input));
+    },
     [STATE.snapshotPrevious]: async (raw) => {
       const input = parse(STATE.snapshotPrevious, raw);
       return withContext(input.jobId, (ctx) => snapshotPrevious(ctx, input));
@@ -66,6 +73,10 @@ export function createStepHandlers(deps: HandlerDeps): Record<StepName, StepHand
     [STATE.commitOrRollback]: async (raw) => {
       const input = asRunState(parse(STATE.commitOrRollback, raw));
       return withContext(input.jobId, (ctx) => commitOrRollback(ctx, input));
+    },
+    [STATE.recordFailure]: async (raw) => {
+      const input = parse(STATE.recordFailure, raw);
+      return withContext(input.jobId, (ctx) => recordFailure(ctx, input));
     },
     [STATE.finishRun]: async (raw) => {
       const input = parse(STATE.finishRun, raw);

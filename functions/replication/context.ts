@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { JobConfig, PoolConfig, XcrConfig } from '../config/schema.js';
 import { Xapi } from '../xapi/index.js';
 import { XcrPermanentError } from './errors.js';
-import type { LeaseStore, Progress, RunEventSink, StepLogger } from './ports.js';
+import type { LeaseStore, Progress, RunEventSink, RunStore, StepLogger } from './ports.js';
 
 /** What a step of a run works with: the job, lazily opened pool sessions, the lease store. */
 export interface RunContext {
@@ -10,6 +10,7 @@ export interface RunContext {
   source(): Promise<Xapi>;
   destination(): Promise<Xapi>;
   leases: LeaseStore;
+  runs: RunStore;
   events: RunEventSink;
   logger: StepLogger;
   now(): Date;

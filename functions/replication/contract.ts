@@ -2,7 +2,8 @@
  * The workflow's contract: names of the states, what each step receives and returns, and the
  * error names the state machine retries or catches. Shared by the handlers, the CDK workflow
  * definition and the local runner. Payloads carry ids and counters only (Step Functions caps a
- * state's input/output at 256 KiB) — never credentials, never session refs.
+ * state's input/output at 256 KiB; xcr keeps them under 16 KiB whatever the number of VMs: lists
+ * that grow with the job live in the run store) — never credentials, never session refs.
  *
  * Each payload is declared once, as a zod schema; the TypeScript types are inferred from it. What a
  * step returns is parsed by the next step, so the schemas reject unknown keys (a field added to a
@@ -14,22 +15,59 @@ import { ConfigError } from '../config/load.js';
 import { LAMBDA_THROTTLED, STEP_ERROR } from '../retry/index.js';
 
 export const STATE = {
+  // The run (parent) state machine: lock-check → batches in turn → finish-run.
   lockCheck: 'lock-check',
   skippedChoice: 'skipped?',
-  skipped: 'skipped',
+  batchesLeftChoice: 'batches-left?',
+  /** One batch of VMs as a child execution of the batch state machine (startExecution.sync:2). */
+  runBatch: 'run-batch',
+  /** The batch child failed as a whole (it should not): its VMs count as `no-result`, the run goes on. */
+  batchFailed: 'batch-failed',
+  nextBatch: 'next-batch',
+  finishRun: 'finish-run',
+  // The batch state machine: load-batch → Map over its VMs.
+  loadBatch: 'load-batch',
   replicateVms: 'replicate-vms',
   snapshotPrevious: 'snapshot-previous',
-  streamDelta: 'stream-delta',
   disksDoneChoice: 'disks-done?',
+  /** A VM's disk loop as a child execution of the transfer state machine (startExecution.sync:2). */
+  transferDisks: 'transfer-disks',
   commitOrRollback: 'commit-or-rollback',
   /** commit-or-rollback failed: was it already the rollback? */
   rollbackTriedChoice: 'rollback-tried?',
   /** The commit failed: roll back (commit-or-rollback again, with the failure). */
   commitFailed: 'commit-failed',
-  /** The rollback failed too: the VM ends failed; the run goes on. */
-  vmFailed: 'vm-failed',
-  finishRun: 'finish-run',
+  /** The rollback failed too: the VM's failure (both errors) is recorded; the run goes on. */
+  recordFailure: 'record-failure',
+  /** Even that record failed: the VM has no result, which finish-run reports as failed `no-result`. */
+  resultLost: 'result-lost',
+  // The transfer state machine: stream-delta ⟲ at most TRANSFER_INVOCATIONS times.
+  streamDelta: 'stream-delta',
+  countInvocation: 'count-invocation',
+  transferMoreChoice: 'transfer-more?',
+  transferEnd: 'transfer-end',
 } as const;
+
+/**
+ * VMs per batch child execution. Two bounds: the load-batch output lists the batch's VM uuids
+ * (~39 bytes each in JSON), 250 × 39 ≈ 9.8 KB, under the 16 KiB payload target; and the batch
+ * execution's history: 11 events of its own (execution 2, load-batch 5, Map 4) + 22 per VM
+ * (iteration 2, snapshot-previous 5, disks-done? 2, transfer-disks 6, disks-done? 2,
+ * commit-or-rollback 5) = 5,511 events, leaving ~14,000 under the 20,000 target for VMs whose disks
+ * need more than one transfer execution (8 events each: transfer-disks 6 + disks-done? 2).
+ */
+export const BATCH_SIZE = 250;
+
+/**
+ * stream-delta invocations per transfer child execution: 9 events each (the Lambda task 5,
+ * count-invocation 2, transfer-more? 2) + 4 (execution 2, transfer-end 2): 1,800 → 16,204 events.
+ * A cbt disk needs ceil(changed bytes / cbtChunkMiB) invocations (50 TiB at the default 1 GiB:
+ * 51,200, i.e. 29 transfer executions); a vhd disk needs one.
+ */
+export const TRANSFER_INVOCATIONS = 1_800;
+
+/** Failed VMs a run summary (the finish-run output and the run event) names; the rest are counted. */
+export const MAX_REPORTED_FAILURES = 20;
 
 /** The Lambda-backed steps, in run order (finish-run releases the lease and reports the run). */
 /** Step Functions execution statuses of a run that ended without finish-run (the execution-ended rule). */
@@ -38,9 +76,11 @@ export type EndedStatus = (typeof ENDED_STATUSES)[number];
 
 export const STEP_NAMES = [
   STATE.lockCheck,
+  STATE.loadBatch,
   STATE.snapshotPrevious,
   STATE.streamDelta,
   STATE.commitOrRollback,
+  STATE.recordFailure,
   STATE.finishRun,
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
@@ -80,11 +120,17 @@ export const vmWorkItem = z.strictObject({
   jobId: id,
   runId: id,
   vmUuid: id,
+  /** The VM's place in the run's work list (the run store keys its result by it). */
+  index: count,
   /** The run's start time (names and orders everything the run creates). */
   startedAt: z.string(),
 });
 export type VmWorkItem = z.infer<typeof vmWorkItem>;
 
+/** The run's batch loop: batch `index` of `count` runs next (the Choice compares the two). */
+export const batchCounter = z.strictObject({ index: count, count });
+
+/** lock-check output: ids and counters only; the VM list is in the run store. */
 export const lockCheckOutput = z.strictObject({
   jobId: id,
   runId: id,
@@ -92,9 +138,29 @@ export const lockCheckOutput = z.strictObject({
   status: z.enum(['acquired', 'skipped']),
   /** Why the run was skipped (the lease holder's run id). */
   reason: z.string().optional(),
-  vms: z.array(vmWorkItem),
+  vmCount: count,
+  batchSize: z.number().int().positive(),
+  batch: batchCounter,
 });
 export type LockCheckOutput = z.infer<typeof lockCheckOutput>;
+
+/** Which run a child execution works for. */
+const runRef = z.strictObject({ jobId: id, runId: id, startedAt: z.string() });
+
+/** load-batch input: which batch of the run (the batch child's input, as run-batch passes it). */
+export const loadBatchInput = runRef.extend({
+  batchIndex: count,
+  /** The run's VM count: nothing past it is read (a retried lock-check may have left more items). */
+  vmCount: count,
+});
+export type LoadBatchInput = z.infer<typeof loadBatchInput>;
+
+/** The batch's VM uuids (at most BATCH_SIZE) and the work-list index of the first. */
+export const loadBatchOutput = runRef.extend({
+  offset: count,
+  vms: z.array(id).max(BATCH_SIZE),
+});
+export type LoadBatchOutput = z.infer<typeof loadBatchOutput>;
 
 export type TransferKind = z.infer<typeof transferKind>;
 export type TransferMode = z.infer<typeof transferMode>;
@@ -190,47 +256,62 @@ export type VmResult = z.infer<typeof vmResult>;
 export type VmStatus = VmResult['status'];
 
 /**
- * What the state machine itself reports for a VM whose rollback failed (the `vm-failed` Pass
- * state, no Lambda): the failure that sent the VM to rollback and the rollback's own.
+ * record-failure: a VM whose rollback failed too (the state machine's per-VM state at that point):
+ * the failure that sent it to rollback and the rollback's own.
  */
-export const vmFailedResult = z.strictObject({
-  vmUuid: z.string(),
-  status: z.literal('failed'),
-  bytes: z.literal(0),
-  durationMs: z.literal(0),
+export const recordFailureInput = vmWorkItem.extend({
   failure: caughtError,
   rollbackFailure: caughtError,
 });
-export type VmFailedResult = z.infer<typeof vmFailedResult>;
+export type RecordFailureInput = z.infer<typeof recordFailureInput>;
 
-/** finish-run: lock-check's output plus the Map's results, or the Map's failure (or a skipped run). */
+/** finish-run: lock-check's output at the end of the batch loop (the results are in the run store). */
 export const finishRunInput = lockCheckOutput.extend({
-  results: z.array(z.union([vmResult, vmFailedResult])).optional(),
-  /** Set when the Map itself failed (a VM's rollback failed after retries). */
-  mapFailure: caughtError.optional(),
+  /** The last batch child that failed as a whole (its error name only). */
+  batchFailure: z.strictObject({ Error: z.string() }).optional(),
 });
 export type FinishRunInput = z.infer<typeof finishRunInput>;
 
-export const runResult = z.strictObject({
+/** A failed VM as a run summary names it. */
+export const reportedFailure = z.strictObject({
+  vmUuid: z.string(),
+  errorCode: z.string(),
+  message: z.string().optional(),
+});
+
+/**
+ * A run as finish-run returns it and its event carries it: counters, and the first
+ * MAX_REPORTED_FAILURES failed VMs; every VM's result is in the run store.
+ */
+export const runSummary = z.strictObject({
   jobId: id,
   runId: id,
   status: z.enum(['succeeded', 'failed', 'partial', 'skipped']),
   startedAt: z.string(),
   finishedAt: z.string(),
   bytes: count,
-  vms: z.array(vmResult),
+  vmCount: count,
+  succeeded: count,
+  failed: count,
+  failures: z.array(reportedFailure).max(MAX_REPORTED_FAILURES),
   reason: z.string().optional(),
 });
+export type RunSummary = z.infer<typeof runSummary>;
+export type RunStatus = RunSummary['status'];
+
+/** A run with every VM's result (read back from the run store: the CLI's view of a local run). */
+export const runResult = runSummary.extend({ vms: z.array(vmResult) });
 export type RunResult = z.infer<typeof runResult>;
-export type RunStatus = RunResult['status'];
 
 /** What each step parses from its state input and what it returns (the next state's input). */
 export const STEP_PAYLOADS = {
   [STATE.lockCheck]: { input: lockCheckInput, output: lockCheckOutput },
+  [STATE.loadBatch]: { input: loadBatchInput, output: loadBatchOutput },
   [STATE.snapshotPrevious]: { input: vmWorkItem, output: vmRunState },
   [STATE.streamDelta]: { input: vmRunState, output: vmRunState },
   [STATE.commitOrRollback]: { input: commitInput, output: vmResult },
-  [STATE.finishRun]: { input: finishRunInput, output: runResult },
+  [STATE.recordFailure]: { input: recordFailureInput, output: vmResult },
+  [STATE.finishRun]: { input: finishRunInput, output: runSummary },
 } as const satisfies Record<StepName, { input: z.ZodType; output: z.ZodType }>;
 
 export type StepInput<S extends StepName> = z.output<(typeof STEP_PAYLOADS)[S]['input']>;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../functions/config/load.js';
+import { BATCH_SIZE } from '../../functions/replication/contract.js';
 import { BUNDLED_CONFIG_NAME, ESM_REQUIRE_BANNER } from '../../infra/step-lambdas.js';
 
 // The finish-run entry bundled as the CDK app bundles it (ES module, everything inlined, the require
@@ -59,6 +60,7 @@ catch (e) { process.stdout.write('ERROR ' + e.name + '\\n'); }`;
         PATH: process.env.PATH,
         XCR_CONFIG_FILE: join(dir, BUNDLED_CONFIG_NAME),
         XCR_LEASE_TABLE: 'xcr-leases',
+        XCR_RUN_TABLE: 'xcr-runs',
         XCR_EVENT_BUS: 'xcr-bus',
         AWS_REGION: 'eu-west-1',
         AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
@@ -88,7 +90,9 @@ describe('the bundled Lambda entry', () => {
       startedAt: '2026-11-26T18:00:00.000Z',
       status: 'skipped',
       reason: 'run exec-1 of job web is still running',
-      vms: [],
+      vmCount: 0,
+      batchSize: BATCH_SIZE,
+      batch: { index: 0, count: 0 },
     });
     expect(r.stderr, r.stderr).not.toMatch(/Dynamic require|is not defined/);
     expect(r.stdout, r.stderr).toContain('RESULT ');
@@ -111,7 +115,15 @@ describe('the bundled Lambda entry', () => {
   });
 
   it('a handler error keeps its ASL name across the bundle', async () => {
-    const r = await invoke({ jobId: 'unknown-job', runId: 'x', startedAt: 'x', status: 'skipped', vms: [] });
+    const r = await invoke({
+      jobId: 'unknown-job',
+      runId: 'x',
+      startedAt: 'x',
+      status: 'skipped',
+      vmCount: 0,
+      batchSize: BATCH_SIZE,
+      batch: { index: 0, count: 0 },
+    });
     expect(r.stdout).toContain('ERROR ConfigError');
   });
 });

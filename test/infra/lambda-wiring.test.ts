@@ -10,8 +10,9 @@ import {
   passwordFromSecretString,
   secretsManagerPasswordResolver,
 } from '../../functions/handlers/lambda/secrets.js';
-import type { RunResult } from '../../functions/replication/contract.js';
+import { BATCH_SIZE, type RunSummary } from '../../functions/replication/contract.js';
 import type { HandlerDeps } from '../../functions/replication/ports.js';
+import { MemoryRunStore } from '../support/memory-run-store.js';
 
 const SECRET = 'Known-Fake-Pa55word-7f3a';
 const config = parseConfig({
@@ -77,21 +78,21 @@ describe('Secrets Manager password resolver', () => {
   });
 });
 
-const result: RunResult = {
+const result: RunSummary = {
   jobId: 'web',
   runId: 'r1',
   status: 'partial',
   startedAt: '2026-11-26T18:00:00.000Z',
   finishedAt: '2026-11-26T18:12:00.000Z',
   bytes: 1000,
-  vms: [
-    { vmUuid: 'v1', status: 'succeeded', bytes: 1000, durationMs: 1 },
-    { vmUuid: 'v2', status: 'failed', bytes: 0, durationMs: 1, errorCode: 'VDI_IO_ERROR' },
-  ],
+  vmCount: 2,
+  succeeded: 1,
+  failed: 1,
+  failures: [{ vmUuid: 'v2', errorCode: 'VDI_IO_ERROR' }],
 };
 
 describe('run events', () => {
-  it('one PutEvents entry: source xcr, detail-type "xcr run <status>", detail = the run result', async () => {
+  it('one PutEvents entry: source xcr, detail-type "xcr run <status>", detail = the run summary', async () => {
     const sent: unknown[] = [];
     const sink = new EventBridgeRunEventSink(
       {
@@ -123,7 +124,7 @@ describe('run events', () => {
 describe('metrics', () => {
   it('lag = minutes since the run started when it produced a recovery point, else none', () => {
     expect(recoveryPointAgeMinutes(result, new Date('2026-11-26T18:12:00.000Z'))).toBe(12);
-    const failed = { ...result, vms: [result.vms[1]!] };
+    const failed = { ...result, succeeded: 0, failed: 2 };
     expect(recoveryPointAgeMinutes(failed, new Date())).toBeUndefined();
   });
 
@@ -149,7 +150,7 @@ describe('metrics', () => {
 describe('the Lambda entry wrapper', () => {
   it('builds the runtime once, runs the real step handler, publishes the event of a skipped run', async () => {
     resetStepRuntime();
-    const published: RunResult[] = [];
+    const published: RunSummary[] = [];
     let builds = 0;
     const logged: string[] = [];
     const logger = new Logger({ serviceName: 'xcr', logLevel: 'INFO' });
@@ -164,6 +165,7 @@ describe('the Lambda entry wrapper', () => {
           throw new Error('a skipped run must not release the lease it does not hold');
         },
       },
+      runs: new MemoryRunStore(),
       events: { publish: async (r) => void published.push(r) },
       logger: {
         info: (m) => logged.push(m),
@@ -183,12 +185,14 @@ describe('the Lambda entry wrapper', () => {
       startedAt: '2026-11-26T18:00:00.000Z',
       status: 'skipped',
       reason: 'run r1 of job web is still running',
-      vms: [],
+      vmCount: 0,
+      batchSize: BATCH_SIZE,
+      batch: { index: 0, count: 0 },
     };
-    const out = (await handler(input)) as RunResult;
+    const out = (await handler(input)) as RunSummary;
     await handler(input);
     expect(builds).toBe(1);
-    expect(out).toMatchObject({ jobId: 'web', runId: 'r2', status: 'skipped', vms: [] });
+    expect(out).toMatchObject({ jobId: 'web', runId: 'r2', status: 'skipped', vmCount: 0, failures: [] });
     expect(published).toHaveLength(2);
     expect(metrics.hasStoredMetrics()).toBe(false);
     resetStepRuntime();
@@ -201,6 +205,7 @@ describe('the Lambda entry wrapper', () => {
         config,
         resolvePassword: async () => 'x',
         leases: { acquire: async () => ({ acquired: true }), release: async () => {} },
+        runs: new MemoryRunStore(),
         events: { publish: async () => {} },
         logger: { info: () => {}, warn: () => {}, error: () => {} },
         now: () => new Date(),

@@ -1,13 +1,8 @@
-import { createRequire } from 'node:module';
-import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveIntrinsics } from '../../cli/workflow-definitions.js';
 import { loadConfigFile } from '../../functions/config/load.js';
-import { ERROR, STEP_NAMES } from '../../functions/replication/contract.js';
+import { STEP_NAMES } from '../../functions/replication/contract.js';
+import { LEASE_STEPS, RUN_TABLE_ACTIONS, XAPI_STEPS } from '../../infra/continuous-replication.js';
 import { type Synthesized, synthesize } from './synth.js';
-
-type AslValidator = (definition: unknown) => { isValid: boolean; errorsText: () => string };
-const validateAsl = createRequire(import.meta.url)('asl-validator') as AslValidator;
 
 // A password value that must never appear in the template, wherever it might leak from.
 const FAKE_PASSWORD = 'Known-Fake-Pa55word-7f3a';
@@ -15,22 +10,8 @@ process.env.SITE_A_PASSWORD = FAKE_PASSWORD;
 process.env.XCR_PASSWORD = FAKE_PASSWORD;
 
 type Json = Record<string, unknown>;
-type TaskState = {
-  Type: string;
-  TimeoutSeconds?: number;
-  Retry?: { ErrorEquals: string[]; MaxAttempts?: number }[];
-  Catch?: { ErrorEquals: string[]; ResultPath?: string; Next: string }[];
-  Resource?: string;
-  Next?: string;
-  MaxConcurrency?: number;
-  ItemProcessor?: { States: Record<string, TaskState> };
-  ItemsPath?: string;
-  ResultPath?: string;
-  Parameters?: Json;
-};
 
 let s: Synthesized;
-let definitions: { logicalId: string; definition: { StartAt: string; States: Record<string, TaskState> } }[];
 const config = loadConfigFile('xcr.config.example.json');
 
 function resourcesOf(type: string): [string, { Properties: Json }][] {
@@ -42,109 +23,7 @@ function resourcesOf(type: string): [string, { Properties: Json }][] {
 
 beforeAll(() => {
   s = synthesize(config);
-  definitions = resourcesOf('AWS::StepFunctions::StateMachine').map(([logicalId, r]) => ({
-    logicalId,
-    definition: JSON.parse(resolveIntrinsics(r.Properties.DefinitionString, s.json.Resources) as string),
-  }));
 }, 180_000);
-
-describe('state machines', () => {
-  it('one Standard state machine per job, states named after the steps, valid ASL', () => {
-    expect(definitions).toHaveLength(config.jobs.length);
-    for (const { definition } of definitions) {
-      const result = validateAsl(structuredClone(definition));
-      expect(result.errorsText()).toBe('');
-      expect(result.isValid).toBe(true);
-      expect(definition.StartAt).toBe('lock-check');
-      expect(Object.keys(definition.States).sort()).toEqual([
-        'finish-run',
-        'lock-check',
-        'replicate-vms',
-        'skipped?',
-      ]);
-      const map = definition.States['replicate-vms']!;
-      expect(map.ItemsPath).toBe('$.vms');
-      expect(map.ResultPath).toBe('$.results');
-      expect(Object.keys(map.ItemProcessor!.States).sort()).toEqual([
-        'commit-failed',
-        'commit-or-rollback',
-        'disks-done?',
-        'rollback-tried?',
-        'snapshot-previous',
-        'stream-delta',
-        'vm-failed',
-      ]);
-    }
-    s.template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
-      StateMachineType: 'STANDARD',
-      TracingConfiguration: { Enabled: true },
-      LoggingConfiguration: Match.objectLike({ Level: 'ALL' }),
-    });
-  });
-
-  it("the Map's MaxConcurrency is the job's concurrency", () => {
-    const byConcurrency = definitions.map((d) => d.definition.States['replicate-vms']!.MaxConcurrency).sort();
-    expect(byConcurrency).toEqual(config.jobs.map((j) => j.concurrency).sort());
-  });
-
-  it('lock-check gets the run id from the execution name', () => {
-    for (const { definition } of definitions) {
-      expect(definition.States['lock-check']!.Parameters).toEqual({
-        'jobId.$': '$.jobId',
-        'scheduledTime.$': '$.scheduledTime',
-        'runId.$': '$$.Execution.Name',
-      });
-    }
-  });
-
-  it('every task: timeout within its Lambda timeout, retries on transient and service errors only', () => {
-    const fnTimeout = new Map(
-      resourcesOf('AWS::Lambda::Function').map(([id, r]) => [id, r.Properties.Timeout as number]),
-    );
-    for (const { definition } of definitions) {
-      const tasks = {
-        ...definition.States,
-        ...definition.States['replicate-vms']!.ItemProcessor!.States,
-      };
-      const taskNames = Object.entries(tasks).filter(([, st]) => st.Type === 'Task');
-      expect(taskNames.map(([n]) => n).sort()).toEqual([...STEP_NAMES].sort());
-      for (const [name, st] of taskNames) {
-        const fnId = st.Resource!.split(':function:')[1]!;
-        expect(st.TimeoutSeconds, name).toBeGreaterThan(0);
-        expect(st.TimeoutSeconds!, name).toBeLessThanOrEqual(fnTimeout.get(fnId)!);
-        const retried = st.Retry!.flatMap((r) => r.ErrorEquals);
-        expect(retried).toContain(ERROR.transient);
-        expect(retried).toContain('Lambda.ServiceException');
-        expect(retried).toContain('Lambda.TooManyRequestsException');
-        for (const never of [
-          ERROR.permanent,
-          ERROR.config,
-          'States.ALL',
-          'States.TaskFailed',
-          'Lambda.Unknown',
-        ]) {
-          expect(retried, `${name} must not retry ${never}`).not.toContain(never);
-        }
-        expect(st.Retry!.find((r) => r.ErrorEquals.includes(ERROR.transient))!.MaxAttempts).toBe(3);
-      }
-      const iter = definition.States['replicate-vms']!.ItemProcessor!.States;
-      for (const name of ['snapshot-previous', 'stream-delta']) {
-        expect(iter[name]!.Catch).toEqual([
-          { ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: 'commit-or-rollback' },
-        ]);
-      }
-      // commit-or-rollback's own failure stays inside the iteration: one rollback, then vm-failed.
-      expect(iter['commit-or-rollback']!.Catch).toEqual([
-        { ErrorEquals: ['States.ALL'], ResultPath: '$.stepFailure', Next: 'rollback-tried?' },
-      ]);
-      // Nothing is left for a Catch on the Map; what cannot be caught goes to the execution-ended rule.
-      expect(definition.States['replicate-vms']!.Catch).toBeUndefined();
-      expect(definition.States['finish-run']!.Next).toBeUndefined();
-    }
-    const stream = resourcesOf('AWS::Lambda::Function').find(([id]) => id.includes('streamdelta'))!;
-    expect(stream[1].Properties).toMatchObject({ Timeout: 900, MemorySize: 1769 });
-  });
-});
 
 describe('schedules', () => {
   it('one schedule per job with its expression, time zone, explicit retry policy and a DLQ', () => {
@@ -172,9 +51,9 @@ describe('schedules', () => {
 });
 
 describe('Lambdas and network', () => {
-  it('five Node 24 step functions in the configured subnets behind one security group', () => {
+  it('one Node 24 function per step in the configured subnets behind one security group', () => {
     const fns = resourcesOf('AWS::Lambda::Function').filter(([id]) => !id.startsWith('ReplicationRunEnded'));
-    expect(fns).toHaveLength(5);
+    expect(fns).toHaveLength(STEP_NAMES.length);
     for (const [, r] of fns) {
       expect(r.Properties.Runtime).toBe('nodejs24.x');
       const vpc = r.Properties.VpcConfig as { SubnetIds: string[]; SecurityGroupIds: unknown[] };
@@ -183,6 +62,7 @@ describe('Lambdas and network', () => {
       const env = (r.Properties.Environment as { Variables: Json }).Variables;
       expect(env.XCR_CONFIG_FILE).toBe('/var/task/xcr.config.json');
       expect(env.XCR_LEASE_TABLE).toBeDefined();
+      expect(env.XCR_RUN_TABLE).toEqual({ Ref: expect.stringMatching(/^ReplicationRunTable/) });
     }
   });
 
@@ -217,7 +97,7 @@ describe('IAM least privilege and secrets', () => {
     const text = [...resources].join(' ');
     expect(text).toContain(':secret:xcr/site-a-??????');
     expect(text).toContain('arn:aws:secretsmanager:eu-west-1:123456789012:secret:xcr/site-b-AbC123');
-    expect(new Set(grants.map((g) => g.id)).size).toBe(5);
+    expect(new Set(grants.map((g) => g.id)).size).toBe(XAPI_STEPS.length);
   });
 
   it('no wildcard resource except the actions that cannot be scoped', () => {
@@ -230,6 +110,11 @@ describe('IAM least privilege and secrets', () => {
     }
   });
 
+  const tableStatements = (prefix: string) =>
+    statements().filter(({ st }) =>
+      [st.Resource].flat().some((r) => JSON.stringify(r).includes(`"${prefix}`)),
+    );
+
   it('the lease table: on demand, point-in-time recovery, TTL on expiresAt, item access only', () => {
     s.template.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
@@ -237,7 +122,7 @@ describe('IAM least privilege and secrets', () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
-    const all = statements().filter(({ st }) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+    const all = tableStatements('ReplicationLeaseTable');
     // The execution-ended handler only releases leases.
     const [ended, dynamo] = [
       all.filter(({ id }) => id.includes('RunEnded')),
@@ -252,7 +137,32 @@ describe('IAM least privilege and secrets', () => {
         'dynamodb:UpdateItem',
       ]);
     }
-    expect(dynamo).toHaveLength(5);
+    expect(dynamo).toHaveLength(LEASE_STEPS.length);
+  });
+
+  it('the run table: run id + sort key, on demand, point-in-time recovery, TTL; each step only what it does', () => {
+    s.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: 'runId', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+    const byRole = tableStatements('ReplicationRunTable').map(({ id, st }) => [
+      id.replace(/^Replication(Steps)?/, '').replace(/(role|Role)DefaultPolicy.*$/, ''),
+      actionsOf(st).sort(),
+    ]);
+    expect(byRole.sort()).toEqual(
+      [
+        ['RunEnded', ['dynamodb:Query']],
+        ...Object.entries(RUN_TABLE_ACTIONS).map(([step, actions]) => [
+          step.replace(/-/g, ''),
+          [...actions!],
+        ]),
+      ].sort(),
+    );
   });
 
   it('only finish-run and the execution-ended handler may put run events', () => {

@@ -71,7 +71,7 @@ describe('pure helpers', () => {
   });
 });
 
-describe('a deployment without endpoints, email, secrets for every pool or a fixed env; Distributed Map', () => {
+describe('a deployment without endpoints, email, secrets for every pool or a fixed env', () => {
   let stack: XcrStack;
   let template: Template;
   const config: XcrConfig = parseConfig({
@@ -81,7 +81,7 @@ describe('a deployment without endpoints, email, secrets for every pool or a fix
 
   beforeAll(() => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    stack = new XcrStack(app, 'Variant', { config, createVpcEndpoints: false, distributedMap: true });
+    stack = new XcrStack(app, 'Variant', { config, createVpcEndpoints: false });
     template = Template.fromStack(stack);
   }, 180_000);
 
@@ -137,17 +137,6 @@ describe('a deployment without endpoints, email, secrets for every pool or a fix
       Threshold: 360,
       Period: 360 * 60,
       EvaluationPeriods: 1,
-    });
-  });
-
-  it('the Distributed Map runs each VM as a Standard child execution', () => {
-    const [, sm] = Object.entries(
-      template.toJSON().Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>,
-    ).find(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine')!;
-    const definition = JSON.parse(resolveIntrinsics(sm.Properties.DefinitionString, {}) as string);
-    expect(definition.States['replicate-vms'].ItemProcessor.ProcessorConfig).toEqual({
-      Mode: 'DISTRIBUTED',
-      ExecutionType: 'STANDARD',
     });
   });
 

@@ -1,25 +1,33 @@
 import { loadDefinition } from '../../cli/definition-cache.js';
-import { runExecution } from '../../cli/local-runner.js';
+import { runExecution, type StateEvent, type WorkflowDefinitions } from '../../cli/local-runner.js';
+import { withVmResults } from '../../cli/run-job.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
 import type { StepHandler } from '../../functions/handlers/steps.js';
-import type { RunResult } from '../../functions/replication/contract.js';
+import type { RunResult, RunSummary } from '../../functions/replication/contract.js';
+import type { HandlerDeps } from '../../functions/replication/ports.js';
 
-/** Runs one execution of the synthesized workflow with in-process handlers; a failed execution throws. */
+/**
+ * Runs one execution of the synthesized workflow with in-process handlers and reads every VM's
+ * result back from the run store, as `xcr run` does; a failed execution throws.
+ */
 export async function runLocalExecution(
   config: XcrConfig,
   job: JobConfig,
+  deps: Pick<HandlerDeps, 'runs'>,
   handlers: Record<string, StepHandler>,
   runId: string,
-  onStateEvent?: (event: unknown) => void,
-  transform: (definition: Record<string, unknown>) => Record<string, unknown> = (d) => d,
+  onStateEvent?: (event: StateEvent) => void,
+  transform: (definitions: WorkflowDefinitions) => WorkflowDefinitions = (d) => d,
 ): Promise<RunResult> {
+  const { main, children } = transform(structuredClone(await loadDefinition(config, job)));
   const result = await runExecution({
-    definition: transform(structuredClone(await loadDefinition(config, job))),
+    definition: main,
+    children,
     input: { jobId: job.id, scheduledTime: new Date().toISOString() },
     executionName: runId,
-    handlers: handlers as never,
+    handlers,
     retryIntervalMs: 0,
-    onStateEvent,
+    ...(onStateEvent ? { onStateEvent } : {}),
   });
   if (result.status !== 'SUCCEEDED') {
     throw Object.assign(
@@ -29,5 +37,5 @@ export async function runLocalExecution(
       },
     );
   }
-  return result.output as RunResult;
+  return withVmResults(deps as HandlerDeps, result.output as RunSummary);
 }

@@ -10,11 +10,12 @@ import {
   localDrillRunner,
 } from '../../cli/drill-job.js';
 import { jsonLogger, localDeps } from '../../cli/local-deps.js';
+import type { WorkflowDefinitions } from '../../cli/local-runner.js';
 import { parseConfig } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
 import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
 import { FileLeaseStore } from '../../functions/lease/index.js';
-import type { RunResult } from '../../functions/replication/contract.js';
+import type { RunResult, RunSummary } from '../../functions/replication/contract.js';
 import type { DrillInput, DrillReport } from '../../functions/replication/drill/contract.js';
 import type { HandlerDeps } from '../../functions/replication/ports.js';
 import { Xapi } from '../../functions/xapi/index.js';
@@ -74,19 +75,19 @@ export interface Sites {
   deps: HandlerDeps;
   leases: FileLeaseStore;
   /** Run events published so far (finish-run's, and the execution-ended path's). */
-  events: RunResult[];
+  events: RunSummary[];
   logs: Record<string, unknown>[];
   /** Where the runs' file leases live. */
   stateDir: string;
   /**
    * Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates),
-   * `transform` the synthesized definition (to scale its timeouts down).
+   * `transform` the synthesized definitions (to scale their timeouts down).
    */
   run(
     runId?: string,
     wrap?: StepWrapper,
     onStateEvent?: (event: unknown) => void,
-    transform?: (definition: Record<string, unknown>) => Record<string, unknown>,
+    transform?: (definitions: WorkflowDefinitions) => WorkflowDefinitions,
   ): Promise<RunResult>;
   /** Runs another job of `extraJobs` once. */
   runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
@@ -190,10 +191,11 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const logs: Record<string, unknown>[] = [];
   let clockOffset = 0;
   const now = () => new Date(Date.now() + clockOffset);
-  const events: RunResult[] = [];
+  const events: RunSummary[] = [];
   const leases = new FileLeaseStore(stateDir, { now });
   const deps = localDeps({
     config,
+    stateDir,
     leases,
     env: { XCR_TEST_A: source.password, XCR_TEST_B: destination.password },
     logger: jsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
@@ -219,14 +221,14 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
       const wrapped = wrap
         ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
         : handlers;
-      return runLocalExecution(config, job, wrapped, runId, onStateEvent, transform);
+      return runLocalExecution(config, job, deps, wrapped, runId, onStateEvent, transform);
     },
     async runJob(jobId, runId = `run-${++runCounter}`, wrap) {
       const other = config.jobs.find((j) => j.id === jobId)!;
       const wrapped = wrap
         ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
         : handlers;
-      return runLocalExecution(config, other, wrapped, runId);
+      return runLocalExecution(config, other, deps, wrapped, runId);
     },
     async drill(o = {}, runner = {}) {
       const outcome = await sites.drillOutcome(o, runner);

@@ -5,9 +5,10 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { loadConfigFile } from '../../config/load.js';
 import { DynamoLeaseStore } from '../../lease/dynamo.js';
-import type { RunResult, StepName } from '../../replication/contract.js';
+import type { RunSummary, StepName } from '../../replication/contract.js';
 import type { DrillReport, DrillStepName } from '../../replication/drill/contract.js';
 import type { HandlerDeps } from '../../replication/ports.js';
+import { DynamoRunStore } from '../../runstore/dynamo.js';
 import { createDrillHandlers } from '../drill-steps.js';
 import { createStepHandlers, type StepHandler } from '../steps.js';
 import { EventBridgeRunEventSink } from './events.js';
@@ -33,13 +34,12 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRunti
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
   const config = loadConfigFile(required(env, ENV.configFile));
   const dynamoEndpoint = env[ENV.dynamoEndpoint];
+  const dynamo = new DynamoDBClient(dynamoEndpoint ? { endpoint: dynamoEndpoint } : {});
   const deps: HandlerDeps = {
     config,
     resolvePassword: secretsManagerPasswordResolver(config, new SecretsManagerClient({})),
-    leases: new DynamoLeaseStore({
-      client: new DynamoDBClient(dynamoEndpoint ? { endpoint: dynamoEndpoint } : {}),
-      tableName: required(env, ENV.leaseTable),
-    }),
+    leases: new DynamoLeaseStore({ client: dynamo, tableName: required(env, ENV.leaseTable) }),
+    runs: new DynamoRunStore({ client: dynamo, tableName: required(env, ENV.runTable) }),
     events: new EventBridgeRunEventSink(new EventBridgeClient({}), env[ENV.eventBus] ?? 'default'),
     logger: powertoolsStepLogger(logger),
     now: () => new Date(),
@@ -75,7 +75,7 @@ export function stepHandler(step: keyof Handlers, build: () => AwsRuntime = crea
     aws.logger.appendKeys({ step, ...correlationKeys(event) });
     try {
       const output = await handlers[step](event);
-      if (step === 'finish-run') addRunMetrics(aws.metrics, output as RunResult, aws.deps.now());
+      if (step === 'finish-run') addRunMetrics(aws.metrics, output as RunSummary, aws.deps.now());
       if (step === 'drill-report') addDrillMetrics(aws.metrics, output as DrillReport);
       return output;
     } finally {

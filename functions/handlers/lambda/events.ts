@@ -1,5 +1,5 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import type { RunResult } from '../../replication/contract.js';
+import type { RunSummary } from '../../replication/contract.js';
 import type { DrillReport } from '../../replication/drill/contract.js';
 import type { RunEventSink } from '../../replication/ports.js';
 
@@ -14,7 +14,8 @@ export function drillEventDetailType(report: Pick<DrillReport, 'status'>): strin
 
 /**
  * Publishes one event per run: source `xcr`, detail-type `xcr run <status>`, detail = the run
- * result; and one per drill: detail-type `xcr drill <status>`, detail = the drill report.
+ * summary (counters and the first failed VMs, so its size does not grow with the job: EventBridge
+ * takes 256 KB); and one per drill: detail-type `xcr drill <status>`, detail = the drill report.
  */
 export class EventBridgeRunEventSink implements RunEventSink {
   constructor(
@@ -22,7 +23,7 @@ export class EventBridgeRunEventSink implements RunEventSink {
     private readonly eventBusName: string,
   ) {}
 
-  publish(result: RunResult): Promise<void> {
+  publish(result: RunSummary): Promise<void> {
     return this.put('run', runEventDetailType(result), result);
   }
 

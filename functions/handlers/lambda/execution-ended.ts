@@ -10,6 +10,7 @@ import {
   type ExecutionEndedDeps,
   executionEnded,
 } from '../../replication/steps/execution-ended.js';
+import { DynamoRunStore } from '../../runstore/dynamo.js';
 import { EventBridgeRunEventSink } from './events.js';
 import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from './names.js';
 import { addRunMetrics, powertoolsStepLogger } from './observability.js';
@@ -57,12 +58,13 @@ function build(env: NodeJS.ProcessEnv = process.env) {
   if (!table) throw new Error(`environment variable ${ENV.leaseTable} is not set (the CDK app sets it)`);
   const logger = new Logger({ serviceName: SERVICE_NAME });
   const endpoint = env[ENV.dynamoEndpoint];
+  const client = new DynamoDBClient(endpoint ? { endpoint } : {});
+  const runTable = env[ENV.runTable];
   return {
     deps: {
-      leases: new DynamoLeaseStore({
-        client: new DynamoDBClient(endpoint ? { endpoint } : {}),
-        tableName: table,
-      }),
+      leases: new DynamoLeaseStore({ client, tableName: table }),
+      // What the run recorded before it ended goes into its event (the stack always sets it).
+      ...(runTable ? { runs: new DynamoRunStore({ client, tableName: runTable }) } : {}),
       events: new EventBridgeRunEventSink(new EventBridgeClient({}), env[ENV.eventBus] ?? 'default'),
       logger: powertoolsStepLogger(logger),
     },

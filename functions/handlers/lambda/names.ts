@@ -7,6 +7,7 @@ export const LAG_METRIC_NAME = 'RecoveryPointAgeMinutes';
 export const ENV = {
   configFile: 'XCR_CONFIG_FILE',
   leaseTable: 'XCR_LEASE_TABLE',
+  runTable: 'XCR_RUN_TABLE',
   eventBus: 'XCR_EVENT_BUS',
   dynamoEndpoint: 'XCR_DYNAMODB_ENDPOINT',
 } as const;

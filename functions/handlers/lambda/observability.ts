@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { RunResult } from '../../replication/contract.js';
+import type { RunSummary } from '../../replication/contract.js';
 import type { DrillReport } from '../../replication/drill/contract.js';
 import type { StepLogger } from '../../replication/ports.js';
 import { DRILL_BOOT_METRIC, DRILL_PASSED_METRIC, LAG_METRIC_NAME } from './names.js';
@@ -30,18 +30,17 @@ export function correlationKeys(input: unknown): Record<string, string> {
  * Age of the newest recovery point at the end of a run, in minutes, when the run produced one.
  * The snapshot is taken after `startedAt`, so this slightly overstates the lag (never understates).
  */
-export function recoveryPointAgeMinutes(result: RunResult, now: Date): number | undefined {
-  if (!result.vms.some((v) => v.status === 'succeeded')) return undefined;
+export function recoveryPointAgeMinutes(result: RunSummary, now: Date): number | undefined {
+  if (result.succeeded === 0) return undefined;
   return Math.max(0, (now.getTime() - Date.parse(result.startedAt)) / 60_000);
 }
 
 /** Per-run CloudWatch metrics (EMF), dimension jobId. The lag alarm watches RecoveryPointAgeMinutes. */
-export function addRunMetrics(metrics: Metrics, result: RunResult, now: Date): void {
+export function addRunMetrics(metrics: Metrics, result: RunSummary, now: Date): void {
   metrics.addDimension('jobId', result.jobId);
-  const failed = result.vms.filter((v) => v.status === 'failed').length;
   metrics.addMetric('RunBytes', MetricUnit.Bytes, result.bytes);
-  metrics.addMetric('VmsSucceeded', MetricUnit.Count, result.vms.length - failed);
-  metrics.addMetric('VmsFailed', MetricUnit.Count, failed);
+  metrics.addMetric('VmsSucceeded', MetricUnit.Count, result.succeeded);
+  metrics.addMetric('VmsFailed', MetricUnit.Count, result.failed);
   metrics.addMetric('RunSkipped', MetricUnit.Count, result.status === 'skipped' ? 1 : 0);
   const seconds = (Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000;
   if (Number.isFinite(seconds)) metrics.addMetric('RunDurationSeconds', MetricUnit.Seconds, seconds);

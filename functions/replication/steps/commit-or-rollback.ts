@@ -6,6 +6,7 @@ import { holdLease, type RunContext } from '../context.js';
 import type { VmResult, VmRunState } from '../contract.js';
 import { failureCode } from '../errors.js';
 import { findVmByUuid, vmDisks } from '../inventory.js';
+import { recordVmResult } from '../run-results.js';
 
 function summary(state: VmRunState, ctx: RunContext) {
   const depths = state.disks.flatMap((d) => (d.chainDepth === undefined ? [] : [d.chainDepth]));
@@ -94,8 +95,7 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
   };
 }
 
-/** Commits a VM whose disks are all transferred, or rolls it back when a step failed. */
-export async function commitOrRollback(ctx: RunContext, state: VmRunState): Promise<VmResult> {
+async function commitOrRollbackVm(ctx: RunContext, state: VmRunState): Promise<VmResult> {
   if (state.failure || !state.done) return rollback(ctx, state);
   try {
     await holdLease(ctx, state.runId);
@@ -106,4 +106,15 @@ export async function commitOrRollback(ctx: RunContext, state: VmRunState): Prom
     });
   }
   return commit(ctx, state);
+}
+
+/**
+ * Commits a VM whose disks are all transferred, or rolls it back when a step failed, and records
+ * the outcome in the run store (a failure of this step goes through the state machine's Catch,
+ * and the rollback after it records its own outcome).
+ */
+export async function commitOrRollback(ctx: RunContext, state: VmRunState): Promise<VmResult> {
+  const result = await commitOrRollbackVm(ctx, state);
+  await recordVmResult(ctx.runs, ctx.logger, state, result);
+  return result;
 }

@@ -1,35 +1,17 @@
 import { leaseKey, type RunContext } from '../context.js';
-import type { FinishRunInput, RunResult, RunStatus, VmFailedResult, VmResult } from '../contract.js';
+import type { FinishRunInput, RunSummary } from '../contract.js';
 import { failureCode } from '../errors.js';
 import { applyRetention } from '../recovery-points.js';
-
-function runStatus(input: FinishRunInput, vms: VmResult[]): RunStatus {
-  if (input.status === 'skipped') return 'skipped';
-  const failed = vms.filter((v) => v.status === 'failed').length;
-  if (failed === 0) return 'succeeded';
-  return failed === vms.length ? 'failed' : 'partial';
-}
-
-/** Ends a run: releases the lease (if this run holds it), reports the run and publishes its event. */
-/** A VM result the state machine made itself (vm-failed: the rollback failed) in the steps' terms. */
-function fromStateMachine(r: VmResult | VmFailedResult): VmResult {
-  if (!('failure' in r) || !r.failure) return r;
-  const { code, message } = failureCode(r.failure);
-  const rollback = failureCode(r.rollbackFailure);
-  return {
-    vmUuid: r.vmUuid,
-    status: 'failed',
-    bytes: 0,
-    durationMs: 0,
-    errorCode: code,
-    message: `${message}; the rollback failed too (${rollback.code}: ${rollback.message}), the next run removes what is left`,
-  };
-}
+import { runVmResults, summarizeRun } from '../run-results.js';
 
 /** Retention of the VMs this run committed, while the run still holds the lease; best effort (a
  *  point left over is deleted by the VM's next successful run), so the lease is released anyway. */
-async function expireOldPoints(ctx: RunContext, vms: VmResult[]): Promise<void> {
-  const committed = vms.filter((v) => v.status === 'succeeded').map((v) => v.vmUuid);
+async function expireOldPoints(ctx: RunContext, input: FinishRunInput): Promise<void> {
+  // uuids only (36 bytes a VM) are held here, never in a state; one listing of the destination
+  const committed: string[] = [];
+  for await (const v of runVmResults(ctx.runs, input.runId, input.vmCount)) {
+    if (v.status === 'succeeded') committed.push(v.vmUuid);
+  }
   if (committed.length === 0) return;
   try {
     const { expired, failed } = await applyRetention(
@@ -55,38 +37,27 @@ async function expireOldPoints(ctx: RunContext, vms: VmResult[]): Promise<void> 
   }
 }
 
-export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise<RunResult> {
-  const vms: VmResult[] = (input.results ?? []).map(fromStateMachine);
-  if (input.mapFailure) {
-    const { code, message } = failureCode(input.mapFailure);
-    for (const item of input.vms) {
-      if (!vms.some((v) => v.vmUuid === item.vmUuid)) {
-        vms.push({
-          vmUuid: item.vmUuid,
-          status: 'failed',
-          bytes: 0,
-          durationMs: 0,
-          errorCode: code,
-          message,
-        });
-      }
-    }
+/**
+ * Ends a run: reads every VM's outcome back from the run store (page by page), expires the recovery
+ * points beyond retention of the VMs it committed, releases the lease (if this run holds it), publishes the run's summary as its event and returns it.
+ */
+export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise<RunSummary> {
+  const summary = await summarizeRun(ctx.runs, input, ctx.now().toISOString());
+  if (input.batchFailure) {
+    ctx.logger.error('a batch execution failed as a whole; its VMs without a result count as failed', {
+      error: input.batchFailure.Error,
+    });
   }
   if (input.status !== 'skipped') {
-    await expireOldPoints(ctx, vms);
+    await expireOldPoints(ctx, input);
     await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
   }
-  const result: RunResult = {
-    jobId: input.jobId,
-    runId: input.runId,
-    status: runStatus(input, vms),
-    startedAt: input.startedAt,
-    finishedAt: ctx.now().toISOString(),
-    bytes: vms.reduce((sum, v) => sum + v.bytes, 0),
-    vms,
-    ...(input.reason ? { reason: input.reason } : {}),
-  };
-  await ctx.events.publish(result);
-  ctx.logger.info(`run ${result.status}`, { status: result.status, bytes: result.bytes, vms: vms.length });
-  return result;
+  await ctx.events.publish(summary);
+  ctx.logger.info(`run ${summary.status}`, {
+    status: summary.status,
+    bytes: summary.bytes,
+    vms: summary.vmCount,
+    failed: summary.failed,
+  });
+  return summary;
 }

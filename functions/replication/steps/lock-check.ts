@@ -4,6 +4,7 @@ import type { LockCheckInput, LockCheckOutput } from '../contract.js';
 import { sweepDrillLeftovers } from '../drill/lease.js';
 import { vmsWithTag } from '../inventory.js';
 import { KEY } from '../metadata.js';
+import { batchPlan } from '../run-results.js';
 
 async function selectVms(ctx: RunContext): Promise<string[]> {
   const { vms } = ctx.job;
@@ -35,7 +36,7 @@ async function sweepLeftovers(ctx: RunContext, runId: string): Promise<void> {
 
 /**
  * Takes the job's lease or ends the run as skipped (a run never queues behind another), then
- * sweeps leftovers of interrupted runs and lists the VMs to replicate.
+ * sweeps leftovers of interrupted runs and writes the VMs to replicate to the run store.
  */
 export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise<LockCheckOutput> {
   const startedAt = ctx.now().toISOString();
@@ -50,7 +51,7 @@ export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise
       : '';
     const reason = `run ${lease.holder} of job ${ctx.job.id} is still running${who} (lease until ${lease.expiresAt.toISOString()})${unlock}`;
     ctx.logger.info('run skipped', { reason });
-    return { ...base, status: 'skipped', reason, vms: [] };
+    return { ...base, status: 'skipped', reason, ...batchPlan(0) };
   }
   if (lease.tookOverFrom) {
     const { owner, holder } = lease.tookOverFrom;
@@ -64,11 +65,9 @@ export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise
   try {
     await sweepLeftovers(ctx, input.runId);
     const uuids = await selectVms(ctx);
-    return {
-      ...base,
-      status: 'acquired',
-      vms: uuids.map((vmUuid) => ({ jobId: ctx.job.id, runId: input.runId, vmUuid, startedAt })),
-    };
+    // The VM list goes to the run store, never into the state: the batches read it back by index.
+    await ctx.runs.putWorkList(input.runId, uuids);
+    return { ...base, status: 'acquired', ...batchPlan(uuids.length) };
   } catch (err) {
     await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
     throw err;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { definitionKey, RUNTIME_ONLY_JOB_FIELDS } from '../../../cli/definition-cache.js';
+import type { WorkflowDefinitions } from '../../../cli/local-runner.js';
 import { drillDefinitionKey, synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
 import { parseConfig } from '../../../functions/config/load.js';
 import type { JobConfig } from '../../../functions/config/schema.js';
@@ -60,7 +61,7 @@ const changedEverywhere = {
 };
 
 const base = parseConfig(raw);
-let baseDefinition: Record<string, unknown> | undefined;
+let baseDefinition: WorkflowDefinitions | undefined;
 const synthesizedBase = () => (baseDefinition ??= synthesizeDefinitions(base).get('cached')!);
 
 describe('the definition key', { timeout: 180_000 }, () => {
@@ -77,13 +78,12 @@ describe('the definition key', { timeout: 180_000 }, () => {
     expect(definitionKey(changed.jobs[0]!)).toBe(definitionKey(base.jobs[0]!));
   });
 
-  it('includes what shapes the definition (concurrency, id, the distributed map)', () => {
+  it('includes what shapes the definitions (concurrency, id)', () => {
     const job = base.jobs[0]!;
     const more: JobConfig = { ...job, concurrency: job.concurrency + 1 };
     expect(synthesizeDefinitions({ ...base, jobs: [more] }).get('cached')).not.toEqual(synthesizedBase());
     expect(definitionKey(more)).not.toBe(definitionKey(job));
     expect(definitionKey({ ...job, id: 'other' })).not.toBe(definitionKey(job));
-    expect(definitionKey(job, { distributedMap: true })).not.toBe(definitionKey(job));
   });
 
   it('of a drill block, only its presence and concurrency (the drill Map) are in the key', () => {
@@ -117,7 +117,7 @@ describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
       ['--import', 'tsx', join(import.meta.dirname, 'definition-child.ts'), dir, JSON.stringify(config)],
       { cwd: root, timeout: 120_000 },
     );
-    return JSON.parse(stdout) as { cdkLoaded: boolean; definition: Record<string, unknown> };
+    return JSON.parse(stdout) as { cdkLoaded: boolean; definition: WorkflowDefinitions };
   };
 
   it('synthesizes once, then reads the cache without loading aws-cdk-lib', async () => {
@@ -128,6 +128,8 @@ describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
     expect(warm.cdkLoaded).toBe(false);
     expect(warm.definition).toEqual(cold.definition);
     expect(warm.definition).toEqual(synthesizedBase());
+    // One cache file holds the run and both child machines.
+    expect(Object.keys(warm.definition.children)).toHaveLength(2);
   });
 });
 
@@ -135,9 +137,9 @@ describe('validation of what the cache holds', () => {
   it('refuses a definition the local runner would refuse, and leaves the definition as it was', async () => {
     const { validateDefinition } = await import('../../../cli/local-runner.js');
     expect(() => validateDefinition({ StartAt: 'missing', States: {} })).toThrow(/invalid/);
-    const def = structuredClone(synthesizedBase());
+    const def = structuredClone(synthesizedBase().main);
     validateDefinition(def);
-    expect(def).toEqual(synthesizedBase()); // the validator's QueryLanguage defaults are not written back
+    expect(def).toEqual(synthesizedBase().main); // the validator's QueryLanguage defaults are not written back
   });
 });
 
@@ -162,7 +164,7 @@ describe('the drill definition in the cache', { timeout: 180_000 }, () => {
         ],
         { cwd: root, timeout: 120_000 },
       );
-      return JSON.parse(stdout) as { cdkLoaded: boolean; definition: { StartAt: string } };
+      return JSON.parse(stdout) as { cdkLoaded: boolean; definition: WorkflowDefinitions };
     };
     const run = await child('run');
     expect(run.cdkLoaded).toBe(true);
@@ -171,7 +173,7 @@ describe('the drill definition in the cache', { timeout: 180_000 }, () => {
     expect(files.filter((f) => f.endsWith('.drill.json'))).toHaveLength(1);
     const drill = await child('drill');
     expect(drill.cdkLoaded).toBe(false);
-    expect(drill.definition.StartAt).toBe('select-points');
+    expect(drill.definition.main.StartAt).toBe('select-points');
     expect(drill.definition).toEqual(
       synthesizeDefinitions(parseConfig(withDrill)).get(drillDefinitionKey('cached')),
     );

@@ -2,8 +2,15 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadDefinition } from '../../../cli/definition-cache.js';
-import { runExecution, type StateEvent, type StepHandlers } from '../../../cli/local-runner.js';
 import {
+  type ExecutionRef,
+  runExecution,
+  type StateEvent,
+  type StepHandlers,
+  type WorkflowDefinitions,
+} from '../../../cli/local-runner.js';
+import {
+  BATCH_SIZE,
   ERROR,
   parseStepInput,
   runInput,
@@ -25,9 +32,18 @@ type State = {
   ItemProcessor?: { StartAt: string; States: Record<string, State> };
 };
 
-/** Every transition of the definition, as "<from> -> <to> (<how>)". */
-function definedTransitions(def: { StartAt: string; States: Record<string, State> }): Set<string> {
-  const edges = new Set<string>([`(start) -> ${def.StartAt} (start)`]);
+type Def = { StartAt: string; States: Record<string, State> };
+const allOf = (defs: WorkflowDefinitions) => [defs.main, ...Object.values(defs.children)] as unknown as Def[];
+
+/** Every transition of the definitions (the run and its children), as "<from> -> <to> (<how>)". */
+function definedTransitions(defs: WorkflowDefinitions): Set<string> {
+  const edges = new Set<string>();
+  for (const def of allOf(defs)) addTransitions(def, edges);
+  return edges;
+}
+
+function addTransitions(def: Def, edges: Set<string>): void {
+  edges.add(`(start) -> ${def.StartAt} (start)`);
   const walk = (states: Record<string, State>) => {
     for (const [name, s] of Object.entries(states)) {
       if (s.Next) edges.add(`${name} -> ${s.Next} (next)`);
@@ -41,11 +57,10 @@ function definedTransitions(def: { StartAt: string; States: Record<string, State
     }
   };
   walk(def.States);
-  return edges;
 }
 
-/** The transitions an execution took, from its event log (one scope per Map iteration). */
-function takenTransitions(events: StateEvent[], def: { States: Record<string, State> }): string[] {
+/** The transitions the executions took, from their event logs (one scope per execution and Map iteration). */
+function takenTransitions(events: [StateEvent, ExecutionRef][], defs: WorkflowDefinitions): string[] {
   const choiceDefault = new Map<string, string>();
   const collect = (states: Record<string, State>) => {
     for (const [name, s] of Object.entries(states)) {
@@ -53,21 +68,23 @@ function takenTransitions(events: StateEvent[], def: { States: Record<string, St
       if (s.ItemProcessor) collect(s.ItemProcessor.States);
     }
   };
-  collect(def.States);
+  for (const def of allOf(defs)) collect(def.States);
   const scopes = new Map<string, { last: string; caught: boolean }>();
   const taken: string[] = [];
-  let map = '';
-  for (const e of events) {
-    if (e.type === 'MapIterationStarted') map = e.parentState.name;
+  const maps = new Map<string, string>();
+  for (const [e, x] of events) {
+    if (e.type === 'MapIterationStarted') maps.set(x.name, e.parentState.name);
     if (e.type !== 'StateEntered' && e.type !== 'StateCaught') continue;
-    const key = e.index === undefined ? 'top' : `item-${e.index}`;
+    const map = maps.get(x.name) ?? '';
+    const top = e.index === undefined;
+    const key = `${x.name}/${top ? 'top' : `item-${e.index}`}`;
     const scope = scopes.get(key);
     if (e.type === 'StateCaught') {
       if (scope) scope.caught = true;
       continue;
     }
     const name = e.state.name;
-    if (!scope) taken.push(key === 'top' ? `(start) -> ${name} (start)` : `${map} -> ${name} (items)`);
+    if (!scope) taken.push(top ? `(start) -> ${name} (start)` : `${map} -> ${name} (items)`);
     else {
       const how = scope.caught
         ? 'catch'
@@ -86,7 +103,9 @@ function takenTransitions(events: StateEvent[], def: { States: Record<string, St
 const outputs = <S extends StepName>(step: S) =>
   arbitraryOf(STEP_PAYLOADS[step].output) as fc.Arbitrary<StepOutput<S>>;
 const perVm = fc.record({
-  outcome: fc.constantFrom('committed', 'snapshot fails', 'stream fails', 'commit throws'),
+  // 'transfer fails': stream-delta returns no state at all, so the transfer execution fails in
+  // transfer-more? (States.Runtime) and the batch's Catch on transfer-disks takes the VM.
+  outcome: fc.constantFrom('committed', 'snapshot fails', 'stream fails', 'transfer fails', 'commit throws'),
   loops: fc.integer({ min: 0, max: 2 }),
   snapshot: outputs('snapshot-previous'),
   streams: fc.array(outputs('stream-delta'), { minLength: 3, maxLength: 3 }),
@@ -96,6 +115,12 @@ const scenario = fc.record({
   input: arbitraryOf(runInput),
   lock: outputs('lock-check'),
   vms: fc.array(perVm, { maxLength: 3 }),
+  batch: outputs('load-batch'),
+  /** The first of two batches fails as a whole (its load-batch), the second runs the VMs. */
+  batchFails: fc.boolean(),
+  /** record-failure fails too (after commit and rollback did): the VM's result is lost. */
+  recordFails: fc.boolean(),
+  recorded: outputs('record-failure'),
   finish: outputs('finish-run'),
   message: fc.string({ maxLength: 40 }),
 });
@@ -126,8 +151,14 @@ function generatedHandlers(s: Scenario, problems: string[]): StepHandlers {
   return {
     'lock-check': handle('lock-check', () => ({
       ...s.lock,
-      vms: s.lock.vms.map((v, i) => ({ ...v, vmUuid: `vm-${i % Math.max(s.vms.length, 1)}` })),
+      vmCount: s.vms.length,
+      batchSize: BATCH_SIZE,
+      batch: { index: 0, count: s.batchFails ? 2 : 1 },
     })),
+    'load-batch': handle('load-batch', (raw) => {
+      if (s.batchFails && (raw as { batchIndex: number }).batchIndex === 0) fail();
+      return { ...s.batch, vms: s.vms.map((_, i) => `vm-${i}`) };
+    }),
     'snapshot-previous': handle('snapshot-previous', (raw) => {
       const i = vmIndex(raw);
       const vm = s.vms[i];
@@ -141,6 +172,7 @@ function generatedHandlers(s: Scenario, problems: string[]): StepHandlers {
       const call = streamCalls.get(i) ?? 0;
       streamCalls.set(i, call + 1);
       if (vm.outcome === 'stream fails' && call >= vm.loops) fail();
+      if (vm.outcome === 'transfer fails' && call >= vm.loops) return null;
       // failure and stepFailure are the state machine's (its Catches set them), never a step's output.
       const { failure: _f, stepFailure: _s, ...out } = vm.streams[call % 3]!;
       return { ...out, vmUuid: `vm-${i}`, done: call >= vm.loops };
@@ -150,6 +182,10 @@ function generatedHandlers(s: Scenario, problems: string[]): StepHandlers {
       if (vm.outcome === 'commit throws') fail();
       return vm.commit;
     }),
+    'record-failure': handle('record-failure', () => {
+      if (s.recordFails) fail();
+      return s.recorded;
+    }),
     'finish-run': handle('finish-run', () => s.finish),
   };
 }
@@ -157,25 +193,23 @@ function generatedHandlers(s: Scenario, problems: string[]): StepHandlers {
 describe('workflow payloads round-trip through the synthesized state machine', () => {
   it('every step output reaches the next step parser unchanged, over every transition', async () => {
     const job = workflowTestConfig.jobs[0]!;
-    const definition = (await loadDefinition(workflowTestConfig, job)) as {
-      StartAt: string;
-      States: Record<string, State>;
-    };
-    const defined = definedTransitions(definition);
+    const definitions = await loadDefinition(workflowTestConfig, job);
+    const defined = definedTransitions(definitions);
     const covered = new Set<string>();
     await fc.assert(
       fc.asyncProperty(scenario, async (s) => {
         const problems: string[] = [];
-        const events: StateEvent[] = [];
+        const events: [StateEvent, ExecutionRef][] = [];
         const result = await runExecution({
-          definition,
+          definition: definitions.main,
+          children: definitions.children,
           input: s.input,
           executionName: 'xcr-roundtrip',
           handlers: generatedHandlers(s, problems),
           retryIntervalMs: 0,
-          onStateEvent: (e) => events.push(e),
+          onStateEvent: (e, x) => events.push([e, x]),
         });
-        for (const t of takenTransitions(events, definition)) covered.add(t);
+        for (const t of takenTransitions(events, definitions)) covered.add(t);
         expect(problems).toEqual([]);
         expect(result.status).toBe('SUCCEEDED');
         // The execution's output is finish-run's result, which the run store and the CLI read back.
@@ -186,12 +220,16 @@ describe('workflow payloads round-trip through the synthesized state machine', (
     // A transition nobody exercised (a new state, a new Catch) fails here, naming it.
     expect([...defined].filter((t) => !covered.has(t))).toEqual([]);
     expect([...covered].filter((t) => !defined.has(t))).toEqual([]);
-    // The task states are exactly the steps that have payload schemas.
+    // The task states are the steps that have payload schemas and the two child executions.
     const tasks = (states: Record<string, State>): string[] =>
       Object.entries(states).flatMap(([name, st]) => [
         ...(st.Type === 'Task' ? [name] : []),
         ...(st.ItemProcessor ? tasks(st.ItemProcessor.States) : []),
       ]);
-    expect(tasks(definition.States).sort()).toEqual([...STEP_NAMES].sort());
+    expect(
+      allOf(definitions)
+        .flatMap((d) => tasks(d.States))
+        .sort(),
+    ).toEqual([...STEP_NAMES, 'run-batch', 'transfer-disks'].sort());
   }, 60_000);
 });

@@ -112,6 +112,10 @@ describe('recovery-points and status on an 80-column terminal', () => {
       startedAt: '2026-12-01T23:40:00.000Z',
       finishedAt: '2026-12-01T23:41:00.000Z',
       bytes: 123_456_789_012,
+      vmCount: 2,
+      succeeded: 1,
+      failed: 1,
+      failures: [{ vmUuid: VM_B, errorCode: 'SR_FULL', message }],
       vms: [
         {
           vmUuid: VM_A,
@@ -143,6 +147,10 @@ describe('recovery-points and status on an 80-column terminal', () => {
       runId: 'web-20261201T234000000Z',
       status: 'skipped',
       reason: 'another run holds the lease',
+      vmCount: 0,
+      succeeded: 0,
+      failed: 0,
+      failures: [],
       startedAt: '2026-12-01T23:40:00.000Z',
       finishedAt: '2026-12-01T23:40:00.100Z',
       bytes: 0,
