@@ -9,6 +9,7 @@ import type { RunSummary, StepName } from '../../replication/contract.js';
 import type { DrillReport, DrillStepName } from '../../replication/drill/contract.js';
 import type { HandlerDeps } from '../../replication/ports.js';
 import { DynamoRunStore } from '../../runstore/dynamo.js';
+import type { RunStore } from '../../runstore/port.js';
 import { createDrillHandlers } from '../drill-steps.js';
 import { createStepHandlers, type StepHandler } from '../steps.js';
 import { EventBridgeRunEventSink } from './events.js';
@@ -28,6 +29,18 @@ export interface AwsRuntime {
   metrics: Metrics;
 }
 
+function lazyRunStore(build: () => RunStore): RunStore {
+  let store: RunStore | undefined;
+  const get = () => (store ??= build());
+  return {
+    putWorkList: (runId, vmUuids) => get().putWorkList(runId, vmUuids),
+    readWorkList: (runId, start, end) => get().readWorkList(runId, start, end),
+    putResult: (runId, index, record) => get().putResult(runId, index, record),
+    readResults: (runId, start, end) => get().readResults(runId, start, end),
+    deleteRun: (runId) => get().deleteRun(runId),
+  };
+}
+
 /** Builds the step dependencies from AWS services; done once per container. */
 export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRuntime {
   const logger = new Logger({ serviceName: SERVICE_NAME });
@@ -39,7 +52,8 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRunti
     config,
     resolvePassword: secretsManagerPasswordResolver(config, new SecretsManagerClient({})),
     leases: new DynamoLeaseStore({ client: dynamo, tableName: required(env, ENV.leaseTable) }),
-    runs: new DynamoRunStore({ client: dynamo, tableName: required(env, ENV.runTable) }),
+    // The drill Lambdas share this runtime and have no run table: the store is built on first use.
+    runs: lazyRunStore(() => new DynamoRunStore({ client: dynamo, tableName: required(env, ENV.runTable) })),
     events: new EventBridgeRunEventSink(new EventBridgeClient({}), env[ENV.eventBus] ?? 'default'),
     logger: powertoolsStepLogger(logger),
     now: () => new Date(),

@@ -62,14 +62,17 @@ function addTransitions(def: Def, edges: Set<string>): void {
 /** The transitions the executions took, from their event logs (one scope per execution and Map iteration). */
 function takenTransitions(events: [StateEvent, ExecutionRef][], defs: WorkflowDefinitions): string[] {
   const choiceDefault = new Map<string, string>();
+  const catchNext = new Map<string, string>();
   const collect = (states: Record<string, State>) => {
     for (const [name, s] of Object.entries(states)) {
       if (s.Default) choiceDefault.set(name, s.Default);
+      // every Catch of these machines is one States.ALL clause
+      if (s.Catch?.[0]) catchNext.set(name, s.Catch[0].Next);
       if (s.ItemProcessor) collect(s.ItemProcessor.States);
     }
   };
   for (const def of allOf(defs)) collect(def.States);
-  const scopes = new Map<string, { last: string; caught: boolean }>();
+  const scopes = new Map<string, { last: string; caught?: string }>();
   const taken: string[] = [];
   const maps = new Map<string, string>();
   for (const [e, x] of events) {
@@ -79,23 +82,27 @@ function takenTransitions(events: [StateEvent, ExecutionRef][], defs: WorkflowDe
     const top = e.index === undefined;
     const key = `${x.name}/${top ? 'top' : `item-${e.index}`}`;
     const scope = scopes.get(key);
+    const name = e.state.name;
     if (e.type === 'StateCaught') {
-      if (scope) scope.caught = true;
+      // Counted from the catch itself: aws-local-stepfunctions does not always log the StateEntered
+      // of a terminal Pass that ends a Map iteration (record-failure → result-lost).
+      const next = catchNext.get(name);
+      if (next) {
+        taken.push(`${name} -> ${next} (catch)`);
+        scopes.set(key, { last: name, caught: next });
+      }
       continue;
     }
-    const name = e.state.name;
     if (!scope) taken.push(top ? `(start) -> ${name} (start)` : `${map} -> ${name} (items)`);
-    else {
-      const how = scope.caught
-        ? 'catch'
-        : choiceDefault.has(scope.last)
-          ? choiceDefault.get(scope.last) === name
-            ? 'default'
-            : 'choice'
-          : 'next';
+    else if (scope.caught !== name) {
+      const how = choiceDefault.has(scope.last)
+        ? choiceDefault.get(scope.last) === name
+          ? 'default'
+          : 'choice'
+        : 'next';
       taken.push(`${scope.last} -> ${name} (${how})`);
     }
-    scopes.set(key, { last: name, caught: false });
+    scopes.set(key, { last: name });
   }
   return taken;
 }
