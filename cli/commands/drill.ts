@@ -1,7 +1,7 @@
-import type { DrillReport } from '../../functions/replication/drill/contract.js';
 import { isReport, localDrillRunner } from '../drill-job.js';
 import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
-import { EXIT, type GlobalOptions, jobOf, load, print, table } from './common.js';
+import { EXIT, type GlobalOptions, jobOf, load, print } from './common.js';
+import { renderDrill } from './inspect-format.js';
 
 export interface DrillOptions extends GlobalOptions {
   vm?: string;
@@ -9,20 +9,8 @@ export interface DrillOptions extends GlobalOptions {
   verbose?: boolean;
 }
 
-export function describeDrill(r: DrillReport): string {
-  const head = `drill ${r.drillRun} of job ${r.jobId}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`;
-  if (r.results.length === 0) return head;
-  return `${head}\n${table(
-    ['RECOVERY POINT', 'SOURCE VM', 'RESULT', 'BOOT (S)', 'REASON'],
-    r.results.map((x) => [
-      x.recoveryPoint,
-      x.vm,
-      x.passed ? 'passed' : 'failed',
-      x.bootSeconds ?? '-',
-      x.passed ? '' : `${x.step}: ${x.reason ?? ''}`,
-    ]),
-  )}`;
-}
+/** The drill report as printed (80 columns). */
+export const describeDrill = renderDrill;
 
 /**
  * `xcr drill <job>`: one execution of the job's synthesized drill state machine through the local

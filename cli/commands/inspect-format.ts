@@ -5,6 +5,7 @@
  * records instead.
  */
 import type { RunResult } from '../../functions/replication/contract.js';
+import type { DrillReport } from '../../functions/replication/drill/contract.js';
 import type { RecoveryPointInfo } from '../../functions/replication/failover.js';
 import { parseDrillResult } from '../../functions/replication/rules/drill.js';
 import { mb, table } from './common.js';
@@ -69,26 +70,45 @@ export function wrap(text: string, width: number): string {
   return [...lines, line].join('\n');
 }
 
+/** A table whose every row has its detail lines beneath it, wrapped to fit (uuids side by side would not). */
+function rowsWithDetails(headers: string[], rows: { cells: string[]; details: string[] }[]): string {
+  const [header, ...lines] = table(
+    headers,
+    rows.map((r) => r.cells),
+  ).split('\n');
+  const out = [header!];
+  rows.forEach((r, i) => {
+    out.push(lines[i]!);
+    for (const d of r.details) out.push(indent(wrap(d, WIDTH - 6), '  '));
+  });
+  return indent(out.join('\n'));
+}
+
 /**
  * A run's summary: its status and size, then one row per VM with, beneath it, the recovery point it
- * made or its error (the two uuids side by side would not fit 80 columns).
+ * made or its error.
  */
 export function renderRun(run: RunResult): string {
   const head = `run ${run.runId}: ${run.status}${run.reason ? ` (${run.reason})` : ''}, ${mb(run.bytes)} MB`;
   if (!run.vms.length) return wrap(head, WIDTH);
-  const [header, ...rows] = table(
-    ['SOURCE VM', 'STATUS', 'KIND', 'MB', 'SECONDS'],
-    run.vms.map((v) => [v.vmUuid, v.status, v.kind ?? '-', mb(v.bytes), (v.durationMs / 1000).toFixed(1)]),
-  ).split('\n');
-  const lines = [header!];
-  run.vms.forEach((v, i) => {
-    lines.push(rows[i]!);
-    const outcome = v.recoveryPoint
-      ? `recovery point ${v.recoveryPoint}`
-      : `${v.errorCode ?? 'error'}: ${v.message ?? ''}`;
-    lines.push(indent(wrap(outcome, WIDTH - 6), '  '));
-  });
-  return `${wrap(head, WIDTH)}\n${indent(lines.join('\n'))}`;
+  const rows = run.vms.map((v) => ({
+    cells: [v.vmUuid, v.status, v.kind ?? '-', mb(v.bytes), (v.durationMs / 1000).toFixed(1)],
+    details: [
+      v.recoveryPoint ? `recovery point ${v.recoveryPoint}` : `${v.errorCode ?? 'error'}: ${v.message ?? ''}`,
+    ],
+  }));
+  return `${wrap(head, WIDTH)}\n${rowsWithDetails(['SOURCE VM', 'STATUS', 'KIND', 'MB', 'SECONDS'], rows)}`;
+}
+
+/** A drill's report: one row per drilled point (source VM, result, boot time), the point and any reason beneath. */
+export function renderDrill(r: DrillReport): string {
+  const head = `drill ${r.drillRun} of job ${r.jobId}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`;
+  if (r.results.length === 0) return wrap(head, WIDTH);
+  const rows = r.results.map((x) => ({
+    cells: [x.vm, x.passed ? 'passed' : 'failed', x.bootSeconds === undefined ? '-' : String(x.bootSeconds)],
+    details: [`recovery point ${x.recoveryPoint}`, ...(x.passed ? [] : [`${x.step}: ${x.reason ?? ''}`])],
+  }));
+  return `${wrap(head, WIDTH)}\n${rowsWithDetails(['SOURCE VM', 'RESULT', 'BOOT (S)'], rows)}`;
 }
 
 export function renderRecoveryPoints(jobId: string, rps: RecoveryPointInfo[], configHint: string): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  renderDrill,
   renderRecoveryPoints,
   renderRun,
   renderStatus,
@@ -162,5 +163,47 @@ describe('recovery-points and status on an 80-column terminal', () => {
   it('wraps at spaces and keeps a word longer than the width whole', () => {
     expect(wrap('aa bb cc', 5)).toBe('aa bb\ncc');
     expect(wrap('a 0123456789 b', 5)).toBe('a\n0123456789\nb');
+  });
+
+  it('a drill report fits 80 columns: source VM, result and boot time, the point and any reason beneath', () => {
+    const reason =
+      'DRILL_CHECK_TIMEOUT: timed out after 10 minutes waiting for the guest tools to report an OS version';
+    const out = renderDrill({
+      jobId: 'web',
+      drillRun: 'web-drill-20261201T234000000Z',
+      status: 'failed',
+      results: [
+        {
+          recoveryPoint: 'c0ffee00-1111-4222-8333-444455556666',
+          vm: VM_A,
+          passed: true,
+          bootSeconds: 31.4,
+          removed: [],
+        },
+        {
+          recoveryPoint: 'c0ffee00-1111-4222-8333-777788889999',
+          vm: VM_B,
+          passed: false,
+          step: 'check',
+          reason,
+          removed: [],
+        },
+      ],
+      removed: [],
+    });
+    expect(widest(out)).toBeLessThanOrEqual(80);
+    const lines = out.split('\n');
+    expect(lines[0]).toBe('drill web-drill-20261201T234000000Z of job web: failed');
+    expect(lines[1]).toMatch(/^ {2}SOURCE VM\s+RESULT\s+BOOT \(S\)$/);
+    expect(lines[2]).toMatch(new RegExp(`^ {2}${VM_A}\\s+passed\\s+31\\.4$`));
+    expect(lines[3]).toBe('    recovery point c0ffee00-1111-4222-8333-444455556666');
+    expect(lines[4]).toMatch(new RegExp(`^ {2}${VM_B}\\s+failed\\s+-$`));
+    expect(lines[5]).toBe('    recovery point c0ffee00-1111-4222-8333-777788889999');
+    expect(
+      lines
+        .slice(6)
+        .map((l) => l.trim())
+        .join(' '),
+    ).toBe(`check: ${reason}`);
   });
 });
