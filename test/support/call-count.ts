@@ -39,7 +39,12 @@ export function stepCalls(pools: SimPool[]): StepCalls {
   return { byStep, wrap };
 }
 
-/** Calls per VM of the per-VM steps. */
-export function perVmCalls(calls: StepCalls, vms: number): number {
-  return PER_VM_STEPS.reduce((sum, step) => sum + (calls.byStep.get(step)?.length ?? 0), 0) / vms;
+/** A call that waits for a task to finish: how many a step makes depends on how long the task takes. */
+export const isTaskWait = (method: string): boolean => method === 'event.from';
+
+/** Calls per VM of the per-VM steps (`work`: without the task waits, whose number is timing). */
+export function perVmCalls(calls: StepCalls, vms: number, opts: { work?: boolean } = {}): number {
+  const counted = (step: string) =>
+    (calls.byStep.get(step) ?? []).filter((m) => !(opts.work && isTaskWait(m))).length;
+  return PER_VM_STEPS.reduce((sum, step) => sum + counted(step), 0) / vms;
 }

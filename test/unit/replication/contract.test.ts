@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../functions/config/load.js';
 import { asRunState, parseStepInput } from '../../../functions/replication/contract.js';
 
-const item = { jobId: 'web', runId: 'xcr-web-1', vmUuid: 'vm-1', startedAt: '2026-11-26T18:00:00.000Z' };
+const item = {
+  jobId: 'web',
+  runId: 'xcr-web-1',
+  vmUuid: 'vm-1',
+  index: 0,
+  startedAt: '2026-11-26T18:00:00.000Z',
+};
 const disk = {
   userdevice: '0',
   sourceVdi: 'vdi-s',
