@@ -51,6 +51,8 @@ export interface LocalDepsOptions {
   progress?: Progress;
   env?: NodeJS.ProcessEnv;
   onRunResult?: (result: RunResult) => void;
+  /** Failover and failback events (detail-type, detail). */
+  onEvent?: (detailType: string, detail: Record<string, unknown>) => void;
 }
 
 /** The dependencies of the step handlers for a run on this machine. */
@@ -59,7 +61,10 @@ export function localDeps(o: LocalDepsOptions): HandlerDeps {
     config: o.config,
     resolvePassword: envPasswordResolver(o.config, o.env),
     leases: o.leases ?? new FileLeaseStore(o.stateDir ?? defaultStateDir()),
-    events: { publish: async (result) => o.onRunResult?.(result) },
+    events: {
+      publish: async (result) => o.onRunResult?.(result),
+      publishEvent: async (type, detail) => o.onEvent?.(type, detail),
+    },
     logger: o.logger ?? jsonLogger(undefined),
     now: () => new Date(),
     progress: o.progress,

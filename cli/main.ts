@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { ConfigError } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
 import { drillCommand } from './commands/drill.js';
+import { failoverCommand } from './commands/failover.js';
 import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 import { unlockCommand } from './commands/unlock.js';
@@ -99,6 +100,26 @@ async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('-v, --verbose', 'step logs (JSON lines) on stderr')
     .action(action(drillCommand));
+  program
+    .command('failover')
+    .argument('[job]', 'the job (default: the only one)')
+    .description(
+      "start the DR copies of the job's VMs at the destination from their newest recovery points (or undo it with --undo)",
+    )
+    .requiredOption('-c, --config <file>', 'the JSON configuration file')
+    .option('--vm <uuid...>', 'only these source VMs (default: every VM of the job)')
+    .option('--point <uuid>', 'this recovery point instead of the newest')
+    .option('--planned', 'both sites up: fence and shut the source down, send a final delta, then fail over')
+    .option('--no-start', 'leave the DR copy halted')
+    .option(
+      '--force',
+      'unplanned failover although the source VM runs and answers (split brain: you accept it)',
+    )
+    .option('--undo', 'destroy the DR copy, lift the fence, resume replication (needs --vm)')
+    .option('--yes', 'with --undo: do not ask for confirmation')
+    .option('--json', 'machine-readable output')
+    .option('-v, --verbose', 'step logs (JSON lines) on stderr')
+    .action(action(failoverCommand));
   program
     .command('clone')
     .argument('<recovery-point>', 'uuid of a recovery point (see recovery-points)')

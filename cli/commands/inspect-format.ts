@@ -3,7 +3,7 @@
  * recovery point's uuid, which `xcr clone` needs, is printed whole; everything else is shortened)
  * and, when there is nothing yet, what to do next. `--json` prints the full records instead.
  */
-import type { RecoveryPointInfo } from '../../functions/replication/failover.js';
+import type { RecoveryPointInfo } from '../../functions/replication/clone-point.js';
 import { parseDrillResult } from '../../functions/replication/rules/drill.js';
 import { mb, table } from './common.js';
 

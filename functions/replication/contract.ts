@@ -85,6 +85,10 @@ export const vmWorkItem = z.strictObject({
 });
 export type VmWorkItem = z.infer<typeof vmWorkItem>;
 
+/** A VM the job selects but does not replicate this time, with why (e.g. "failed over …"). */
+export const skippedVm = z.strictObject({ vmUuid: id, reason: z.string() });
+export type SkippedVm = z.infer<typeof skippedVm>;
+
 export const lockCheckOutput = z.strictObject({
   jobId: id,
   runId: id,
@@ -93,6 +97,8 @@ export const lockCheckOutput = z.strictObject({
   /** Why the run was skipped (the lease holder's run id). */
   reason: z.string().optional(),
   vms: z.array(vmWorkItem),
+  /** Selected VMs left out of this run (failed over to the destination). */
+  skippedVms: z.array(skippedVm).optional(),
 });
 export type LockCheckOutput = z.infer<typeof lockCheckOutput>;
 
@@ -218,6 +224,7 @@ export const runResult = z.strictObject({
   bytes: count,
   vms: z.array(vmResult),
   reason: z.string().optional(),
+  skippedVms: z.array(skippedVm).optional(),
 });
 export type RunResult = z.infer<typeof runResult>;
 export type RunStatus = RunResult['status'];

@@ -20,6 +20,8 @@ export type PasswordResolver = (poolName: string) => Promise<string>;
 
 export interface RunEventSink {
   publish(result: RunResult): Promise<void>;
+  /** Other events of the job (`xcr failover …`, `xcr failback …`): detail-type and detail. */
+  publishEvent?(detailType: string, detail: Record<string, unknown>): Promise<void>;
 }
 
 export type Progress = (update: { vmUuid: string; userdevice: string; bytes: number; total: number }) => void;

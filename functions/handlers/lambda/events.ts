@@ -15,14 +15,18 @@ export class EventBridgeRunEventSink implements RunEventSink {
     private readonly eventBusName: string,
   ) {}
 
-  async publish(result: RunResult): Promise<void> {
+  publish(result: RunResult): Promise<void> {
+    return this.publishEvent(runEventDetailType(result), result);
+  }
+
+  async publishEvent(detailType: string, detail: object): Promise<void> {
     const out = await this.client.send(
       new PutEventsCommand({
         Entries: [
           {
             Source: RUN_EVENT_SOURCE,
-            DetailType: runEventDetailType(result),
-            Detail: JSON.stringify(result),
+            DetailType: detailType,
+            Detail: JSON.stringify(detail),
             EventBusName: this.eventBusName,
             Resources: [],
           },
@@ -32,7 +36,7 @@ export class EventBridgeRunEventSink implements RunEventSink {
     if (out.FailedEntryCount) {
       const entry = out.Entries?.[0];
       throw new Error(
-        `EventBridge refused the run event: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
+        `EventBridge refused the ${detailType} event: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
       );
     }
   }

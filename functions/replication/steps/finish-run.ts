@@ -52,6 +52,7 @@ export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise
     bytes: vms.reduce((sum, v) => sum + v.bytes, 0),
     vms,
     ...(input.reason ? { reason: input.reason } : {}),
+    ...(input.skippedVms?.length ? { skippedVms: input.skippedVms } : {}),
   };
   await ctx.events.publish(result);
   ctx.logger.info(`run ${result.status}`, { status: result.status, bytes: result.bytes, vms: vms.length });
