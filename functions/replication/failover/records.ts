@@ -4,12 +4,7 @@
  */
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { KEY } from '../metadata.js';
-import {
-  type FailoverRecord,
-  FENCE_PREFIX,
-  formatFailoverRecord,
-  sourceRecord,
-} from '../rules/failover.js';
+import { type FailoverRecord, FENCE_PREFIX, formatFailoverRecord, sourceRecord } from '../rules/failover.js';
 
 /** Writes the one `xcr:failover` key (remove + add: nothing else of the VM's other_config changes). */
 export async function writeRecord(xapi: Xapi, vmRef: string, r: FailoverRecord | undefined): Promise<void> {
