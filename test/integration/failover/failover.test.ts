@@ -1,6 +1,15 @@
 /** Failover to the destination pool and its undo, end to end on two simulated pools. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { copies, disksOf, failover, undo, vifsOf, vmByUuid, withXapi } from '../../support/failover.js';
+import {
+  copies,
+  disksOf,
+  failover,
+  undo,
+  until,
+  vifsOf,
+  vmByUuid,
+  withXapi,
+} from '../../support/failover.js';
 import { MiB, type Sites, startSites } from '../../support/sites.js';
 
 let sites: Sites | undefined;
@@ -136,5 +145,44 @@ describe('unplanned failover', () => {
   it('refuses an undo of a VM that is not failed over', async () => {
     const s = await start();
     await expect(undo(s, s.vmUuid('web'))).rejects.toThrow(/NOT_FAILED_OVER: .*not failed over/);
+  });
+});
+
+describe('planned failover', () => {
+  it('fences and cleanly shuts the source down, sends a final delta with the last writes, then starts the copy; undo restarts the source', async () => {
+    sites = await startSites({
+      vms: [{ ...vms[0]!, power_state: 'Halted' as const }],
+    });
+    const s = sites;
+    const web = s.vmUuid('web');
+    await withXapi(s.source, async (x) =>
+      x.callAsync('VM.start', await x.getByUuid('VM', web), false, false),
+    );
+    await until(() => vmByUuid(s.source, web).guest_metrics !== 'OpaqueRef:NULL');
+    expect((await s.run()).vms[0]!.kind).toBe('full');
+    const points = s.recoveryPoints('web').length;
+    // the guest writes after the last recovery point: a planned failover must not lose it
+    const live = s.liveDisks('web')[0]!;
+    s.source.test.writeVdi(live, 3 * MiB, Buffer.alloc(64 * 1024, 7));
+    const r = await failover(s, { planned: true });
+    const res = r.vms[0]!;
+    expect(res).toMatchObject({ status: 'failed-over' });
+    expect(res.finalDelta?.kind).toBe('delta');
+    expect(s.recoveryPoints('web')).toHaveLength(points + 1);
+    expect(res.point).toBe(res.finalDelta!.recoveryPoint);
+    const src = vmByUuid(s.source, web);
+    expect(src.power_state).toBe('Halted');
+    expect(src.blocked_operations.start).toContain(res.copy!);
+    const copy = vmByUuid(s.destination, res.copy!);
+    expect(copy.power_state).toBe('Running');
+    expect(s.destination.test.hashVdi(disksOf(s.destination, copy)[0]!)).toBe(s.source.test.hashVdi(live));
+    s.assertNoLeaks();
+    const u = await undo(s, web);
+    expect(u.vms[0]!.status).toBe('undone');
+    const back = vmByUuid(s.source, web);
+    expect(back.power_state).toBe('Running');
+    expect(back.blocked_operations).toEqual({});
+    expect((await s.run()).vms[0]).toMatchObject({ status: 'succeeded', kind: 'delta' });
+    s.assertNoLeaks();
   });
 });
