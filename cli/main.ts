@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { ConfigError } from '../functions/config/load.js';
 import { EXIT } from './commands/common.js';
 import { drillCommand } from './commands/drill.js';
-import { failoverCommand } from './commands/failover.js';
+import { failbackCommand, failoverCommand } from './commands/failover.js';
 import { cloneCommand, recoveryPointsCommand, statusCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 import { unlockCommand } from './commands/unlock.js';
@@ -120,6 +120,21 @@ async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('-v, --verbose', 'step logs (JSON lines) on stderr')
     .action(action(failoverCommand));
+  program
+    .command('failback')
+    .argument('[job]', 'the job (default: the only one)')
+    .description(
+      'send what changed at DR back into the original VM (a pre-sync); with --planned shut the DR copy down, send the rest, and move the VM back',
+    )
+    .requiredOption('-c, --config <file>', 'the JSON configuration file')
+    .requiredOption('--vm <uuid>', 'the failed-over source VM')
+    .option(
+      '--planned',
+      'shut the DR copy down, send the final delta, put the disks back under the original VM and start it',
+    )
+    .option('--json', 'machine-readable output')
+    .option('-v, --verbose', 'step logs (JSON lines) on stderr')
+    .action(action(failbackCommand));
   program
     .command('clone')
     .argument('<recovery-point>', 'uuid of a recovery point (see recovery-points)')

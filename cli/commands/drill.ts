@@ -1,7 +1,6 @@
 import { withRunContext } from '../../functions/handlers/steps.js';
 import { type DrillReport, runDrill } from '../../functions/replication/drill/run.js';
-import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
-import { EXIT, type GlobalOptions, jobOf, load, print, table } from './common.js';
+import { commandDeps, EXIT, type GlobalOptions, jobOf, load, print, table } from './common.js';
 
 export interface DrillOptions extends GlobalOptions {
   vm?: string;
@@ -26,11 +25,7 @@ export function describeDrill(r: DrillReport): string {
 export async function drillCommand(jobId: string | undefined, opts: DrillOptions): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, jobId);
-  const deps = localDeps({
-    config,
-    stateDir: defaultStateDir(),
-    logger: jsonLogger(opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
-  });
+  const deps = commandDeps(config, opts.verbose);
   const drillRun = `drill-${new Date().toISOString().replace(/[-:.]/g, '')}`;
   const report = await withRunContext(deps, job.id, (ctx) =>
     runDrill(ctx, {

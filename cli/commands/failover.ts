@@ -1,8 +1,18 @@
 import { createInterface } from 'node:readline/promises';
 import { withRunContext } from '../../functions/handlers/steps.js';
+import { runFailback } from '../../functions/replication/failback/run.js';
 import { type FailoverReport, runFailover, undoFailover } from '../../functions/replication/failover/run.js';
-import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
-import { CliProblem, EXIT, type GlobalOptions, jobOf, load, print, table } from './common.js';
+import {
+  CliProblem,
+  commandDeps,
+  EXIT,
+  type GlobalOptions,
+  jobOf,
+  load,
+  mb,
+  print,
+  table,
+} from './common.js';
 
 export interface FailoverCliOptions extends GlobalOptions {
   vm?: string[];
@@ -43,11 +53,7 @@ async function confirm(question: string): Promise<boolean> {
 export async function failoverCommand(jobId: string | undefined, opts: FailoverCliOptions): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, jobId);
-  const deps = localDeps({
-    config,
-    stateDir: defaultStateDir(),
-    logger: jsonLogger(opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
-  });
+  const deps = commandDeps(config, opts.verbose);
   if (opts.undo) {
     const vm = opts.vm?.length === 1 ? opts.vm[0]! : undefined;
     if (!vm)
@@ -79,4 +85,34 @@ export async function failoverCommand(jobId: string | undefined, opts: FailoverC
   );
   if (report.vms.some((v) => v.status === 'refused')) return EXIT.badInput;
   return report.vms.every((v) => v.status === 'failed-over') ? EXIT.ok : EXIT.runFailed;
+}
+
+export interface FailbackCliOptions extends GlobalOptions {
+  vm: string;
+  planned?: boolean;
+  verbose?: boolean;
+}
+
+/** `xcr failback <job> --vm <uuid> [--planned]`. */
+export async function failbackCommand(jobId: string | undefined, opts: FailbackCliOptions): Promise<number> {
+  const config = load(opts);
+  const job = jobOf(config, jobId);
+  const deps = commandDeps(config, opts.verbose);
+  const report = await withRunContext(deps, job.id, (ctx) =>
+    runFailback(ctx, { run: runId('failback'), vm: opts.vm, planned: opts.planned }),
+  );
+  print(opts, report, () => {
+    const lines = [
+      `failback ${report.run} of VM ${report.vm} (job ${job.id}): ${report.status}, ${mb(report.bytes)} MB sent`,
+    ];
+    if (report.status === 'synced')
+      lines.push('the DR copy keeps running; run again with --planned to move the VM back');
+    if (report.recoveryPoint) lines.push(`recovery point of the final state: ${report.recoveryPoint}`);
+    if (report.replacedDisks?.length)
+      lines.push(
+        `previous disks kept detached (delete them once checked): ${report.replacedDisks.join(', ')}`,
+      );
+    return lines.join('\n');
+  });
+  return EXIT.ok;
 }

@@ -31,6 +31,8 @@ export const KEY = {
   foJob: 'xcr:fo-job',
   foRole: 'xcr:fo-role',
   foRun: 'xcr:fo-run',
+  /** On a base snapshot's disk while a failback clones it (with `xcr:fo-job`): the failback run. */
+  foPending: 'xcr:fo-pending',
 } as const;
 
 /** Roles of what failover and failback create (`xcr:fo-role`). */

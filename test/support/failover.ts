@@ -1,5 +1,6 @@
 /** Failover, undo and failback of a Sites job, in process, and a client session on a simulated pool. */
 import { withRunContext } from '../../functions/handlers/steps.js';
+import { runFailback } from '../../functions/replication/failback/run.js';
 import { type FailoverOptions, runFailover, undoFailover } from '../../functions/replication/failover/run.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import type { SimPool } from '../../sim/types.js';
@@ -13,6 +14,10 @@ export function failover(s: Sites, o: Partial<FailoverOptions> = {}) {
 
 export function undo(s: Sites, vm: string, run = `undo-${++counter}`) {
   return withRunContext(s.deps, s.job.id, (ctx) => undoFailover(ctx, { run, vm }));
+}
+
+export function failback(s: Sites, vm: string, planned: boolean, run = `fb-${++counter}`) {
+  return withRunContext(s.deps, s.job.id, (ctx) => runFailback(ctx, { run, vm, planned }));
 }
 
 export async function withXapi<T>(pool: SimPool, fn: (x: Xapi) => Promise<T>): Promise<T> {

@@ -20,13 +20,19 @@ export const failoverRecord = z.strictObject({
   copy: z.string(),
   at: z.string(),
   planned: z.boolean(),
-  state: z.enum(['fencing', 'failed-over']),
+  /** fencing: the source is fenced, no copy yet; failed-back: the original VM has the copy's disks
+   *  and a recovery point of them exists, what is left is lifting the fence and removing the copy. */
+  state: z.enum(['fencing', 'failed-over', 'failed-back']),
   /** On the source VM: the `start` block it had before the fence (absent: none). */
   prevStart: z.string().optional(),
   /** On the source VM: it was running before a planned failover shut it down. */
   wasRunning: z.boolean().optional(),
-  /** On the DR copy: the failback run whose reverse snapshot reached the source's reverse disks. */
+  /** On the DR copy: the failback run that made the reverse disks on the source pool. */
   reverseRun: z.string().optional(),
+  /** On the DR copy: the reverse snapshot whose content the reverse disks hold (the next reverse
+   *  delta's base), and the failback run that took it. */
+  reverseBase: z.string().optional(),
+  reverseBaseRun: z.string().optional(),
 });
 export type FailoverRecord = z.infer<typeof failoverRecord>;
 
@@ -70,7 +76,7 @@ const own = (o: Owned, jobId: string) =>
 export function copyRecord(vm: FoVm, jobId: string): FailoverRecord | undefined {
   if (vm.is_a_snapshot || !own(vm, jobId) || vm.other_config[KEY.foRole] !== FO_ROLE.copy) return undefined;
   const r = parseFailoverRecord(vm.other_config[KEY.failover]);
-  return r?.job === jobId && r.state === 'failed-over' ? r : undefined;
+  return r?.job === jobId && r.state !== 'fencing' ? r : undefined;
 }
 
 /** A source VM's failover record of this job. */
@@ -132,6 +138,29 @@ export function failoverRefusal(o: {
   return undefined;
 }
 
+/** Why a failback cannot go ahead, if it cannot. */
+export function failbackRefusal(o: {
+  jobId: string;
+  vm: string;
+  planned: boolean;
+  copy?: FailoverRecord | undefined;
+  sourceReachable: boolean;
+  originalPowerState?: string | undefined;
+}): Refusal | undefined {
+  if (!o.copy) return notFailedOver(o.jobId, o.vm, 'failback');
+  if (!o.sourceReachable)
+    return {
+      code: 'SOURCE_UNREACHABLE',
+      message: `failback writes to the source pool, which does not answer; the DR copy keeps running`,
+    };
+  if (o.planned && o.originalPowerState !== undefined && o.originalPowerState !== 'Halted')
+    return {
+      code: 'ORIGINAL_RUNNING',
+      message: `the original VM ${o.vm} is ${o.originalPowerState.toLowerCase()} on the source pool (a forced failover left it so): its disks cannot be replaced while it runs; shut it down (its writes since the failover are given up) and run the failback again`,
+    };
+  return undefined;
+}
+
 export function notFailedOver(jobId: string, vm: string, what: 'undo' | 'failback'): Refusal {
   return {
     code: 'NOT_FAILED_OVER',
@@ -166,7 +195,8 @@ export function planFailoverSweep(input: {
   for (const vm of input.vms) {
     const p = parsePendingFailoverName(vm.name_label ?? '');
     const mine = own(vm, input.jobId) && dead(vm.other_config[KEY.foRun]);
-    const isPending = !vm.is_a_snapshot && p?.jobId === input.jobId && dead(p.run);
+    // a copy (VM.clone) or reverse snapshot (VM.snapshot) not yet tagged: its pending name tells
+    const isPending = p?.jobId === input.jobId && dead(p.run);
     if (!mine && !isPending) continue;
     if (isPending && !own(vm, input.jobId)) pending.add(vm.ref);
     gone.add(vm.ref);
@@ -180,7 +210,14 @@ export function planFailoverSweep(input: {
     if (!vdi.vms.every((ref) => gone.has(ref))) continue;
     const mine = own(vdi, input.jobId) && dead(vdi.other_config[KEY.foRun]);
     const ofPending = vdi.vms.length > 0 && vdi.vms.every((ref) => pending.has(ref));
-    if (mine || ofPending) plan.vdis.push({ ref: vdi.ref, uuid: vdi.uuid });
+    // a clone of a base disk made by a failback that died before tagging it (VDI.clone copied the
+    // base disk's keys, the pending mark included, and its `xcr:self`, which is not the clone's)
+    const pendingClone =
+      vdi.vms.length === 0 &&
+      vdi.other_config[KEY.self] !== vdi.uuid &&
+      dead(vdi.other_config[KEY.foPending]) &&
+      vdi.other_config[KEY.foJob] === input.jobId;
+    if (mine || ofPending || pendingClone) plan.vdis.push({ ref: vdi.ref, uuid: vdi.uuid });
   }
   return plan;
 }
@@ -193,6 +230,7 @@ export function recordedRuns(vms: FoVm[], jobId: string): Set<string> {
     if (!r) continue;
     keep.add(r.run);
     if (r.reverseRun) keep.add(r.reverseRun);
+    if (r.reverseBaseRun) keep.add(r.reverseBaseRun);
   }
   return keep;
 }

@@ -172,7 +172,7 @@ describe('planned failover', () => {
     expect(res.point).toBe(res.finalDelta!.recoveryPoint);
     const src = vmByUuid(s.source, web);
     expect(src.power_state).toBe('Halted');
-    expect(src.blocked_operations.start).toContain(res.copy!);
+    expect((src.blocked_operations as Record<string, string>).start).toContain(res.copy!);
     const copy = vmByUuid(s.destination, res.copy!);
     expect(copy.power_state).toBe('Running');
     expect(s.destination.test.hashVdi(disksOf(s.destination, copy)[0]!)).toBe(s.source.test.hashVdi(live));
