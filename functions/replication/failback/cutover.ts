@@ -122,6 +122,11 @@ export async function commitFailback(
           chain: { maxDepth: ctx.job.maxChainDepth, waitMs: ctx.job.chainWaitSec * 1000, pollMs: 1000 },
         })
       ).ref;
+    // the clone carries the reverse snapshot disk's failback keys: a recovery point's disk has none
+    const t = await x.dest.getRecord('VDI', target);
+    const keys = Object.entries(t.other_config).filter(([k]) => !k.startsWith('xcr:fo-'));
+    if (keys.length !== Object.keys(t.other_config).length)
+      await x.dest.call('VDI.set_other_config', target, Object.fromEntries(keys));
     pairs.push({ source: disk, target });
   }
   const rp = await commitRecoveryPoint(x.source, x.dest, {

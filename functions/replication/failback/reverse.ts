@@ -59,11 +59,23 @@ export async function reverseSnapshot(
   return { ref, rec: await dest.getRecord('VM', ref) };
 }
 
-/** The reverse disk of each userdevice on the source pool: those `reverseRun` made, else new clones
- *  of the base snapshot's disks (marked pending on the base disk while VDI.clone runs). */
+/**
+ * The reverse disk of each userdevice on the source pool: those `reverseRun` made, else new clones
+ * of the base snapshot's disks (marked pending on the base disk while VDI.clone runs) — or, when the
+ * base is gone, new empty disks beside the original VM's (the first reverse sync is then a full).
+ */
 export async function reverseDisks(
   source: Xapi,
-  o: { jobId: string; run: string; vm: string; reverseRun: string | undefined; base: DiskRef[] },
+  o: {
+    jobId: string;
+    run: string;
+    vm: string;
+    reverseRun: string | undefined;
+    base: DiskRef[] | undefined;
+    /** The copy's disks (sizes, names) and the original VM's (SRs) for new empty disks. */
+    copyDisks: DiskRef[];
+    originalDisks: DiskRef[];
+  },
 ): Promise<Map<string, { ref: string; uuid: string }>> {
   const out = new Map<string, { ref: string; uuid: string }>();
   const runs = new Set([o.run, ...(o.reverseRun ? [o.reverseRun] : [])]);
@@ -73,34 +85,65 @@ export async function reverseDisks(
       oc[KEY.foJob] === o.jobId &&
       oc[KEY.foRole] === FO_ROLE.reverseDisk &&
       oc[KEY.vm] === o.vm &&
-      oc[KEY.self] === v.uuid &&
+      (oc[KEY.self] === v.uuid || oc[KEY.self] === undefined) &&
       runs.has(oc[KEY.foRun] ?? '')
     )
       out.set(oc[KEY.userdevice] ?? '', { ref, uuid: v.uuid });
   }
-  for (const d of o.base) {
+  const keys = (userdevice: string) => ({
+    [KEY.foJob]: o.jobId,
+    [KEY.foRole]: FO_ROLE.reverseDisk,
+    [KEY.foRun]: o.run,
+    [KEY.vm]: o.vm,
+    [KEY.userdevice]: userdevice,
+  });
+  for (const d of o.base ?? o.copyDisks) {
     if (out.has(d.userdevice)) continue;
-    const oc = d.vdi.rec.other_config;
-    await source.call('VDI.set_other_config', d.vdi.ref, {
-      ...oc,
-      [KEY.foJob]: o.jobId,
-      [KEY.foPending]: o.run,
-    });
-    const ref = await source.callAsync<string>('VDI.clone', d.vdi.ref, {});
+    let ref: string;
+    if (o.base) {
+      const oc = d.vdi.rec.other_config;
+      await source.call('VDI.set_other_config', d.vdi.ref, {
+        ...oc,
+        [KEY.foJob]: o.jobId,
+        [KEY.foPending]: o.run,
+      });
+      ref = await source.callAsync<string>('VDI.clone', d.vdi.ref, {});
+      const rec = await source.getRecord('VDI', ref);
+      await source.call('VDI.set_other_config', ref, {
+        ...withoutXcr(rec.other_config),
+        ...keys(d.userdevice),
+      });
+      await source.call('VDI.set_other_config', d.vdi.ref, oc);
+    } else {
+      ref = await source.call<string>('VDI.create', {
+        name_label: d.vdi.rec.name_label,
+        name_description: `failback of ${d.vdi.rec.uuid} by xcr job ${o.jobId}`,
+        SR: await srFor(
+          source,
+          o.originalDisks.find((x) => x.userdevice === d.userdevice),
+        ),
+        virtual_size: d.vdi.rec.virtual_size,
+        type: 'user',
+        sharable: false,
+        read_only: false,
+        other_config: keys(d.userdevice),
+        xenstore_data: {},
+        sm_config: {},
+        tags: [],
+      });
+    }
     const rec = await source.getRecord('VDI', ref);
-    await source.call('VDI.set_other_config', ref, {
-      ...withoutXcr(rec.other_config),
-      [KEY.foJob]: o.jobId,
-      [KEY.foRole]: FO_ROLE.reverseDisk,
-      [KEY.foRun]: o.run,
-      [KEY.vm]: o.vm,
-      [KEY.userdevice]: d.userdevice,
-      [KEY.self]: rec.uuid,
-    });
-    await source.call('VDI.set_other_config', d.vdi.ref, oc);
+    await source.call('VDI.set_other_config', ref, { ...rec.other_config, [KEY.self]: rec.uuid });
     out.set(d.userdevice, { ref, uuid: rec.uuid });
   }
   return out;
+}
+
+/** The SR of the original VM's disk at that userdevice, else the pool's default SR. */
+async function srFor(source: Xapi, disk: DiskRef | undefined): Promise<string> {
+  if (disk) return disk.vdi.rec.SR;
+  const pool = [...(await source.getAllRecords('pool')).values()][0]!;
+  return pool.default_SR;
 }
 
 export interface SyncResult {
@@ -117,7 +160,16 @@ export interface SyncResult {
  */
 export async function syncReverse(
   ctx: RunContext,
-  x: { dest: Xapi; source: Xapi; run: string; record: FailoverRecord; copy: Ref<VmRecord>; base: DiskRef[] },
+  x: {
+    dest: Xapi;
+    source: Xapi;
+    run: string;
+    record: FailoverRecord;
+    copy: Ref<VmRecord>;
+    /** S's disks, undefined when S is gone (the first sync is a full). */
+    base: DiskRef[] | undefined;
+    originalDisks: DiskRef[];
+  },
 ): Promise<SyncResult> {
   const jobId = ctx.job.id;
   const snap = await reverseSnapshot(x.dest, jobId, x.run, x.copy);
@@ -128,25 +180,29 @@ export async function syncReverse(
     vm: x.record.vm,
     reverseRun: x.record.reverseRun,
     base: x.base,
+    copyDisks: await vmDisks(x.dest, x.copy.rec),
+    originalDisks: x.originalDisks,
   });
   const prev = x.record.reverseBase
     ? await findVmByUuid(x.dest, x.record.reverseBase).catch(() => undefined)
     : undefined;
-  const from = await vmDisks(x.dest, (prev ?? (await findVmByUuid(x.dest, x.record.point))).rec);
+  // against the last reverse snapshot, else against R (its content is S's); a full without either
+  const fromVm = prev ?? (x.base ? await findVmByUuid(x.dest, x.record.point) : undefined);
+  const from = fromVm ? await vmDisks(x.dest, fromVm.rec) : undefined;
   let bytes = 0;
   for (const d of await vmDisks(x.dest, snap.rec)) {
-    const base = from.find((b) => b.userdevice === d.userdevice);
+    const base = from?.find((b) => b.userdevice === d.userdevice);
     const target = disks.get(d.userdevice);
-    if (!base || !target)
+    if ((from && !base) || !target)
       throw new XcrPermanentError(
         'FAILBACK_DISKS_DIFFER',
-        `disk ${d.userdevice} of the DR copy has no counterpart in ${base ? 'the base snapshot on the source pool' : 'the recovery point it was cloned from'} (was a disk added at DR?)`,
+        `disk ${d.userdevice} of the DR copy has no counterpart in ${target ? 'the snapshot it is sent against' : 'the base snapshot on the source pool'} (was a disk added at DR?)`,
       );
     bytes += await streamDisk({
       source: x.dest,
       destination: x.source,
       vdi: d.vdi.ref,
-      base: base.vdi.ref,
+      base: base?.vdi.ref,
       target: target.ref,
       targetSize: d.vdi.rec.virtual_size,
       timeoutMs: ctx.job.transferTimeoutSec * 1000,

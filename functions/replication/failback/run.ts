@@ -68,12 +68,14 @@ async function baseOf(
   const rp = await findVmByUuid(dest, record.point).catch(() => undefined);
   const base = await findExportedBase(source, jobId, original.rec);
   const wanted = rp?.rec.other_config[KEY.sourceSnapshot];
+  const chain = rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0;
   if (!rp || !base || base.snapshot.rec.uuid !== wanted)
-    throw new XcrPermanentError(
-      'FAILBACK_BASE_GONE',
-      `the base snapshot on the source pool that recovery point ${record.point} was made from is gone, so a delta failback is impossible; a failback by full copy into a new VM is not implemented yet: shut the DR copy down and export it, or keep running at DR`,
-    );
-  return { disks: base.disks, chain: (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 };
+    return {
+      disks: undefined,
+      chain,
+      warning: `the base snapshot on the source pool that recovery point ${record.point} was made from is gone (or the point is), so the first reverse sync sends the whole disks into new disks`,
+    };
+  return { disks: base.disks, chain };
 }
 
 export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<FailbackReport> {
@@ -96,7 +98,7 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
       planned,
       copy: record,
       sourceReachable: source !== undefined,
-      originalPowerState: record?.state === 'failed-back' ? undefined : original?.rec.power_state,
+      originalPowerState: record?.state === 'failed-over' ? original?.rec.power_state : undefined,
     });
     if (refusal) throw new XcrPermanentError(refusal.code, refusal.message);
     if (!original)
@@ -118,8 +120,12 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
     const srcXapi = source!;
     let copy = await findVmByUuid(dest, copyVm!.uuid);
     let rec = record!;
-    if (rec.state !== 'failed-back') {
+    if (rec.state === 'failed-over') {
       const base = await baseOf(srcXapi, dest, jobId, rec, original);
+      if (base.warning && !rec.reverseBase) {
+        report.warnings.push(base.warning);
+        ctx.logger.warn(base.warning, { vmUuid: o.vm });
+      }
       if (planned) {
         await shutDownCopy(dest, copy);
         copy = await findVmByUuid(dest, copy.rec.uuid);
@@ -131,52 +137,86 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
         record: rec,
         copy,
         base: base.disks,
+        originalDisks: await vmDisks(srcXapi, original.rec),
       });
       report.bytes = sync.bytes;
       const old = rec.reverseBase;
-      rec = { ...rec, reverseRun: sync.reverseRun, reverseBase: sync.snapshot, reverseBaseRun: o.run };
+      rec = {
+        ...rec,
+        reverseRun: sync.reverseRun,
+        reverseBase: sync.snapshot,
+        reverseBaseRun: o.run,
+        ...(planned
+          ? {
+              state: 'cutover' as const,
+              reverseDisks: Object.fromEntries([...sync.disks].map(([dev, d]) => [dev, d.uuid])),
+            }
+          : {}),
+      };
       await writeRecord(dest, copy.ref, rec);
       if (old && old !== sync.snapshot) await destroySnapshot(dest, old);
       if (!planned) {
         await publish(ctx, 'failback synced', { ...report });
         return report;
       }
-      report.replacedDisks = await swapDisks(srcXapi, await findVmByUuid(srcXapi, o.vm), sync.disks);
-      report.recoveryPoint = await commitFailback(ctx, {
-        source: srcXapi,
-        dest,
-        run: o.run,
-        original: await findVmByUuid(srcXapi, o.vm),
-        reverseSnapshot: sync.snapshot,
-        chain: base.chain,
-      });
-      rec = { ...rec, state: 'failed-back' };
-      await writeRecord(dest, copy.ref, rec);
     }
-    await finish(ctx, { dest, source: srcXapi, copy: copy.rec.uuid, vm: o.vm, record: rec, report });
+    if (rec.state === 'cutover')
+      rec = await cutover(ctx, { dest, source: srcXapi, copy, record: rec, report });
+    report.replacedDisks = rec.replaced ?? [];
+    await finish(ctx, { dest, source: srcXapi, copy: copy.rec.uuid, vm: o.vm, report });
     report.status = 'failed-back';
     await publish(ctx, 'failback succeeded', { ...report });
     return report;
   });
 }
 
-/** After the cutover: the reverse disks become the VM's own, the fence goes, the original VM
- *  starts, the copy and its reverse snapshots go. */
+/**
+ * On the halted original VM: the reverse disks replace its disks (the replaced ones are recorded
+ * first), become its own, the fence is lifted, and the copy's final state is committed as a
+ * recovery point of a fresh source snapshot. Repeated whole by a retry (each part is idempotent).
+ */
+async function cutover(
+  ctx: RunContext,
+  x: { dest: Xapi; source: Xapi; copy: Ref<VmRecord>; record: FailoverRecord; report: FailbackReport },
+): Promise<FailoverRecord> {
+  const disks = new Map<string, { ref: string; uuid: string }>();
+  for (const [dev, uuid] of Object.entries(x.record.reverseDisks ?? {}))
+    disks.set(dev, { ref: await x.source.getByUuid('VDI', uuid), uuid });
+  let original = await findVmByUuid(x.source, x.record.vm);
+  const reverse = new Set([...disks.values()].map((d) => d.uuid));
+  const replacing = (await vmDisks(x.source, original.rec))
+    .map((d) => d.vdi.rec.uuid)
+    .filter((u) => !reverse.has(u));
+  let rec: FailoverRecord = {
+    ...x.record,
+    replaced: [...new Set([...(x.record.replaced ?? []), ...replacing])],
+  };
+  await writeRecord(x.dest, x.copy.ref, rec);
+  await swapDisks(x.source, original, disks);
+  await adoptDisks(x.source, disks);
+  original = await findVmByUuid(x.source, x.record.vm);
+  await liftFence(x.source, original, ctx.job.id);
+  const rp = await findVmByUuid(x.dest, x.record.point).catch(() => undefined);
+  x.report.recoveryPoint = await commitFailback(ctx, {
+    source: x.source,
+    dest: x.dest,
+    run: x.report.run,
+    original: await findVmByUuid(x.source, x.record.vm),
+    reverseSnapshot: x.record.reverseBase!,
+    chain: rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0,
+  });
+  rec = { ...rec, state: 'failed-back' };
+  await writeRecord(x.dest, x.copy.ref, rec);
+  return rec;
+}
+
+/** After the cutover: the original VM starts, the copy and what is left of failback objects go. */
 async function finish(
   ctx: RunContext,
-  x: { dest: Xapi; source: Xapi; copy: string; vm: string; record: FailoverRecord; report: FailbackReport },
+  x: { dest: Xapi; source: Xapi; copy: string; vm: string; report: FailbackReport },
 ) {
   const original = await findVmByUuid(x.source, x.vm);
-  const disks = new Map<string, { ref: string; uuid: string }>();
-  for (const d of await vmDisks(x.source, original.rec)) {
-    const oc = d.vdi.rec.other_config;
-    if (oc[KEY.foJob] === ctx.job.id && oc[KEY.self] === d.vdi.rec.uuid)
-      disks.set(d.userdevice, { ref: d.vdi.ref, uuid: d.vdi.rec.uuid });
-  }
-  await adoptDisks(x.source, disks);
-  await liftFence(x.source, original, ctx.job.id);
-  const ps = (await x.source.getRecord('VM', original.ref)).power_state;
-  if (ps === 'Halted') await x.source.callAsync('VM.start', original.ref, false, false);
+  if (original.rec.power_state === 'Halted') await x.source.callAsync('VM.start', original.ref, false, false);
   x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, x.copy)));
   x.report.removed.push(...(await sweepBoth(ctx, x.dest, x.source, x.report.run)));
 }

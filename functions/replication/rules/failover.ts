@@ -20,9 +20,10 @@ export const failoverRecord = z.strictObject({
   copy: z.string(),
   at: z.string(),
   planned: z.boolean(),
-  /** fencing: the source is fenced, no copy yet; failed-back: the original VM has the copy's disks
+  /** fencing: the source is fenced, no copy yet; cutover: the copy is halted and its final state is
+   *  in the reverse disks, which go under the original VM next; failed-back: the original VM has the copy's disks
    *  and a recovery point of them exists, what is left is lifting the fence and removing the copy. */
-  state: z.enum(['fencing', 'failed-over', 'failed-back']),
+  state: z.enum(['fencing', 'failed-over', 'cutover', 'failed-back']),
   /** On the source VM: the `start` block it had before the fence (absent: none). */
   prevStart: z.string().optional(),
   /** On the source VM: it was running before a planned failover shut it down. */
@@ -33,6 +34,10 @@ export const failoverRecord = z.strictObject({
    *  delta's base), and the failback run that took it. */
   reverseBase: z.string().optional(),
   reverseBaseRun: z.string().optional(),
+  /** On the DR copy, from the cutover on: the reverse disks by userdevice, and the original VM's
+   *  disks they replace (kept, detached). */
+  reverseDisks: z.record(z.string(), z.string()).optional(),
+  replaced: z.array(z.string()).optional(),
 });
 export type FailoverRecord = z.infer<typeof failoverRecord>;
 
@@ -208,7 +213,12 @@ export function planFailoverSweep(input: {
   }
   for (const vdi of input.vdis) {
     if (!vdi.vms.every((ref) => gone.has(ref))) continue;
-    const mine = own(vdi, input.jobId) && dead(vdi.other_config[KEY.foRun]);
+    // a reverse disk VDI.create made carries its keys from the start, its self only a call later
+    const created =
+      vdi.other_config[KEY.foJob] === input.jobId &&
+      vdi.other_config[KEY.self] === undefined &&
+      vdi.other_config[KEY.foRole] === FO_ROLE.reverseDisk;
+    const mine = (own(vdi, input.jobId) || created) && dead(vdi.other_config[KEY.foRun]);
     const ofPending = vdi.vms.length > 0 && vdi.vms.every((ref) => pending.has(ref));
     // a clone of a base disk made by a failback that died before tagging it (VDI.clone copied the
     // base disk's keys, the pending mark included, and its `xcr:self`, which is not the clone's)

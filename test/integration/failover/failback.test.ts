@@ -136,6 +136,34 @@ describe('failback', () => {
     s.assertNoLeaks();
   });
 
+  it('with the base snapshot gone, sends the whole disks into new disks of the original VM, saying why', async () => {
+    const { s, web, copy } = await failedOver();
+    const base = s.exportedSnapshot('web')!;
+    await withXapi(s.source, async (x) => {
+      const ref = await x.getByUuid('VM', base.uuid);
+      const vbds = (await x.getRecord('VM', ref)).VBDs;
+      const vdis = [];
+      for (const v of vbds) vdis.push((await x.getRecord('VBD', v)).VDI);
+      await x.callAsync('VM.destroy', ref);
+      for (const v of vdis) if (v !== 'OpaqueRef:NULL') await x.callAsync('VDI.destroy', v);
+    });
+    const [d0] = disksOf(s.destination, vmByUuid(s.destination, copy));
+    s.destination.test.writeVdi(d0!, 10 * MiB, Buffer.alloc(4096, 0xc1));
+    const atCutover = disksOf(s.destination, vmByUuid(s.destination, copy)).map((v) =>
+      s.destination.test.hashVdi(v),
+    );
+    const r = await failback(s, web, true);
+    expect(r.status).toBe('failed-back');
+    expect(r.warnings.join()).toMatch(/base snapshot .* is gone .* whole disks/);
+    expect(r.bytes).toBeGreaterThan(12 * MiB);
+    const back = vmByUuid(s.source, web);
+    expect(back.power_state).toBe('Running');
+    expect(disksOf(s.source, back).map((v) => s.source.test.hashVdi(v))).toEqual(atCutover);
+    expect((await s.run()).vms[0]).toMatchObject({ status: 'succeeded', kind: 'delta' });
+    s.assertReplicasMatchSource('web');
+    s.assertNoLeaks();
+  });
+
   it('planned failback refuses an original VM that runs (a forced failover left it running)', async () => {
     sites = await startSites({ vms: [{ ...vms[0]!, power_state: 'Running' as const }] });
     const s = sites;
