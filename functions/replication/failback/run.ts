@@ -11,7 +11,7 @@ import { sweepRecords } from '../cleanup.js';
 import type { RunContext } from '../context.js';
 import { XcrPermanentError } from '../errors.js';
 import { destroyCopy } from '../failover/copy.js';
-import { liftFence, writeRecord } from '../failover/records.js';
+import { liftFence, writeCopyRecord } from '../failover/records.js';
 import { reachableSource, sweepBoth, withJobLease } from '../failover/run.js';
 import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
@@ -153,7 +153,7 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
             }
           : {}),
       };
-      await writeRecord(dest, copy.ref, rec);
+      await writeCopyRecord(dest, copy.ref, rec);
       if (old && old !== sync.snapshot) await destroySnapshot(dest, old);
       if (!planned) {
         await publish(ctx, 'failback synced', { ...report });
@@ -191,7 +191,7 @@ async function cutover(
     ...x.record,
     replaced: [...new Set([...(x.record.replaced ?? []), ...replacing])],
   };
-  await writeRecord(x.dest, x.copy.ref, rec);
+  await writeCopyRecord(x.dest, x.copy.ref, rec);
   await swapDisks(x.source, original, disks);
   await adoptDisks(x.source, disks);
   original = await findVmByUuid(x.source, x.record.vm);
@@ -206,7 +206,7 @@ async function cutover(
     chain: rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0,
   });
   rec = { ...rec, state: 'failed-back' };
-  await writeRecord(x.dest, x.copy.ref, rec);
+  await writeCopyRecord(x.dest, x.copy.ref, rec);
   return rec;
 }
 

@@ -9,7 +9,7 @@ import { cloneRecoveryPoint } from '../clone-point.js';
 import { findVmByUuid, vmDisks } from '../inventory.js';
 import { FO_ROLE, KEY, pendingFailoverName } from '../metadata.js';
 import { type FailoverRecord, planFailoverSweep, recordedRuns } from '../rules/failover.js';
-import { writeRecord } from './records.js';
+import { writeCopyRecord } from './records.js';
 
 const gone = (err: unknown) => (err as { code?: string }).code === 'HANDLE_INVALID';
 
@@ -68,7 +68,7 @@ export async function recordAndStart(
   start: boolean,
 ): Promise<void> {
   const copy = await findVmByUuid(xapi, copyUuid);
-  await writeRecord(xapi, copy.ref, record);
+  await writeCopyRecord(xapi, copy.ref, record);
   if (start && copy.rec.power_state === 'Halted') await xapi.callAsync('VM.start', copy.ref, false, false);
 }
 

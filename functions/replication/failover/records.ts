@@ -6,10 +6,17 @@ import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { KEY } from '../metadata.js';
 import { type FailoverRecord, FENCE_PREFIX, formatFailoverRecord, sourceRecord } from '../rules/failover.js';
 
-/** Writes the one `xcr:failover` key (remove + add: nothing else of the VM's other_config changes). */
+/** Writes the one `xcr:failover` key of a person's VM (remove + add: nothing else of its
+ *  other_config changes; a failure between the two loses only this side's record). */
 export async function writeRecord(xapi: Xapi, vmRef: string, r: FailoverRecord | undefined): Promise<void> {
   await xapi.call('VM.remove_from_other_config', vmRef, KEY.failover);
   if (r) await xapi.call('VM.add_to_other_config', vmRef, KEY.failover, formatFailoverRecord(r));
+}
+
+/** Rewrites the record of a DR copy (xcr's own VM) in one call, so a failure never leaves it without. */
+export async function writeCopyRecord(xapi: Xapi, copyRef: string, r: FailoverRecord): Promise<void> {
+  const oc = await xapi.call<Record<string, string>>('VM.get_other_config', copyRef);
+  await xapi.call('VM.set_other_config', copyRef, { ...oc, [KEY.failover]: formatFailoverRecord(r) });
 }
 
 /**
