@@ -127,9 +127,8 @@ async function failoverOne(
   const jobId = ctx.job.id;
   const warnings: string[] = [];
   const planned = o.planned === true;
-  const existing = (await sweepRecords(dest)).vms
-    .map((v) => copyRecord(v, jobId))
-    .find((r) => r?.vm === vmUuid);
+  const copies = (await sweepRecords(dest)).vms.filter((v) => copyRecord(v, jobId)?.vm === vmUuid);
+  const existing = copies[0] && copyRecord(copies[0], jobId);
   const src = await sourceVmOf(source, vmUuid);
   const refusal = failoverRefusal({
     jobId,
@@ -138,6 +137,7 @@ async function failoverOne(
     planned,
     force: o.force === true,
     existing,
+    existingRunning: copies[0] && copies[0].power_state !== 'Halted',
     sourcePowerState: src?.rec.power_state,
   });
   if (refusal)
@@ -194,7 +194,7 @@ async function failoverOne(
   const copy = await makeCopy(dest, {
     jobId,
     pool,
-    run: o.run,
+    run: existing?.run ?? o.run,
     vm: vmUuid,
     point: rp.rec.uuid,
     name: copyName,

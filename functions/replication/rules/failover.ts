@@ -120,12 +120,14 @@ export function failoverRefusal(o: {
   run: string;
   planned: boolean;
   force: boolean;
-  /** The recorded DR copy of this VM, if any. */
+  /** The recorded DR copy of this VM, if any, and whether it runs (a halted one is started: the
+   *  retry of a failover whose start failed, or of one made with --no-start). */
   existing?: FailoverRecord | undefined;
+  existingRunning?: boolean | undefined;
   /** undefined: the source pool does not answer. */
   sourcePowerState?: string | undefined;
 }): Refusal | undefined {
-  if (o.existing && o.existing.run !== o.run)
+  if (o.existing && o.existing.run !== o.run && o.existingRunning !== false)
     return {
       code: 'ALREADY_FAILED_OVER',
       message: `VM ${o.vm} of job ${o.jobId} is already failed over to VM ${o.existing.copy} (failover ${o.existing.run} at ${o.existing.at}); undo it with "xcr failover --undo ${o.jobId} --vm ${o.vm}" or fail back with "xcr failback ${o.jobId} --vm ${o.vm}"`,

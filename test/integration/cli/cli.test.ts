@@ -378,7 +378,7 @@ describe('xcr as an operator uses it', () => {
   it('fails over, refuses a second failover, undoes only when confirmed, refuses a failback without failover', async () => {
     const file = writeConfig('failover', config());
     expect((await xcr(['run', '-c', file, '--json'])).code).toBe(0);
-    const done = await xcr(['failover', 'web', '-c', file, '--no-start']);
+    const done = await xcr(['failover', 'web', '-c', file]);
     expect(done.stderr).toBe('');
     expect(done.code).toBe(0);
     expect(done.stdout).toMatch(new RegExp(`${vmUuid}\\s+failed-over`));

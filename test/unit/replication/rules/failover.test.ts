@@ -101,6 +101,10 @@ describe('refusals', () => {
     ['--force over a running source', { sourcePowerState: 'Running', force: true }],
     ['planned, source running', { planned: true, sourcePowerState: 'Running' }],
     ['the same run resuming', { existing: record({ run: 'fo-2' }), sourcePowerState: 'Halted' }],
+    [
+      'a recorded copy that never started (its start failed, or --no-start)',
+      { existing: record(), existingRunning: false },
+    ],
   ])('goes ahead: %s', (_why, o) => {
     expect(failoverRefusal({ ...base, ...o })).toBeUndefined();
   });
