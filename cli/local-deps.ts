@@ -63,6 +63,8 @@ export interface LocalDepsOptions {
   env?: NodeJS.ProcessEnv;
   /** Each run event (finish-run's, or the execution-ended path's). */
   onRunResult?: (result: RunSummary) => void;
+  /** Failover and failback events (detail-type, detail). */
+  onEvent?: (detailType: string, detail: Record<string, unknown>) => void;
 }
 
 /** The dependencies of the step handlers for a run on this machine. */
@@ -72,7 +74,10 @@ export function localDeps(o: LocalDepsOptions): HandlerDeps {
     resolvePassword: envPasswordResolver(o.config, o.env),
     leases: o.leases ?? new FileLeaseStore(o.stateDir ?? defaultStateDir()),
     runs: o.runs ?? new FileRunStore(join(o.stateDir ?? defaultStateDir(), 'run-store')),
-    events: { publish: async (result) => o.onRunResult?.(result) },
+    events: {
+      publish: async (result) => o.onRunResult?.(result),
+      publishEvent: async (type, detail) => o.onEvent?.(type, detail),
+    },
     logger: o.logger ?? jsonLogger(undefined),
     now: () => new Date(),
     progress: o.progress,

@@ -100,6 +100,41 @@ async function main(argv: string[]): Promise<number> {
     .option('-v, --verbose', 'step logs (JSON lines) on stderr')
     .action(action(async () => (await import('./commands/drill.js')).drillCommand));
   program
+    .command('failover')
+    .argument('[job]', 'the job (default: the only one)')
+    .description(
+      "start the DR copies of the job's VMs at the destination from their newest recovery points (or undo it with --undo)",
+    )
+    .requiredOption('-c, --config <file>', 'the JSON configuration file')
+    .option('--vm <uuid...>', 'only these source VMs (default: every VM of the job)')
+    .option('--point <uuid>', 'this recovery point instead of the newest')
+    .option('--planned', 'both sites up: fence and shut the source down, send a final delta, then fail over')
+    .option('--no-start', 'leave the DR copy halted')
+    .option(
+      '--force',
+      'unplanned failover although the source VM runs and answers (split brain: you accept it)',
+    )
+    .option('--undo', 'destroy the DR copy, lift the fence, resume replication (needs --vm)')
+    .option('--yes', 'with --undo: do not ask for confirmation')
+    .option('--json', 'machine-readable output')
+    .option('-v, --verbose', 'step logs (JSON lines) on stderr')
+    .action(action(async () => (await import('./commands/failover.js')).failoverCommand));
+  program
+    .command('failback')
+    .argument('[job]', 'the job (default: the only one)')
+    .description(
+      'send what changed at DR back into the original VM (a pre-sync); with --planned shut the DR copy down, send the rest, and move the VM back',
+    )
+    .requiredOption('-c, --config <file>', 'the JSON configuration file')
+    .requiredOption('--vm <uuid>', 'the failed-over source VM')
+    .option(
+      '--planned',
+      'shut the DR copy down, send the final delta, put the disks back under the original VM and start it',
+    )
+    .option('--json', 'machine-readable output')
+    .option('-v, --verbose', 'step logs (JSON lines) on stderr')
+    .action(action(async () => (await import('./commands/failover.js')).failbackCommand));
+  program
     .command('clone')
     .argument('<recovery-point>', 'uuid of a recovery point (see recovery-points)')
     .description(

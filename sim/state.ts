@@ -53,6 +53,8 @@ export class PoolState {
   readonly stores = new Map<string, BlockStore>();
   readonly hosts: HostState[] = [];
   readonly faults = new Faults();
+  /** Body bytes sent by export_raw_vdi so far (what crossed the wire from this pool). */
+  exportedBytes = 0;
   readonly callLog: string[] = [];
   readonly guests = new Guests();
   /** RAM of each host, for VM.start's free-memory check. */

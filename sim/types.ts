@@ -116,6 +116,8 @@ export interface SimTestApi {
   clearFaults(): void;
   /** RPC method names called so far, in order (wire names, e.g. 'Async.VM.snapshot'; sim.* excluded) */
   calls(): string[];
+  /** Body bytes this pool's export_raw_vdi sent so far (all exports, counted at the server) */
+  exportedBytes(): number;
   /** change storage timing from now on */
   storage(settings: Partial<SimStorageSettings>): void;
   /** run every SR's garbage collector now (no quiet period) until no work is left */

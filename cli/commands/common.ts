@@ -1,9 +1,10 @@
 import { findJob, loadConfigFile } from '../../functions/config/load.js';
 import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
 import { PoolSessions } from '../../functions/replication/context.js';
+import type { HandlerDeps } from '../../functions/replication/ports.js';
 import { connectionProblem } from '../../functions/replication/preflight.js';
 import type { Xapi } from '../../functions/xapi/index.js';
-import { envPasswordResolver } from '../local-deps.js';
+import { defaultStateDir, envPasswordResolver, jsonLogger, localDeps } from '../local-deps.js';
 import { EXIT } from './exit.js';
 
 export { EXIT };
@@ -83,4 +84,13 @@ export function table(header: string[], rows: (string | number)[][]): string {
 
 export function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(1);
+}
+
+/** The handler dependencies of a command run on this machine; step logs on stderr with --verbose. */
+export function commandDeps(config: XcrConfig, verbose: boolean | undefined): HandlerDeps {
+  return localDeps({
+    config,
+    stateDir: defaultStateDir(),
+    logger: jsonLogger(verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
+  });
 }

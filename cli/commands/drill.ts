@@ -1,6 +1,5 @@
 import { isReport, localDrillRunner } from '../drill-job.js';
-import { defaultStateDir, jsonLogger, localDeps } from '../local-deps.js';
-import { EXIT, type GlobalOptions, jobOf, load, print } from './common.js';
+import { commandDeps, EXIT, type GlobalOptions, jobOf, load, print } from './common.js';
 import { renderDrill } from './inspect-format.js';
 
 export interface DrillOptions extends GlobalOptions {
@@ -19,11 +18,7 @@ export const describeDrill = renderDrill;
 export async function drillCommand(jobId: string | undefined, opts: DrillOptions): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, jobId);
-  const deps = localDeps({
-    config,
-    stateDir: defaultStateDir(),
-    logger: jsonLogger(opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
-  });
+  const deps = commandDeps(config, opts.verbose);
   const outcome = await localDrillRunner(config, job, deps).run({
     ...(opts.vm ? { vm: opts.vm } : {}),
     ...(opts.point ? { point: opts.point } : {}),

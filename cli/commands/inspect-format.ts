@@ -4,9 +4,10 @@
  * shortened or wrapped) and, when there is nothing yet, what to do next. `--json` prints the full
  * records instead.
  */
+
+import type { RecoveryPointInfo } from '../../functions/replication/clone-point.js';
 import type { RunResult } from '../../functions/replication/contract.js';
 import type { DrillReport } from '../../functions/replication/drill/contract.js';
-import type { RecoveryPointInfo } from '../../functions/replication/failover.js';
 import { parseDrillResult } from '../../functions/replication/rules/drill.js';
 import { mb, table } from './common.js';
 

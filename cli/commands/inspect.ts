@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cloneRecoveryPoint, recoveryPointsOf } from '../../functions/replication/clone-point.js';
 import type { RunResult } from '../../functions/replication/contract.js';
-import { cloneRecoveryPoint, recoveryPointsOf } from '../../functions/replication/failover.js';
 import { parseDrillResult } from '../../functions/replication/rules/drill.js';
 import { defaultStateDir } from '../local-deps.js';
 import { type GlobalOptions, jobOf, load, print, withPool } from './common.js';

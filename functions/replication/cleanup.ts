@@ -124,3 +124,35 @@ export async function pruneOldBases(xapi: Xapi, jobId: string, vm: VmRecord): Pr
   for (const s of superseded) await destroyVmWithDisks(xapi, s.ref, jobId);
   return superseded.map((s) => s.uuid);
 }
+
+/**
+ * Carries out a plan of VMs (stopped first when running) and then VDIs to remove, as the drill and
+ * failover sweeps make them; objects already gone are skipped. Returns "VM <uuid>" / "VDI <uuid>".
+ */
+export async function removePlanned(
+  xapi: Xapi,
+  plan: { vms: { ref: string; uuid: string; running: boolean }[]; vdis: { ref: string; uuid: string }[] },
+): Promise<string[]> {
+  const removed: string[] = [];
+  for (const vm of plan.vms) {
+    try {
+      if (vm.running) {
+        const ps = await xapi.call<string>('VM.get_power_state', vm.ref);
+        if (ps !== 'Halted') await xapi.callAsync('VM.hard_shutdown', vm.ref);
+      }
+      await xapi.destroy('VM', vm.ref);
+      removed.push(`VM ${vm.uuid}`);
+    } catch (err) {
+      if (!gone(err)) throw err;
+    }
+  }
+  for (const vdi of plan.vdis) {
+    try {
+      await xapi.destroy('VDI', vdi.ref);
+      removed.push(`VDI ${vdi.uuid}`);
+    } catch (err) {
+      if (!gone(err)) throw err;
+    }
+  }
+  return removed;
+}

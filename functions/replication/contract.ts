@@ -130,6 +130,10 @@ export type VmWorkItem = z.infer<typeof vmWorkItem>;
 /** The run's batch loop: batch `index` of `count` runs next (the Choice compares the two). */
 export const batchCounter = z.strictObject({ index: count, count });
 
+/** A VM the job selects but does not replicate this time, with why (e.g. "failed over …"). */
+export const skippedVm = z.strictObject({ vmUuid: id, reason: z.string() });
+export type SkippedVm = z.infer<typeof skippedVm>;
+
 /** lock-check output: ids and counters only; the VM list is in the run store. */
 export const lockCheckOutput = z.strictObject({
   jobId: id,
@@ -141,6 +145,9 @@ export const lockCheckOutput = z.strictObject({
   vmCount: count,
   batchSize: z.number().int().positive(),
   batch: batchCounter,
+  /** Selected VMs left out of this run (failed over to the destination): how many, and the first ones. */
+  skipped: count.optional(),
+  skippedVms: z.array(skippedVm).max(MAX_REPORTED_FAILURES).optional(),
 });
 export type LockCheckOutput = z.infer<typeof lockCheckOutput>;
 
@@ -295,6 +302,9 @@ export const runSummary = z.strictObject({
   failed: count,
   failures: z.array(reportedFailure).max(MAX_REPORTED_FAILURES),
   reason: z.string().optional(),
+  /** Selected VMs the run left out (failed over): how many, and the first MAX_REPORTED_FAILURES. */
+  skipped: count.optional(),
+  skippedVms: z.array(skippedVm).max(MAX_REPORTED_FAILURES).optional(),
 });
 export type RunSummary = z.infer<typeof runSummary>;
 export type RunStatus = RunSummary['status'];

@@ -30,6 +30,27 @@ export const KEY = {
   /** On a recovery point: the last drill's result, `passed <iso time> <boot s>s` or `failed <iso time>: <reason>`
    *  — the one key a drill writes on a complete recovery point (never its disks or configuration). */
   drill: 'xcr:drill',
+  /** What a failover did (a JSON `FailoverRecord`, rules/failover.ts): on the source VM where reachable
+   *  and on the DR copy. Failover objects carry no `xcr:job`, so replication sweeps never touch them. */
+  failover: 'xcr:failover',
+  /** On a failover/failback object: the job, its role and the failover/failback run that made it. */
+  foJob: 'xcr:fo-job',
+  foRole: 'xcr:fo-role',
+  foRun: 'xcr:fo-run',
+  /** On a base snapshot's disk while a failback clones it (with `xcr:fo-job`): the failback run. */
+  foPending: 'xcr:fo-pending',
+} as const;
+
+/** Roles of what failover and failback create (`xcr:fo-role`). */
+export const FO_ROLE = {
+  /** The DR copy: a clone of a recovery point, started at the destination. */
+  copy: 'copy',
+  copyDisk: 'copy-disk',
+  /** A snapshot of the DR copy taken by a failback: the base of the next reverse delta. */
+  reverseSnapshot: 'reverse-snapshot',
+  reverseSnapshotDisk: 'reverse-snapshot-disk',
+  /** On the source pool: a clone of the base snapshot's disk receiving the DR copy's delta. */
+  reverseDisk: 'reverse-disk',
 } as const;
 
 export const ROLE = {
@@ -75,6 +96,16 @@ export function pendingDrillName(jobId: string, drillRun: string): string {
 export function parsePendingDrillName(name: string): { jobId: string; drillRun: string } | undefined {
   const m = /^\[xcr-drill:([^:\]]+):([^\]]+)\] pending clone$/.exec(name);
   return m ? { jobId: m[1]!, drillRun: m[2]! } : undefined;
+}
+
+/** Label of a DR copy between VM.clone and tagging (it still carries the recovery point's keys). */
+export function pendingFailoverName(jobId: string, run: string): string {
+  return `[xcr-failover:${jobId}:${run}] pending copy`;
+}
+
+export function parsePendingFailoverName(name: string): { jobId: string; run: string } | undefined {
+  const m = /^\[xcr-failover:([^:\]]+):([^\]]+)\] pending copy$/.exec(name);
+  return m ? { jobId: m[1]!, run: m[2]! } : undefined;
 }
 
 export function snapshotName(jobId: string, vmName: string, time: string): string {

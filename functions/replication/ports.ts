@@ -25,6 +25,8 @@ export interface RunEventSink {
   publish(result: RunSummary): Promise<void>;
   /** The event of a drill (`xcr drill passed|failed`); sinks that never see drills may leave it out. */
   publishDrill?(report: DrillReport): Promise<void>;
+  /** Other events of the job (`xcr failover …`, `xcr failback …`): detail-type and detail. */
+  publishEvent?(detailType: string, detail: Record<string, unknown>): Promise<void>;
 }
 
 export type Progress = (update: { vmUuid: string; userdevice: string; bytes: number; total: number }) => void;

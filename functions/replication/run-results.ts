@@ -153,5 +153,6 @@ export async function summarizeRun(
     failed,
     failures,
     ...(input.reason ? { reason: input.reason } : {}),
+    ...(input.skipped ? { skipped: input.skipped, skippedVms: input.skippedVms ?? [] } : {}),
   };
 }

@@ -242,6 +242,22 @@ export function registerCore(reg: Registry): void {
       return pool.db.create('VBD', { ...rec, userdevice: dev, currently_attached: false });
     },
   });
+  reg.add({
+    name: 'VBD.destroy',
+    params: [p('self', 'ref')],
+    async: true,
+    handler: ({ pool }, [v]) => {
+      const ref = self(pool, 'VBD', v);
+      const vbd = pool.db.get('VBD', ref);
+      // xapi_vbd_helpers.destroy: the user must unplug first
+      if (vbd.currently_attached === true) {
+        const vm = pool.db.get('VM', vbd.VM as string).uuid as string;
+        throw new XapiError('OPERATION_NOT_ALLOWED', [`VBD '${vbd.uuid}' still attached to '${vm}'`]);
+      }
+      pool.db.destroy('VBD', ref);
+      return undefined;
+    },
+  });
   for (const [op, attached] of [
     ['plug', true],
     ['unplug', false],

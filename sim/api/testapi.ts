@@ -42,6 +42,7 @@ export function makeTestApi(pool: PoolState): SimTestApi {
       pool.guests.rules.push({ ...b });
     },
     calls: () => [...pool.callLog],
+    exportedBytes: () => pool.exportedBytes,
     vtpmContents: (ref) => vtpmContents(pool, ref),
     storage: (settings) => {
       pool.storage.settings = { ...pool.storage.settings, ...settings };

@@ -136,6 +136,7 @@ export async function handleExport(
   } catch {
     ok = false;
   }
+  pool.exportedBytes += sent;
   if (ok) pool.completeTask(t.task, undefined);
   else pool.failTask(t.task, VDI_IO_ERROR());
   finish(pool, t);

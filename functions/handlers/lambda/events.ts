@@ -24,14 +24,15 @@ export class EventBridgeRunEventSink implements RunEventSink {
   ) {}
 
   publish(result: RunSummary): Promise<void> {
-    return this.put('run', runEventDetailType(result), result);
+    return this.publishEvent(runEventDetailType(result), result);
   }
 
   publishDrill(report: DrillReport): Promise<void> {
-    return this.put('drill', drillEventDetailType(report), report);
+    return this.publishEvent(drillEventDetailType(report), report);
   }
 
-  private async put(what: string, detailType: string, detail: unknown): Promise<void> {
+  /** Any event of the job (`xcr failover …`, `xcr failback …` and the two above). */
+  async publishEvent(detailType: string, detail: object): Promise<void> {
     const out = await this.client.send(
       new PutEventsCommand({
         Entries: [
@@ -48,7 +49,7 @@ export class EventBridgeRunEventSink implements RunEventSink {
     if (out.FailedEntryCount) {
       const entry = out.Entries?.[0];
       throw new Error(
-        `EventBridge refused the ${what} event: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
+        `EventBridge refused the ${detailType} event: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
       );
     }
   }

@@ -39,7 +39,8 @@ async function expireOldPoints(ctx: RunContext, input: FinishRunInput): Promise<
 
 /**
  * Ends a run: reads every VM's outcome back from the run store (page by page), expires the recovery
- * points beyond retention of the VMs it committed, releases the lease (if this run holds it), publishes the run's summary as its event and returns it.
+ * points beyond retention of the VMs it committed, releases the lease (if this run holds it),
+ * publishes the run's summary as its event and returns it.
  */
 export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise<RunSummary> {
   const summary = await summarizeRun(ctx.runs, input, ctx.now().toISOString());

@@ -1,12 +1,41 @@
 import { snapshotsWithRecoveryPoints, sweep, sweepRecords } from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
-import type { LockCheckInput, LockCheckOutput } from '../contract.js';
+import {
+  type LockCheckInput,
+  type LockCheckOutput,
+  MAX_REPORTED_FAILURES,
+  type SkippedVm,
+} from '../contract.js';
 import { sweepDrillLeftovers } from '../drill/lease.js';
+import { keptRuns, sweepFailoverLeftovers } from '../failover/copy.js';
 import { vmsWithTag } from '../inventory.js';
 import { KEY } from '../metadata.js';
+import { failedOverVms } from '../rules/failover.js';
 import { batchPlan } from '../run-results.js';
 
-async function selectVms(ctx: RunContext): Promise<string[]> {
+/** The job's VMs, less those failed over to the destination (replicating an old source over a live
+ *  DR copy's base would be wrong): they are reported as skipped, "failed over …". */
+async function selectVms(ctx: RunContext): Promise<{ uuids: string[]; skipped: SkippedVm[] }> {
+  const [selected, source, destination] = await Promise.all([
+    selectedVms(ctx),
+    ctx.source(),
+    ctx.destination(),
+  ]);
+  const failedOver = failedOverVms({
+    jobId: ctx.job.id,
+    destination: (await sweepRecords(destination)).vms,
+    source: (await sweepRecords(source)).vms,
+  });
+  return {
+    uuids: selected.filter((vm) => !failedOver.has(vm)),
+    skipped: selected.flatMap((vm) => {
+      const why = failedOver.get(vm);
+      return why ? [{ vmUuid: vm, reason: why }] : [];
+    }),
+  };
+}
+
+async function selectedVms(ctx: RunContext): Promise<string[]> {
   const { vms } = ctx.job;
   if ('uuids' in vms) return vms.uuids;
   const source = await ctx.source();
@@ -26,7 +55,13 @@ async function sweepLeftovers(ctx: RunContext, runId: string): Promise<void> {
   const src = await sweep(source, ctx.job.id, scope, completed);
   const dst = await sweep(destination, ctx.job.id, scope, undefined, destRecords);
   const drills = await sweepDrillLeftovers(ctx, destination, runId);
-  const removed = [...src.destroyed, ...dst.destroyed, ...drills];
+  // the job lease is held, so no failover or failback run is live: what theirs no record keeps goes
+  const keep = await keptRuns(destination, ctx.job.id);
+  const failover = [
+    ...(await sweepFailoverLeftovers(destination, ctx.job.id, { keep })),
+    ...(await sweepFailoverLeftovers(source, ctx.job.id, { keep })),
+  ];
+  const removed = [...src.destroyed, ...dst.destroyed, ...drills, ...failover];
   if (removed.length || src.promoted.length) {
     ctx.logger.warn('removed leftovers of interrupted runs', { removed, promoted: src.promoted });
   }
@@ -64,10 +99,19 @@ export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise
   }
   try {
     await sweepLeftovers(ctx, input.runId);
-    const uuids = await selectVms(ctx);
+    const { uuids, skipped } = await selectVms(ctx);
+    for (const s of skipped) ctx.logger.info('VM skipped', { vmUuid: s.vmUuid, reason: s.reason });
     // The VM list goes to the run store, never into the state: the batches read it back by index.
     await ctx.runs.putWorkList(input.runId, uuids);
-    return { ...base, status: 'acquired', ...batchPlan(uuids.length) };
+    return {
+      ...base,
+      status: 'acquired',
+      ...batchPlan(uuids.length),
+      // a count and the first few: a state never carries a list that grows with the job
+      ...(skipped.length
+        ? { skipped: skipped.length, skippedVms: skipped.slice(0, MAX_REPORTED_FAILURES) }
+        : {}),
+    };
   } catch (err) {
     await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
     throw err;

@@ -400,5 +400,28 @@ describe('xcr as an operator uses it', () => {
         .objects('VM')
         .filter(([, r]) => (r.other_config as Record<string, string>)['xcr:role'] === 'drill'),
     ).toEqual([]);
+  });
+
+  it('fails over, refuses a second failover, undoes only when confirmed, refuses a failback without failover', async () => {
+    const file = writeConfig('failover', config());
+    expect((await xcr(['run', '-c', file, '--json'])).code).toBe(0);
+    const done = await xcr(['failover', 'web', '-c', file]);
+    expect(done.stderr).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.stdout).toMatch(new RegExp(`${vmUuid}\\s+failed-over`));
+    const again = await xcr(['failover', 'web', '-c', file, '--json']);
+    expect(again.code).toBe(2);
+    expect(JSON.parse(again.stdout).vms).toMatchObject([
+      { vm: vmUuid, status: 'refused', code: 'ALREADY_FAILED_OVER' },
+    ]);
+    const unconfirmed = await xcr(['failover', '--undo', 'web', '-c', file, '--vm', vmUuid]);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toMatch(/not confirmed.*--yes/);
+    const undone = await xcr(['failover', '--undo', 'web', '-c', file, '--vm', vmUuid, '--yes', '--json']);
+    expect(undone.code).toBe(0);
+    expect(JSON.parse(undone.stdout).vms).toMatchObject([{ vm: vmUuid, status: 'undone' }]);
+    const failback = await xcr(['failback', 'web', '-c', file, '--vm', vmUuid]);
+    expect(failback.code).toBe(1);
+    expect(failback.stderr).toMatch(/NOT_FAILED_OVER: .* is not failed over/);
   }, 240_000);
 });

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CARRIED_FIELDS, type Carry } from '../../../functions/replication/boot-fields.js';
+import { cloneRecoveryPoint } from '../../../functions/replication/clone-point.js';
 import { PoolSessions } from '../../../functions/replication/context.js';
-import { cloneRecoveryPoint } from '../../../functions/replication/failover.js';
 import { preflight } from '../../../functions/replication/preflight.js';
 import { Xapi } from '../../../functions/xapi/index.js';
 import { genericBiosStrings } from '../../../sim/api/firmware.js';

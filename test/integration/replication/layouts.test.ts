@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { cloneRecoveryPoint } from '../../../functions/replication/failover.js';
+import { cloneRecoveryPoint } from '../../../functions/replication/clone-point.js';
 import { Xapi } from '../../../functions/xapi/index.js';
 import { MiB, type Sites, startSites } from '../../support/sites.js';
 

@@ -7,7 +7,7 @@ import {
   shortTime,
   wrap,
 } from '../../../cli/commands/inspect-format.js';
-import type { RecoveryPointInfo } from '../../../functions/replication/failover.js';
+import type { RecoveryPointInfo } from '../../../functions/replication/clone-point.js';
 
 const VM_A = '6f1c2b9e-0d4a-4c55-9a0e-3b8f7d2e1a01';
 const VM_B = 'a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d';
