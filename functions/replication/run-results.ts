@@ -116,11 +116,15 @@ function runStatus(skipped: boolean, vmCount: number, failed: number): RunStatus
   return failed === vmCount ? 'failed' : 'partial';
 }
 
-/** The run's summary: counters over every VM, the first MAX_REPORTED_FAILURES failures by name. */
+/**
+ * The run's summary: counters over every VM, the first MAX_REPORTED_FAILURES failures by name.
+ * `eachVm` sees every VM's result on the same pass (finish-run collects the committed ones).
+ */
 export async function summarizeRun(
   runs: RunStore,
   input: FinishRunInput,
   finishedAt: string,
+  eachVm?: (vm: VmResult) => void,
 ): Promise<RunSummary> {
   let vmCount = 0;
   let failed = 0;
@@ -128,6 +132,7 @@ export async function summarizeRun(
   const failures: RunSummary['failures'] = [];
   if (input.status !== 'skipped') {
     for await (const vm of runVmResults(runs, input.runId, input.vmCount)) {
+      eachVm?.(vm);
       vmCount++;
       bytes += vm.bytes;
       if (vm.status !== 'failed') continue;

@@ -2,16 +2,11 @@ import { leaseKey, type RunContext } from '../context.js';
 import type { FinishRunInput, RunSummary } from '../contract.js';
 import { failureCode } from '../errors.js';
 import { applyRetention } from '../recovery-points.js';
-import { runVmResults, summarizeRun } from '../run-results.js';
+import { summarizeRun } from '../run-results.js';
 
 /** Retention of the VMs this run committed, while the run still holds the lease; best effort (a
  *  point left over is deleted by the VM's next successful run), so the lease is released anyway. */
-async function expireOldPoints(ctx: RunContext, input: FinishRunInput): Promise<void> {
-  // uuids only (36 bytes a VM) are held here, never in a state; one listing of the destination
-  const committed: string[] = [];
-  for await (const v of runVmResults(ctx.runs, input.runId, input.vmCount)) {
-    if (v.status === 'succeeded') committed.push(v.vmUuid);
-  }
+async function expireOldPoints(ctx: RunContext, committed: string[]): Promise<void> {
   if (committed.length === 0) return;
   try {
     const { expired, failed } = await applyRetention(
@@ -43,14 +38,19 @@ async function expireOldPoints(ctx: RunContext, input: FinishRunInput): Promise<
  * publishes the run's summary as its event and returns it.
  */
 export async function finishRun(ctx: RunContext, input: FinishRunInput): Promise<RunSummary> {
-  const summary = await summarizeRun(ctx.runs, input, ctx.now().toISOString());
+  // uuids only (36 bytes a VM) are held here, never in a state; the store is read once for both
+  const committed: string[] = [];
+  const summary = await summarizeRun(ctx.runs, input, ctx.now().toISOString(), (vm) => {
+    if (vm.status === 'succeeded') committed.push(vm.vmUuid);
+  });
   if (input.batchFailure) {
     ctx.logger.error('a batch execution failed as a whole; its VMs without a result count as failed', {
       error: input.batchFailure.Error,
     });
   }
   if (input.status !== 'skipped') {
-    await expireOldPoints(ctx, input);
+    // one listing of the destination for the whole run
+    await expireOldPoints(ctx, committed);
     await ctx.leases.release(leaseKey(ctx.job.id), input.runId);
   }
   await ctx.events.publish(summary);

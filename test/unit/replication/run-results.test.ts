@@ -33,7 +33,10 @@ describe('the run store as the steps read it', () => {
     const second = await loadBatch(runs, { ...run, batchIndex: 1, vmCount: vms.length });
     expect(second).toEqual({ ...run, offset: BATCH_SIZE, vms: vms.slice(BATCH_SIZE) });
     expect((await loadBatch(runs, { ...run, batchIndex: 2, vmCount: vms.length })).vms).toEqual([]);
-    expect((await summarizeRun(runs, finish(vms.length), 'end')).vmCount).toBe(vms.length);
+    const seen: string[] = [];
+    const summary = await summarizeRun(runs, finish(vms.length), 'end', (vm) => seen.push(vm.vmUuid));
+    expect(summary.vmCount).toBe(vms.length);
+    expect(seen).toEqual(vms); // the same pass, in order, none of the stale items
   });
 
   it('a VM without a result, or with a result of another VM, is failed no-result; the rest as recorded', async () => {
