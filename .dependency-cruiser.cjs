@@ -87,13 +87,13 @@ module.exports = {
     {
       name: 'infra-only-config-contract-names',
       comment:
-        'infra/ imports functions/config/, the workflow contracts (state and error names, functions/replication/contract.ts and the drill contract functions/replication/drill/contract.ts) and the Lambda names (functions/handlers/lambda/names.ts), nothing else of the deployed code; the handler entry points are referenced by path, not imported.',
+        'infra/ imports functions/config/, the workflow contracts (state and error names, functions/replication/contract.ts, the drill contract functions/replication/drill/contract.ts and the failover contract functions/replication/failover/contract.ts) and the Lambda names (functions/handlers/lambda/names.ts), nothing else of the deployed code; the handler entry points are referenced by path, not imported.',
       severity: 'error',
       from: { path: '^infra/' },
       to: {
         path: repoOutside('infra'),
         pathNot:
-          '^functions/(config/|replication/contract\\.ts$|replication/drill/contract\\.ts$|handlers/lambda/names\\.ts$)',
+          '^functions/(config/|replication/contract\\.ts$|replication/drill/contract\\.ts$|replication/failover/contract\\.ts$|handlers/lambda/names\\.ts$)',
       },
     },
     {

@@ -73,6 +73,9 @@ export function definitionCacheDir(env: NodeJS.ProcessEnv = process.env): string
 
 const memo = new Map<string, WorkflowDefinitions>();
 
+/** The state machines of a job: its run, its drill, its failover and its failback. */
+export type Machine = 'run' | 'drill' | 'failover' | 'failback';
+
 function isDefinitions(value: unknown): value is WorkflowDefinitions {
   const v = value as Partial<WorkflowDefinitions> | null;
   return (
@@ -103,7 +106,8 @@ function readCached(file: string): WorkflowDefinitions | undefined {
 
 /**
  * The job's state machine definitions — the run with its child machines (batch, transfer), or with
- * `machine: 'drill'` its drill's — exactly as the CDK app synthesizes them. Synthesis loads
+ * `machine` its drill's, its failover's (the batch and transfer machines as children, for the
+ * final delta) or its failback's — exactly as the CDK app synthesizes them. Synthesis loads
  * aws-cdk-lib (seconds, hundreds of MiB), so the result is kept on disk under a key of the code
  * version and the job fields it depends on; aws-cdk-lib is only loaded when the key is new, and one
  * synthesis stores all of the job's definitions. Every definition it returns has passed the local
@@ -112,12 +116,12 @@ function readCached(file: string): WorkflowDefinitions | undefined {
 export async function loadDefinition(
   config: XcrConfig,
   job: JobConfig,
-  opts: { cacheDir?: string; machine?: 'run' | 'drill' } = {},
+  opts: { cacheDir?: string; machine?: Machine } = {},
 ): Promise<WorkflowDefinitions> {
   const key = definitionKey(job);
   const dir = opts.cacheDir ?? definitionCacheDir();
-  const fileOf = (machine: 'run' | 'drill') =>
-    join(dir, machine === 'drill' ? `${key}.drill.json` : `${key}.json`);
+  const fileOf = (machine: Machine) =>
+    join(dir, machine === 'run' ? `${key}.json` : `${key}.${machine}.json`);
   const machine = opts.machine ?? 'run';
   if (machine === 'drill' && !job.drill)
     throw new Error(`job ${job.id} has no drill block: add "drill": { "every": { "afterRuns": 1 } } to it`);
@@ -126,11 +130,13 @@ export async function loadDefinition(
     memo.set(fileOf(machine), cached);
     return cached;
   }
-  const { drillDefinitionKey, synthesizeDefinitions } = await import('./workflow-definitions.js');
+  const { drillDefinitionKey, failoverDefinitionKey, synthesizeDefinitions } = await import(
+    './workflow-definitions.js'
+  );
   const defs = synthesizeDefinitions({ ...config, jobs: [job] });
   // Validated once here, so a run of a cached definition need not validate it again.
   const { validateDefinition } = await import('./local-runner.js');
-  const keep = (which: 'run' | 'drill', d: WorkflowDefinitions | undefined) => {
+  const keep = (which: Machine, d: WorkflowDefinitions | undefined) => {
     if (!d) return;
     validateDefinition(d.main);
     for (const child of Object.values(d.children)) validateDefinition(child);
@@ -139,6 +145,8 @@ export async function loadDefinition(
   };
   keep('run', defs.get(job.id));
   keep('drill', defs.get(drillDefinitionKey(job.id)));
+  keep('failover', defs.get(failoverDefinitionKey('failover', job.id)));
+  keep('failback', defs.get(failoverDefinitionKey('failback', job.id)));
   const def = memo.get(fileOf(machine));
   if (!def) throw new Error(`job ${job.id}: the CDK app synthesized no ${machine} state machine`);
   return def;

@@ -64,9 +64,15 @@ export function drillDefinitionKey(jobId: string): string {
   return `drill:${jobId}`;
 }
 
+/** The key of a job's failover or failback definition in `synthesizeDefinitions`' map. */
+export function failoverDefinitionKey(machine: 'failover' | 'failback', jobId: string): string {
+  return `${machine}:${jobId}`;
+}
+
 /**
  * The state machine definitions exactly as the CDK app synthesizes them, per job the run and its
- * child machines, and the job's drill under `drillDefinitionKey(jobId)` (bundling skipped, so this
+ * child machines, its failover (with the batch and transfer machines its final delta runs) and
+ * failback under `failoverDefinitionKey`, and the job's drill under `drillDefinitionKey(jobId)` (bundling skipped, so this
  * needs no esbuild and no AWS credentials), with ARNs resolved to placeholders.
  */
 export function synthesizeDefinitions(config: XcrConfig): Map<string, WorkflowDefinitions> {
@@ -101,9 +107,19 @@ export function synthesizeDefinitions(config: XcrConfig): Map<string, WorkflowDe
     const children = [job.batchStateMachine, job.transferStateMachine].map((sm) =>
       definitionOf(jobId, cfn(sm)),
     );
+    const childMap = Object.fromEntries(children.map((c) => [c.arn, c.definition]));
     definitions.set(jobId, {
       main: definitionOf(jobId, cfn(job.stateMachine)).definition,
-      children: Object.fromEntries(children.map((c) => [c.arn, c.definition])),
+      children: childMap,
+    });
+    const fo = stack.replication.failovers.workflows.get(jobId)!;
+    definitions.set(failoverDefinitionKey('failover', jobId), {
+      main: definitionOf(jobId, cfn(fo.failover)).definition,
+      children: childMap,
+    });
+    definitions.set(failoverDefinitionKey('failback', jobId), {
+      main: definitionOf(jobId, cfn(fo.failback)).definition,
+      children: {},
     });
   }
   for (const [jobId, drill] of stack.replication.drills?.workflows ?? []) {

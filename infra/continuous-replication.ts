@@ -16,8 +16,15 @@ import type { XcrConfig } from '../functions/config/schema.js';
 import { ENV } from '../functions/handlers/lambda/names.js';
 import { STATE, STEP_NAMES, type StepName } from '../functions/replication/contract.js';
 import { DRILL_STEP_NAMES, type DrillStepName } from '../functions/replication/drill/contract.js';
+import {
+  FAILBACK_STATE,
+  FAILOVER_STATE,
+  FAILOVER_STEP_NAMES,
+  type FailoverStepName,
+} from '../functions/replication/failover/contract.js';
 import { runDashboard } from './dashboard.js';
 import { Drills } from './drills.js';
+import { Failovers } from './failovers.js';
 import { JobWorkflow } from './job-workflow.js';
 import { acknowledgeNagFindings } from './nag.js';
 import { StepNetwork } from './network.js';
@@ -33,6 +40,29 @@ export const XAPI_STEPS: readonly StepName[] = STEP_NAMES.filter((s) => !RUN_STO
 export const LEASE_STEPS: readonly StepName[] = XAPI_STEPS;
 /** Drill steps that take, renew or release the drill lease (teardown needs none: it removes its own clone). */
 export const DRILL_LEASE_STEPS: readonly DrillStepName[] = DRILL_STEP_NAMES.filter((s) => s !== 'teardown');
+/** Failover steps that publish no event and open no pool (the others publish, or open the pools). */
+const FAILOVER_NO_XAPI: readonly FailoverStepName[] = [
+  FAILOVER_STATE.vmFailed,
+  FAILOVER_STATE.end,
+  FAILBACK_STATE.end,
+];
+/** Failover steps that open the pools (they get the pool secrets and their keys). */
+export const FAILOVER_XAPI_STEPS: readonly FailoverStepName[] = FAILOVER_STEP_NAMES.filter(
+  (s) => !FAILOVER_NO_XAPI.includes(s),
+);
+/** Failover steps that publish `xcr failover …` / `xcr failback …` events. */
+export const FAILOVER_EVENT_STEPS: readonly FailoverStepName[] = [
+  FAILOVER_STATE.undo,
+  FAILOVER_STATE.clone,
+  FAILOVER_STATE.vmFailed,
+  FAILOVER_STATE.end,
+  FAILBACK_STATE.end,
+];
+/** What each failover step does with the run table: the final delta's one-VM work list and result. */
+export const FAILOVER_RUN_TABLE_ACTIONS: Readonly<Partial<Record<FailoverStepName, readonly string[]>>> = {
+  [FAILOVER_STATE.prepare]: ['dynamodb:Query', 'dynamodb:BatchWriteItem'],
+  [FAILOVER_STATE.clone]: ['dynamodb:Query', 'dynamodb:BatchWriteItem'],
+};
 /** Steps that publish run events: finish-run, once per run (skipped runs included). */
 export const EVENT_STEPS: readonly StepName[] = [STATE.finishRun];
 /** What each step does with the run table (nothing for the others). */
@@ -115,6 +145,8 @@ export class ContinuousReplication extends Construct {
   readonly dashboard: cw.Dashboard;
   /** Recovery drills of the jobs with a `drill` block (absent when none has one). */
   readonly drills?: Drills;
+  /** Every job's failover and failback state machines (started by hand) and their step Lambdas. */
+  readonly failovers: Failovers;
 
   constructor(scope: Construct, id: string, props: ContinuousReplicationProps) {
     super(scope, id);
@@ -214,23 +246,27 @@ export class ContinuousReplication extends Construct {
     }
 
     // Every step opens the pools (replication and drill alike): the secrets and their keys, by ARN.
-    for (const secret of this.passwordSecrets(props.config)) {
-      for (const role of poolRoles) secret.grantRead(role);
-    }
-    for (const keyArn of kmsKeyArns(props.config)) {
-      for (const role of poolRoles) {
-        role.addToPrincipalPolicy(
-          new iam.PolicyStatement({
-            actions: ['kms:Decrypt'],
-            resources: [keyArn],
-            // Only to decrypt a secret through Secrets Manager, not anything else under the key.
-            conditions: {
-              StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
-            },
-          }),
-        );
+    const secrets = this.passwordSecrets(props.config);
+    const grantPools = (roles: readonly iam.IRole[]) => {
+      for (const secret of secrets) {
+        for (const role of roles) secret.grantRead(role);
       }
-    }
+      for (const keyArn of kmsKeyArns(props.config)) {
+        for (const role of roles) {
+          role.addToPrincipalPolicy(
+            new iam.PolicyStatement({
+              actions: ['kms:Decrypt'],
+              resources: [keyArn],
+              // Only to decrypt a secret through Secrets Manager, not anything else under the key.
+              conditions: {
+                StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+              },
+            }),
+          );
+        }
+      }
+    };
+    grantPools(poolRoles);
 
     const timeouts = Object.fromEntries(STEP_NAMES.map((s) => [s, STEP_SIZING[s].timeout])) as Record<
       StepName,
@@ -254,6 +290,17 @@ export class ContinuousReplication extends Construct {
       );
     }
     this.jobs = jobs;
+    this.failovers = new Failovers(this, 'Failovers', {
+      ...stepProps,
+      batchMachines: new Map([...jobs].map(([id, j]) => [id, j.batchStateMachine])),
+    });
+    const foRoles = this.failovers.lambdas.roles;
+    // Every failover step takes, renews or releases the job lease (each renews it before it acts).
+    for (const step of FAILOVER_STEP_NAMES) grantLease(foRoles[step]);
+    for (const step of FAILOVER_EVENT_STEPS) eventBus.grantPutEventsTo(foRoles[step]);
+    for (const [step, actions] of Object.entries(FAILOVER_RUN_TABLE_ACTIONS))
+      this.runTable.grant(foRoles[step as FailoverStepName], ...actions);
+    grantPools(FAILOVER_XAPI_STEPS.map((s) => foRoles[s]));
     this.runEnded = new RunEnded(this, 'RunEnded', {
       stateMachines: [...jobs.values()].map((j) => j.stateMachine),
       leaseTable: this.leaseTable,
@@ -276,8 +323,15 @@ export class ContinuousReplication extends Construct {
     if (this.alarmTopic) dlqAlarm.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
 
     const drills = this.drills;
+    const failovers = [...this.failovers.workflows.values()];
+    const foFunctions = FAILOVER_STEP_NAMES.map((s) => this.failovers.lambdas.functions[s]);
     acknowledgeNagFindings({
-      stepRoles: [...STEP_NAMES.map((s) => lambdas.roles[s]), ...drillRoles, this.runEnded.role],
+      stepRoles: [
+        ...STEP_NAMES.map((s) => lambdas.roles[s]),
+        ...drillRoles,
+        ...FAILOVER_STEP_NAMES.map((s) => foRoles[s]),
+        this.runEnded.role,
+      ],
       stateMachines: [
         ...[...jobs.values()].flatMap((j) =>
           [j.stateMachine, j.batchStateMachine, j.transferStateMachine].map((machine) => ({
@@ -289,6 +343,10 @@ export class ContinuousReplication extends Construct {
           machine: d.stateMachine,
           functions: DRILL_STEP_NAMES.map((s) => drills!.lambdas.functions[s]),
         })),
+        ...failovers.flatMap((f) => [
+          { machine: f.failover, functions: foFunctions },
+          { machine: f.failback, functions: foFunctions },
+        ]),
       ],
       deadLetterQueue: this.deadLetterQueue,
       logGroups: [
@@ -297,11 +355,20 @@ export class ContinuousReplication extends Construct {
         ...[...jobs.values()].map((j) => j.logGroup),
         ...(drills ? drills.lambdas.logGroups : []),
         ...[...(drills?.workflows.values() ?? [])].map((d) => d.logGroup),
+        ...this.failovers.lambdas.logGroups,
+        ...failovers.map((f) => f.logGroup),
       ],
-      childStarts: [...jobs.values()].flatMap((j) => [
-        { parent: j.stateMachine, child: j.batchStateMachine },
-        { parent: j.batchStateMachine, child: j.transferStateMachine },
-      ]),
+      childStarts: [
+        ...[...jobs.values()].flatMap((j) => [
+          { parent: j.stateMachine, child: j.batchStateMachine },
+          { parent: j.batchStateMachine, child: j.transferStateMachine },
+        ]),
+        // a planned failover's final delta is a one-VM run of the job's batch machine
+        ...[...jobs].map(([id, j]) => ({
+          parent: this.failovers.workflows.get(id)!.failover,
+          child: j.batchStateMachine,
+        })),
+      ],
     });
   }
 

@@ -1,7 +1,6 @@
 import { createInterface } from 'node:readline/promises';
-import { withRunContext } from '../../functions/handlers/steps.js';
-import { runFailback } from '../../functions/replication/failback/run.js';
-import { type FailoverReport, runFailover, undoFailover } from '../../functions/replication/failover/run.js';
+import type { FailoverReport } from '../../functions/replication/failover/contract.js';
+import { localFailoverRunner } from '../failover-job.js';
 import {
   CliProblem,
   commandDeps,
@@ -49,11 +48,15 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-/** `xcr failover <job>` and `xcr failover --undo <job> --vm <uuid>`. */
+/**
+ * `xcr failover <job>` and `xcr failover --undo <job> --vm <uuid>`: one execution of the job's
+ * failover state machine as CDK synthesizes it, run locally (on AWS the same machine is started by hand).
+ */
 export async function failoverCommand(jobId: string | undefined, opts: FailoverCliOptions): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, jobId);
   const deps = commandDeps(config, opts.verbose);
+  const machines = localFailoverRunner(config, job, deps);
   if (opts.undo) {
     const vm = opts.vm?.length === 1 ? opts.vm[0]! : undefined;
     if (!vm)
@@ -63,20 +66,17 @@ export async function failoverCommand(jobId: string | undefined, opts: FailoverC
       !(await confirm(`undo the failover of ${vm}: the DR copy and everything written to it are destroyed?`))
     )
       throw new CliProblem('undo not confirmed: answer "y", or pass --yes', EXIT.badInput);
-    const report = await withRunContext(deps, job.id, (ctx) => undoFailover(ctx, { run: runId('undo'), vm }));
+    const report = await machines.failover(runId('undo'), { undo: { vm } });
     print(opts, report, () => `undo ${report.run} of job ${job.id}\n${describeFailover(report)}`);
     return EXIT.ok;
   }
-  const report = await withRunContext(deps, job.id, (ctx) =>
-    runFailover(ctx, {
-      run: runId('failover'),
-      vms: opts.vm,
-      point: opts.point,
-      planned: opts.planned,
-      start: opts.start,
-      force: opts.force,
-    }),
-  );
+  const report = await machines.failover(runId('failover'), {
+    ...(opts.vm?.length ? { vms: opts.vm } : {}),
+    ...(opts.point !== undefined ? { point: opts.point } : {}),
+    ...(opts.planned !== undefined ? { planned: opts.planned } : {}),
+    ...(opts.start !== undefined ? { start: opts.start } : {}),
+    ...(opts.force !== undefined ? { force: opts.force } : {}),
+  });
   print(
     opts,
     report,
@@ -93,14 +93,15 @@ export interface FailbackCliOptions extends GlobalOptions {
   verbose?: boolean;
 }
 
-/** `xcr failback <job> --vm <uuid> [--planned]`. */
+/** `xcr failback <job> --vm <uuid> [--planned]`: one execution of the job's failback state machine, locally. */
 export async function failbackCommand(jobId: string | undefined, opts: FailbackCliOptions): Promise<number> {
   const config = load(opts);
   const job = jobOf(config, jobId);
   const deps = commandDeps(config, opts.verbose);
-  const report = await withRunContext(deps, job.id, (ctx) =>
-    runFailback(ctx, { run: runId('failback'), vm: opts.vm, planned: opts.planned }),
-  );
+  const report = await localFailoverRunner(config, job, deps).failback(runId('failback'), {
+    vm: opts.vm,
+    ...(opts.planned !== undefined ? { planned: opts.planned } : {}),
+  });
   print(opts, report, () => {
     const lines = [
       `failback ${report.run} of VM ${report.vm} (job ${job.id}): ${report.status}, ${mb(report.bytes)} MB sent`,

@@ -72,3 +72,12 @@ export function failureCode(failure: { Error: string; Cause?: string }): { code:
   const m = /^([A-Z][A-Z0-9_]+): /.exec(message);
   return { code: m ? m[1]! : failure.Error, message };
 }
+
+/** A caught Step Functions failure as the error to throw again: the same code and message. */
+export function failureError(failure: { Error: string; Cause?: string }): XcrPermanentError {
+  const f = failureCode(failure);
+  return new XcrPermanentError(
+    f.code,
+    f.message.startsWith(`${f.code}: `) ? f.message.slice(f.code.length + 2) : f.message,
+  );
+}

@@ -7,10 +7,12 @@ import { loadConfigFile } from '../../config/load.js';
 import { DynamoLeaseStore } from '../../lease/dynamo.js';
 import type { RunSummary, StepName } from '../../replication/contract.js';
 import type { DrillReport, DrillStepName } from '../../replication/drill/contract.js';
+import type { FailoverStepName } from '../../replication/failover/contract.js';
 import type { HandlerDeps } from '../../replication/ports.js';
 import { DynamoRunStore } from '../../runstore/dynamo.js';
 import type { RunStore } from '../../runstore/port.js';
 import { createDrillHandlers } from '../drill-steps.js';
+import { createFailoverHandlers } from '../failover-steps.js';
 import { createStepHandlers, type StepHandler } from '../steps.js';
 import { EventBridgeRunEventSink } from './events.js';
 import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from './names.js';
@@ -52,7 +54,8 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRunti
     config,
     resolvePassword: secretsManagerPasswordResolver(config, new SecretsManagerClient({})),
     leases: new DynamoLeaseStore({ client: dynamo, tableName: required(env, ENV.leaseTable) }),
-    // The drill Lambdas share this runtime and have no run table: the store is built on first use.
+    // The drill Lambdas share this runtime and have no run table: the store is built on first use
+    // (the failover steps that use it, prepare and clone for the final delta, are granted it).
     runs: lazyRunStore(() => new DynamoRunStore({ client: dynamo, tableName: required(env, ENV.runTable) })),
     events: new EventBridgeRunEventSink(new EventBridgeClient({}), env[ENV.eventBus] ?? 'default'),
     logger: powertoolsStepLogger(logger),
@@ -63,12 +66,18 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv = process.env): AwsRunti
 
 type LambdaContext = Parameters<Logger['addContext']>[0];
 
-type Handlers = Record<StepName, StepHandler> & { [K in DrillStepName as `drill-${K}`]: StepHandler };
+type Handlers = Record<StepName | FailoverStepName, StepHandler> & {
+  [K in DrillStepName as `drill-${K}`]: StepHandler;
+};
 let runtime: { aws: AwsRuntime; handlers: Handlers } | undefined;
 
 function handlersOf(aws: AwsRuntime): Handlers {
   const drill = Object.entries(createDrillHandlers(aws.deps)).map(([k, h]) => [`drill-${k}`, h]);
-  return { ...createStepHandlers(aws.deps), ...Object.fromEntries(drill) } as Handlers;
+  return {
+    ...createStepHandlers(aws.deps),
+    ...createFailoverHandlers(aws.deps),
+    ...Object.fromEntries(drill),
+  } as Handlers;
 }
 
 /**

@@ -149,6 +149,8 @@ async function srFor(source: Xapi, disk: DiskRef | undefined): Promise<string> {
 export interface SyncResult {
   snapshot: string;
   bytes: number;
+  /** How many disks the reverse snapshot has (`only` counts up to it). */
+  diskCount: number;
   reverseRun: string;
   disks: Map<string, { ref: string; uuid: string }>;
 }
@@ -169,6 +171,8 @@ export async function syncReverse(
     /** S's disks, undefined when S is gone (the first sync is a full). */
     base: DiskRef[] | undefined;
     originalDisks: DiskRef[];
+    /** Stream only the disk at this position of the snapshot's (one bounded step of the machine). */
+    only?: number;
   },
 ): Promise<SyncResult> {
   const jobId = ctx.job.id;
@@ -190,7 +194,9 @@ export async function syncReverse(
   const fromVm = prev ?? (x.base ? await findVmByUuid(x.dest, x.record.point) : undefined);
   const from = fromVm ? await vmDisks(x.dest, fromVm.rec) : undefined;
   let bytes = 0;
-  for (const d of await vmDisks(x.dest, snap.rec)) {
+  const snapDisks = await vmDisks(x.dest, snap.rec);
+  for (const [i, d] of snapDisks.entries()) {
+    if (x.only !== undefined && i !== x.only) continue;
     const base = from?.find((b) => b.userdevice === d.userdevice);
     const target = disks.get(d.userdevice);
     if ((from && !base) || !target)
@@ -209,5 +215,5 @@ export async function syncReverse(
       bytesPerSecond: ctx.job.bandwidthLimitMBps ? ctx.job.bandwidthLimitMBps * 1e6 : undefined,
     });
   }
-  return { snapshot: snap.rec.uuid, bytes, reverseRun, disks };
+  return { snapshot: snap.rec.uuid, bytes, diskCount: snapDisks.length, reverseRun, disks };
 }

@@ -5,14 +5,26 @@
  * the final delta, puts the reverse disks under the halted original VM, records the copy's final
  * state as a recovery point, lifts the fence, starts the original and removes the copy. Holds the
  * job lease; resumable by run id; the copy's record says how far a failback got.
+ *
+ * The work is split into the failback state machine's steps (`failback-begin`, `failback-sync`
+ * once per disk, `failback-cutover`, `failback-finish`, `failback-end`), each a function over the
+ * payload of `contract.ts` that renews the job lease; `runFailback` composes them in process.
  */
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
-import type { RunContext } from '../context.js';
-import { XcrPermanentError } from '../errors.js';
+import { holdLease, leaseKey, type RunContext } from '../context.js';
+import { failureCode, failureError, XcrPermanentError } from '../errors.js';
+import {
+  clip,
+  type FailbackEndInput,
+  type FailbackInput,
+  type FailbackReport,
+  type FailbackState,
+  runOf,
+} from '../failover/contract.js';
 import { destroyCopy } from '../failover/copy.js';
 import { liftFence, writeCopyRecord } from '../failover/records.js';
-import { reachableSource, sweepBoth, withJobLease } from '../failover/run.js';
+import { acquireJobLease, reachableSource, sweepBoth, withJobLease } from '../failover/run.js';
 import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { copyRecord, type FailoverRecord, failbackRefusal } from '../rules/failover.js';
@@ -26,21 +38,7 @@ export interface FailbackOptions {
   planned?: boolean | undefined;
 }
 
-export interface FailbackReport {
-  jobId: string;
-  run: string;
-  vm: string;
-  planned: boolean;
-  status: 'synced' | 'failed-back';
-  /** Bytes of the reverse deltas this run sent. */
-  bytes: number;
-  /** planned: the recovery point the copy's final state became. */
-  recoveryPoint?: string;
-  /** planned: the original VM's previous disks, detached and kept (delete them once content is checked). */
-  replacedDisks?: string[];
-  removed: string[];
-  warnings: string[];
-}
+export type { FailbackReport };
 
 const codeOf = (err: unknown) => String((err as { code?: unknown }).code ?? '');
 
@@ -78,20 +76,51 @@ async function baseOf(
   return { disks: base.disks, chain };
 }
 
+/** `xcr failback`: the state machine's steps in process, under the job lease. */
 export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<FailbackReport> {
-  const jobId = ctx.job.id;
-  const planned = o.planned === true;
   return withJobLease(ctx, o.run, async () => {
+    const request: FailbackInput = { jobId: ctx.job.id, run: o.run, vm: o.vm, planned: o.planned === true };
+    let state = await beginFailback(ctx, { executionName: o.run, request });
+    while (state.phase === 'sync') state = await syncFailback(ctx, state);
+    if (state.phase === 'cutover') state = await cutoverFailback(ctx, state);
+    if (state.phase === 'finish') state = await finishFailback(ctx, state);
+    return reportOf(ctx, state);
+  });
+}
+
+/** The copy of the VM and its record, the original VM (undefined when gone or the source is lost). */
+async function targetsOf(ctx: RunContext, dest: Xapi, source: Xapi | undefined, vm: string) {
+  const copyVm = (await sweepRecords(dest)).vms.find((v) => copyRecord(v, ctx.job.id)?.vm === vm);
+  const record = copyVm && copyRecord(copyVm, ctx.job.id);
+  const original = source
+    ? await findVmByUuid(source, vm).catch((err: unknown) => {
+        if ((err as { code?: string }).code === 'VM_NOT_FOUND') return undefined;
+        throw err;
+      })
+    : undefined;
+  return { copyVm, record, original };
+}
+
+/** The next phase of a failback by the copy's record (a resumed run goes on where one stopped). */
+const phaseOf = (record: FailoverRecord): FailbackState['phase'] =>
+  record.state === 'failed-over' ? 'sync' : record.state === 'cutover' ? 'cutover' : 'finish';
+
+/**
+ * failback-begin: the job lease under the run id, the refusals, leftovers swept; planned, the copy
+ * shut down cleanly before its final reverse delta.
+ */
+export async function beginFailback(
+  ctx: RunContext,
+  input: { executionName: string; request: FailbackInput },
+): Promise<FailbackState> {
+  const jobId = ctx.job.id;
+  const o = { ...input.request, run: runOf(input.executionName, input.request) };
+  const planned = o.planned === true;
+  await acquireJobLease(ctx, o.run);
+  {
     const dest = await ctx.destination();
     const source = await reachableSource(ctx);
-    const copyVm = (await sweepRecords(dest)).vms.find((v) => copyRecord(v, jobId)?.vm === o.vm);
-    const record = copyVm && copyRecord(copyVm, jobId);
-    const original = source
-      ? await findVmByUuid(source, o.vm).catch((err: unknown) => {
-          if ((err as { code?: string }).code === 'VM_NOT_FOUND') return undefined;
-          throw err;
-        })
-      : undefined;
+    const { copyVm, record, original } = await targetsOf(ctx, dest, source, o.vm);
     const refusal = failbackRefusal({
       jobId,
       vm: o.vm,
@@ -106,68 +135,130 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
         'ORIGINAL_VM_GONE',
         `the original VM ${o.vm} is gone from the source pool, so its disks cannot be put back; a failback by full copy into a new VM is not implemented yet: export the DR copy instead`,
       );
-    const report: FailbackReport = {
+    const report: FailbackState = {
       jobId,
       run: o.run,
       vm: o.vm,
       planned,
-      status: 'synced',
+      phase: phaseOf(record!),
+      disk: 0,
       bytes: 0,
       removed: [],
       warnings: [],
     };
     report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
     const srcXapi = source!;
-    let copy = await findVmByUuid(dest, copyVm!.uuid);
-    let rec = record!;
+    const copy = await findVmByUuid(dest, copyVm!.uuid);
+    const rec = record!;
     if (rec.state === 'failed-over') {
       const base = await baseOf(srcXapi, dest, jobId, rec, original);
       if (base.warning && !rec.reverseBase) {
         report.warnings.push(base.warning);
         ctx.logger.warn(base.warning, { vmUuid: o.vm });
       }
-      if (planned) {
-        await shutDownCopy(dest, copy);
-        copy = await findVmByUuid(dest, copy.rec.uuid);
-      }
-      const sync = await syncReverse(ctx, {
-        dest,
-        source: srcXapi,
-        run: o.run,
-        record: rec,
-        copy,
-        base: base.disks,
-        originalDisks: await vmDisks(srcXapi, original.rec),
-      });
-      report.bytes = sync.bytes;
-      const old = rec.reverseBase;
-      rec = {
-        ...rec,
-        reverseRun: sync.reverseRun,
-        reverseBase: sync.snapshot,
-        reverseBaseRun: o.run,
-        ...(planned
-          ? {
-              state: 'cutover' as const,
-              reverseDisks: Object.fromEntries([...sync.disks].map(([dev, d]) => [dev, d.uuid])),
-            }
-          : {}),
-      };
-      await writeCopyRecord(dest, copy.ref, rec);
-      if (old && old !== sync.snapshot) await destroySnapshot(dest, old);
-      if (!planned) {
-        await publish(ctx, 'failback synced', { ...report });
-        return report;
-      }
+      if (planned) await shutDownCopy(dest, copy);
     }
-    if (rec.state === 'cutover')
-      rec = await cutover(ctx, { dest, source: srcXapi, copy, record: rec, report });
-    report.replacedDisks = rec.replaced ?? [];
-    await finish(ctx, { dest, source: srcXapi, copy: copy.rec.uuid, vm: o.vm, report });
-    report.status = 'failed-back';
-    await publish(ctx, 'failback succeeded', { ...report });
     return report;
-  });
+  }
+}
+
+/** The pools, the copy, its record and the original VM for a step after begin (lease renewed). */
+async function resume(ctx: RunContext, state: FailbackState) {
+  await holdLease(ctx, state.run);
+  const dest = await ctx.destination();
+  const source = await ctx.source();
+  const { copyVm, record, original } = await targetsOf(ctx, dest, source, state.vm);
+  if (!copyVm || !record || !original)
+    throw new XcrPermanentError(
+      'FAILBACK_TARGET_GONE',
+      `the DR copy or the original VM ${state.vm} went away during failback ${state.run}; see "xcr inspect ${ctx.job.id}"`,
+    );
+  return { dest, source, copy: await findVmByUuid(dest, copyVm.uuid), rec: record, original };
+}
+
+/**
+ * failback-sync: one disk of the reverse delta (the disk at `state.disk` of this run's reverse
+ * snapshot of the copy); after the last one the copy's record names the new reverse base, and
+ * planned, the reverse disks (the cutover comes next).
+ */
+export async function syncFailback(ctx: RunContext, state: FailbackState): Promise<FailbackState> {
+  const { dest, source: srcXapi, copy, rec: record, original } = await resume(ctx, state);
+  const jobId = ctx.job.id;
+  const { planned } = state;
+  let rec = record;
+  if (rec.state !== 'failed-over') return { ...state, phase: phaseOf(rec) };
+  {
+    const base = await baseOf(srcXapi, dest, jobId, rec, original);
+    const sync = await syncReverse(ctx, {
+      dest,
+      source: srcXapi,
+      run: state.run,
+      record: rec,
+      copy,
+      base: base.disks,
+      originalDisks: await vmDisks(srcXapi, original.rec),
+      only: state.disk,
+    });
+    const next = { ...state, bytes: state.bytes + sync.bytes, disk: state.disk + 1, disks: sync.diskCount };
+    if (next.disk < sync.diskCount) return next;
+    const old = rec.reverseBase;
+    rec = {
+      ...rec,
+      reverseRun: sync.reverseRun,
+      reverseBase: sync.snapshot,
+      reverseBaseRun: state.run,
+      ...(planned
+        ? {
+            state: 'cutover' as const,
+            reverseDisks: Object.fromEntries([...sync.disks].map(([dev, d]) => [dev, d.uuid])),
+          }
+        : {}),
+    };
+    await writeCopyRecord(dest, copy.ref, rec);
+    if (old && old !== sync.snapshot) await destroySnapshot(dest, old);
+    return { ...next, phase: planned ? 'cutover' : 'synced' };
+  }
+}
+
+/** failback-cutover: the reverse disks under the halted original VM, the final state a recovery point. */
+export async function cutoverFailback(ctx: RunContext, state: FailbackState): Promise<FailbackState> {
+  const { dest, source, copy, rec } = await resume(ctx, state);
+  if (rec.state !== 'cutover') return { ...state, phase: phaseOf(rec) };
+  const report = { ...state };
+  const done = await cutover(ctx, { dest, source, copy, record: rec, report });
+  return { ...report, phase: phaseOf(done) };
+}
+
+/** failback-finish: the original VM started, the copy and this failback's leftovers removed. */
+export async function finishFailback(ctx: RunContext, state: FailbackState): Promise<FailbackState> {
+  const { dest, source, copy, rec } = await resume(ctx, state);
+  const report = { ...state, removed: [...state.removed], replacedDisks: rec.replaced ?? [] };
+  await finish(ctx, { dest, source, copy: copy.rec.uuid, vm: state.vm, report });
+  return { ...report, phase: 'failed-back' };
+}
+
+/** The report of a failback that got through (synced, or failed back), published. */
+async function reportOf(ctx: RunContext, state: FailbackState): Promise<FailbackReport> {
+  const { phase, disk: _disk, disks: _disks, ...rest } = state;
+  const report: FailbackReport = { ...rest, status: phase === 'synced' ? 'synced' : 'failed-back' };
+  await publish(ctx, report.status === 'synced' ? 'failback synced' : 'failback succeeded', { ...report });
+  return report;
+}
+
+/**
+ * failback-end: the lease released whatever happened; a failure published as `xcr failback
+ * failed` and thrown again (the execution fails with it), else the report published.
+ */
+export async function endFailback(ctx: RunContext, input: FailbackEndInput): Promise<FailbackReport> {
+  const { state } = input;
+  const run = state.run ?? runOf(input.executionName, state as { run?: string });
+  await ctx.leases.release(leaseKey(ctx.job.id), run);
+  if (state.failure) {
+    const f = failureCode(state.failure);
+    await publish(ctx, 'failback failed', { run, vm: state.vm, message: clip(f.message) });
+    throw failureError(state.failure);
+  }
+  return reportOf(ctx, state as unknown as FailbackState);
 }
 
 /**
@@ -177,7 +268,13 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
  */
 async function cutover(
   ctx: RunContext,
-  x: { dest: Xapi; source: Xapi; copy: Ref<VmRecord>; record: FailoverRecord; report: FailbackReport },
+  x: {
+    dest: Xapi;
+    source: Xapi;
+    copy: Ref<VmRecord>;
+    record: FailoverRecord;
+    report: Pick<FailbackState, 'run' | 'recoveryPoint'>;
+  },
 ): Promise<FailoverRecord> {
   const disks = new Map<string, { ref: string; uuid: string }>();
   for (const [dev, uuid] of Object.entries(x.record.reverseDisks ?? {}))
@@ -213,7 +310,7 @@ async function cutover(
 /** After the cutover: the original VM starts, the copy and what is left of failback objects go. */
 async function finish(
   ctx: RunContext,
-  x: { dest: Xapi; source: Xapi; copy: string; vm: string; report: FailbackReport },
+  x: { dest: Xapi; source: Xapi; copy: string; vm: string; report: Pick<FailbackState, 'run' | 'removed'> },
 ) {
   const original = await findVmByUuid(x.source, x.vm);
   if (original.rec.power_state === 'Halted') await x.source.callAsync('VM.start', original.ref, false, false);

@@ -3,11 +3,16 @@
  * its own run id (so no replication run overlaps it; the planned final delta renews the same lease),
  * sweeps what crashed failover runs left, then works VM by VM: one VM's refusal or failure never
  * stops another. Idempotent by run id: the same run id resumes where an attempt stopped.
+ *
+ * The work is split into the failover state machine's steps (`failover-begin`, per VM
+ * `failover-prepare` → final delta → `failover-clone`, `failover-vm-failed`, `failover-undo`,
+ * `failover-end`), each a function over the payloads of `contract.ts`; `runFailover` and
+ * `undoFailover` compose the same functions in process.
  */
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
-import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
-import { XcrPermanentError } from '../errors.js';
+import { holdLease, LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
+import { failureCode, failureError, XcrPermanentError } from '../errors.js';
 import { findVmByUuid } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { listRecoveryPoints } from '../recovery-points.js';
@@ -19,8 +24,19 @@ import {
   notFailedOver,
   sourceRecord,
 } from '../rules/failover.js';
+import {
+  clip,
+  type FailoverBegun,
+  type FailoverEndInput,
+  type FailoverInput,
+  type FailoverItem,
+  type FailoverReport,
+  type FailoverVmResult,
+  MAX_FAILOVER_VMS,
+  runOf,
+} from './contract.js';
 import { destroyCopy, keptRuns, makeCopy, recordAndStart, sweepFailoverLeftovers } from './copy.js';
-import { replicateVm } from './final-delta.js';
+import { finalDeltaResult, finalDeltaWorkList, replicateVm } from './final-delta.js';
 import { fenceSource, liftFence } from './records.js';
 
 export interface FailoverOptions {
@@ -32,25 +48,7 @@ export interface FailoverOptions {
   force?: boolean | undefined;
 }
 
-export interface FailoverVmResult {
-  vm: string;
-  status: 'failed-over' | 'refused' | 'failed' | 'undone';
-  copy?: string;
-  point?: string;
-  /** planned: the final delta's recovery point and bytes */
-  finalDelta?: { recoveryPoint: string; bytes: number; kind: string };
-  code?: string;
-  message?: string;
-  warnings: string[];
-}
-
-export interface FailoverReport {
-  jobId: string;
-  run: string;
-  planned: boolean;
-  vms: FailoverVmResult[];
-  removed: string[];
-}
+export type { FailoverReport, FailoverVmResult };
 
 const SOURCE_PROBE_MS = 15_000;
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -84,17 +82,22 @@ async function sourceVmOf(source: Xapi | undefined, vm: string) {
 
 /** Holds the job's lease for `fn`, refusing (not queueing) while a run or another failover holds it. */
 export async function withJobLease<T>(ctx: RunContext, run: string, fn: () => Promise<T>): Promise<T> {
+  await acquireJobLease(ctx, run);
+  try {
+    return await fn();
+  } finally {
+    await ctx.leases.release(leaseKey(ctx.job.id), run);
+  }
+}
+
+/** Takes (or, for the same run id, renews) the job's lease; JOB_BUSY while another run holds it. */
+export async function acquireJobLease(ctx: RunContext, run: string): Promise<void> {
   const lease = await ctx.leases.acquire(leaseKey(ctx.job.id), run, LEASE_TTL_MS);
   if (!lease.acquired)
     throw new XcrPermanentError(
       'JOB_BUSY',
       `run ${lease.holder} of job ${ctx.job.id} holds the job (lease until ${lease.expiresAt.toISOString()}); wait for it to end, or clear a dead one with "xcr unlock ${ctx.job.id}"`,
     );
-  try {
-    return await fn();
-  } finally {
-    await ctx.leases.release(leaseKey(ctx.job.id), run);
-  }
 }
 
 /** Removes crashed failover/failback runs' leftovers on both pools (the source only when it answers). */
@@ -110,20 +113,37 @@ export async function sweepBoth(ctx: RunContext, dest: Xapi, source: Xapi | unde
 async function vmsOf(dest: Xapi, jobId: string, asked: string[] | undefined): Promise<string[]> {
   if (asked?.length) return asked;
   const vms = new Set((await listRecoveryPoints(dest, jobId)).map((rp) => rp.rec.other_config[KEY.vm] ?? ''));
-  return [...vms].filter(Boolean).sort();
+  const all = [...vms].filter(Boolean).sort();
+  if (all.length > MAX_FAILOVER_VMS)
+    throw new XcrPermanentError(
+      'TOO_MANY_VMS',
+      `job ${jobId} has recovery points of ${all.length} VMs; one failover takes at most ${MAX_FAILOVER_VMS}: fail them over in groups with --vm (input "vms")`,
+    );
+  return all;
 }
 
 async function publish(ctx: RunContext, what: string, detail: Record<string, unknown>) {
   await ctx.events.publishEvent?.(`xcr ${what}`, { jobId: ctx.job.id, ...detail });
 }
 
-async function failoverOne(
-  ctx: RunContext,
-  dest: Xapi,
-  source: Xapi | undefined,
-  vmUuid: string,
-  o: FailoverOptions,
-): Promise<FailoverVmResult> {
+/** The source pool for a VM step: probed again only when failover-begin found it answering. */
+const sourceOf = (ctx: RunContext, item: FailoverItem) =>
+  item.sourceReachable ? reachableSource(ctx) : Promise.resolve(undefined);
+
+/** The request's options under this run id (what the per-VM functions read). */
+const optionsOf = (item: FailoverItem) => ({ ...item.request, run: item.run });
+
+/**
+ * failover-prepare: the refusal check; for a VM not failed over yet, the fence on the source VM
+ * and, planned, its clean shutdown and the final delta's work list (or the point this run's final
+ * delta already committed, on a retry).
+ */
+export async function prepareFailoverVm(ctx: RunContext, item: FailoverItem): Promise<FailoverItem> {
+  await holdLease(ctx, item.run);
+  const dest = await ctx.destination();
+  const source = await sourceOf(ctx, item);
+  const o = optionsOf(item);
+  const vmUuid = item.vm;
   const jobId = ctx.job.id;
   const warnings: string[] = [];
   const planned = o.planned === true;
@@ -141,23 +161,16 @@ async function failoverOne(
     sourcePowerState: src?.rec.power_state,
   });
   if (refusal)
-    return { vm: vmUuid, status: 'refused', code: refusal.code, message: refusal.message, warnings };
+    return {
+      ...item,
+      next: 'refused',
+      result: { vm: vmUuid, status: 'refused', code: refusal.code, message: refusal.message, warnings },
+    };
   const at = ctx.now().toISOString();
   const name = src?.rec.name_label;
-  const prior = src && sourceRecord(src.rec, jobId);
-  const wasRunning = prior?.run === o.run ? prior.wasRunning : src && src.rec.power_state === 'Running';
-  const base: FailoverRecord = existing ?? {
-    job: jobId,
-    vm: vmUuid,
-    run: o.run,
-    point: '',
-    copy: '',
-    at,
-    planned,
-    state: 'fencing',
-    ...(wasRunning !== undefined ? { wasRunning } : {}),
-  };
+  const base = baseRecord(ctx, { existing, src, run: o.run, vm: vmUuid, planned, at });
   const pool = ctx.job.destination.pool;
+  let next: FailoverItem['next'] = 'clone';
   let finalDelta: FailoverVmResult['finalDelta'];
   if (src && !existing) {
     const reason = fenceReason({ copy: '', copyName: name ?? vmUuid, pool, job: jobId, vm: vmUuid });
@@ -171,8 +184,8 @@ async function failoverOne(
       );
       if (done) finalDelta = { recoveryPoint: done.rec.uuid, bytes: 0, kind: 'delta' };
       else {
-        const r = await replicateVm(ctx, { jobId, runId: o.run, vmUuid, startedAt: at });
-        finalDelta = { recoveryPoint: r.recoveryPoint!, bytes: r.bytes, kind: r.kind ?? 'delta' };
+        await finalDeltaWorkList(ctx, o.run, vmUuid);
+        next = 'final-delta';
       }
     } else if (src.rec.power_state === 'Running') {
       warnings.push(
@@ -180,6 +193,66 @@ async function failoverOne(
       );
     }
   }
+  return { ...item, at, next, warnings, ...(finalDelta ? { finalDelta } : {}) };
+}
+
+/** The VM's failover record before its copy exists: the existing copy's, else a new one of this run. */
+function baseRecord(
+  ctx: RunContext,
+  x: {
+    existing: FailoverRecord | undefined;
+    src: { rec: VmRecord } | undefined;
+    run: string;
+    vm: string;
+    planned: boolean;
+    at: string;
+  },
+): FailoverRecord {
+  const jobId = ctx.job.id;
+  const prior = x.src && sourceRecord(x.src.rec, jobId);
+  const wasRunning = prior?.run === x.run ? prior.wasRunning : x.src && x.src.rec.power_state === 'Running';
+  return (
+    x.existing ?? {
+      job: jobId,
+      vm: x.vm,
+      run: x.run,
+      point: '',
+      copy: '',
+      at: x.at,
+      planned: x.planned,
+      state: 'fencing',
+      ...(wasRunning !== undefined ? { wasRunning } : {}),
+    }
+  );
+}
+
+/**
+ * failover-clone: the DR copy of the recovery point (the final delta's when planned, the one asked
+ * for, else the newest), recorded and started; the source fence then names the copy.
+ */
+export async function cloneFailoverVm(ctx: RunContext, item: FailoverItem): Promise<FailoverVmResult> {
+  await holdLease(ctx, item.run);
+  const dest = await ctx.destination();
+  const source = await sourceOf(ctx, item);
+  const o = optionsOf(item);
+  const vmUuid = item.vm;
+  const jobId = ctx.job.id;
+  const warnings = [...(item.warnings ?? [])];
+  const planned = o.planned === true;
+  let finalDelta = item.finalDelta;
+  if (item.next === 'final-delta' && !finalDelta) {
+    const r = await finalDeltaResult(ctx, { jobId, runId: o.run, vmUuid });
+    finalDelta = { recoveryPoint: r.recoveryPoint!, bytes: r.bytes, kind: r.kind ?? 'delta' };
+  }
+  const copies = (await sweepRecords(dest)).vms.filter((v) => copyRecord(v, jobId)?.vm === vmUuid);
+  const existing = copies[0] && copyRecord(copies[0], jobId);
+  const src = await sourceVmOf(source, vmUuid);
+  const name = src?.rec.name_label;
+  const prior = src && sourceRecord(src.rec, jobId);
+  const wasRunning = prior?.run === o.run ? prior.wasRunning : src && src.rec.power_state === 'Running';
+  const at = item.at ?? ctx.now().toISOString();
+  const base = baseRecord(ctx, { existing, src, run: o.run, vm: vmUuid, planned, at });
+  const pool = ctx.job.destination.pool;
   const points = await listRecoveryPoints(dest, jobId, vmUuid);
   const point = existing?.point || finalDelta?.recoveryPoint || o.point || points[0]?.rec.uuid;
   const rp = points.find((p) => p.rec.uuid === point);
@@ -228,6 +301,23 @@ async function failoverOne(
   return result;
 }
 
+/** failover-vm-failed: one VM's failure (a Catch's, or a thrown error in process) as its result. */
+export async function failedFailoverVm(
+  ctx: RunContext,
+  item: Pick<FailoverItem, 'run' | 'vm'>,
+  failure: { code: string; message: string },
+): Promise<FailoverVmResult> {
+  const result: FailoverVmResult = {
+    vm: item.vm,
+    status: 'failed',
+    code: failure.code,
+    message: clip(failure.message),
+    warnings: [],
+  };
+  await publish(ctx, 'failover failed', { run: item.run, vm: item.vm, message: result.message });
+  return result;
+}
+
 async function shutDownCleanly(source: Xapi, ref: string, vmUuid: string): Promise<void> {
   try {
     await source.callAsync('VM.clean_shutdown', ref);
@@ -241,29 +331,111 @@ async function shutDownCleanly(source: Xapi, ref: string, vmUuid: string): Promi
   }
 }
 
+/**
+ * failover-begin: the job's lease under the run id (JOB_BUSY while a run holds it), leftovers of
+ * crashed failover runs swept, the VMs to act on listed (undo: only the lease).
+ */
+export async function beginFailover(
+  ctx: RunContext,
+  input: { executionName: string; request: FailoverInput },
+): Promise<FailoverBegun> {
+  const { request } = input;
+  const run = runOf(input.executionName, request);
+  await acquireJobLease(ctx, run);
+  const begun = {
+    jobId: ctx.job.id,
+    run,
+    planned: request.planned === true,
+    sourceReachable: false,
+    vms: [],
+    removed: [],
+    request,
+  };
+  if (request.undo) return begun;
+  const dest = await ctx.destination();
+  const source = await reachableSource(ctx);
+  const removed = await sweepBoth(ctx, dest, source, run);
+  return {
+    ...begun,
+    sourceReachable: source !== undefined,
+    removed,
+    vms: await vmsOf(dest, ctx.job.id, request.vms),
+  };
+}
+
+/**
+ * failover-end: the lease released whatever happened; the report of what reached it. A failure
+ * before or around the VM steps is published as `xcr failover failed` and thrown again (the
+ * execution fails with it, each VM's own failure is in its result).
+ */
+export async function endFailover(ctx: RunContext, input: FailoverEndInput): Promise<FailoverReport> {
+  const { state } = input;
+  const run = state.run ?? runOf(input.executionName, state as { run?: string });
+  await ctx.leases.release(leaseKey(ctx.job.id), run);
+  if (state.failure) {
+    const f = failureCode(state.failure);
+    await publish(ctx, 'failover failed', { run, message: clip(f.message) });
+    throw failureError(state.failure);
+  }
+  if (state.report) return state.report;
+  return {
+    jobId: ctx.job.id,
+    run,
+    planned: state.planned === true,
+    vms: state.results ?? [],
+    removed: state.removed ?? [],
+  };
+}
+
+/** One VM in process: what the Map iteration of the state machine does, by the same functions. */
+async function failoverVm(ctx: RunContext, begun: FailoverBegun, vm: string): Promise<FailoverVmResult> {
+  let item: FailoverItem = { ...begun, vm };
+  try {
+    item = await prepareFailoverVm(ctx, item);
+    if (item.next === 'refused') return item.result!;
+    if (item.next === 'final-delta') {
+      const r = await replicateVm(ctx, {
+        jobId: ctx.job.id,
+        runId: item.run,
+        vmUuid: vm,
+        startedAt: item.at!,
+      });
+      item = {
+        ...item,
+        finalDelta: { recoveryPoint: r.recoveryPoint!, bytes: r.bytes, kind: r.kind ?? 'delta' },
+      };
+    }
+    return await cloneFailoverVm(ctx, item);
+  } catch (err) {
+    return failedFailoverVm(ctx, item, { code: codeOf(err), message: message(err) });
+  }
+}
+
 /** `xcr failover`: fails the job's VMs (or those asked for) over to the destination pool. */
 export async function runFailover(ctx: RunContext, o: FailoverOptions): Promise<FailoverReport> {
   return withJobLease(ctx, o.run, async () => {
-    const dest = await ctx.destination();
-    const source = await reachableSource(ctx);
+    const begun = await beginFailover(ctx, { executionName: o.run, request: requestOf(ctx, o) });
     const report: FailoverReport = {
       jobId: ctx.job.id,
       run: o.run,
-      planned: o.planned === true,
+      planned: begun.planned,
       vms: [],
-      removed: [],
+      removed: begun.removed,
     };
-    report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
-    for (const vm of await vmsOf(dest, ctx.job.id, o.vms)) {
-      try {
-        report.vms.push(await failoverOne(ctx, dest, source, vm, o));
-      } catch (err) {
-        report.vms.push({ vm, status: 'failed', code: codeOf(err), message: message(err), warnings: [] });
-        await publish(ctx, 'failover failed', { run: o.run, vm, message: message(err) });
-      }
-    }
+    for (const vm of begun.vms) report.vms.push(await failoverVm(ctx, begun, vm));
     return report;
   });
+}
+
+/** The execution input of these options (undefined fields left out, as JSON would). */
+function requestOf(ctx: RunContext, o: FailoverOptions): FailoverInput {
+  const r: FailoverInput = { jobId: ctx.job.id, run: o.run };
+  if (o.vms?.length) r.vms = o.vms;
+  if (o.point !== undefined) r.point = o.point;
+  if (o.planned !== undefined) r.planned = o.planned;
+  if (o.start !== undefined) r.start = o.start;
+  if (o.force !== undefined) r.force = o.force;
+  return r;
 }
 
 /**
@@ -272,7 +444,13 @@ export async function runFailover(ctx: RunContext, o: FailoverOptions): Promise<
  * last recovery point (its base snapshot on the source was never touched).
  */
 export async function undoFailover(ctx: RunContext, o: { run: string; vm: string }): Promise<FailoverReport> {
-  return withJobLease(ctx, o.run, async () => {
+  return withJobLease(ctx, o.run, () => undoStep(ctx, o));
+}
+
+/** failover-undo: the undo itself, under the lease failover-begin took. */
+export async function undoStep(ctx: RunContext, o: { run: string; vm: string }): Promise<FailoverReport> {
+  await holdLease(ctx, o.run);
+  {
     const dest = await ctx.destination();
     const source = await ctx.source().catch((err: unknown) => {
       throw new XcrPermanentError(
@@ -296,7 +474,7 @@ export async function undoFailover(ctx: RunContext, o: { run: string; vm: string
     report.vms.push(result);
     await publish(ctx, 'failover undone', { run: o.run, vm: o.vm, removed: report.removed });
     return report;
-  });
+  }
 }
 
 /** Lifts the fence and starts the source VM when the failover had shut it down. */

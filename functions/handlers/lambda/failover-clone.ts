@@ -1,0 +1,4 @@
+import { stepHandler } from './aws-deps.js';
+
+/** Lambda entry point of the failover workflows' failover-clone step (see aws-deps.ts). */
+export const handler = stepHandler('failover-clone');

@@ -1,0 +1,163 @@
+/**
+ * The failover and failback state machines as CDK synthesizes them, executed by the local runner
+ * (what `xcr failover` / `xcr failback` do) against two simulated pools: an unplanned failover, a
+ * planned failback, a planned failover whose final delta runs the job's batch machine, and a
+ * failure mid-flow that leaves the lease released, a `failed` event, and a resumable run.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { localFailoverRunner } from '../../../cli/failover-job.js';
+import type { StepHandler } from '../../../functions/handlers/steps.js';
+import { leaseKey } from '../../../functions/replication/context.js';
+import { XcrPermanentError } from '../../../functions/replication/errors.js';
+import { copies, disksOf, until, vmByUuid, withXapi } from '../../support/failover.js';
+import { MiB, type Sites, startSites } from '../../support/sites.js';
+
+let sites: Sites | undefined;
+afterEach(async () => {
+  await sites?.close();
+  sites = undefined;
+});
+
+const vm = (power_state: 'Halted') => ({
+  name_label: 'web',
+  power_state,
+  disks: [{ sizeBytes: 8 * MiB, data: [{ offset: 0, length: MiB, seed: 1 }] }],
+  vifs: [{ network: 'Pool-wide network' }],
+});
+
+function machines(s: Sites, wrapStep?: (step: string, h: StepHandler) => StepHandler) {
+  return localFailoverRunner(s.config, s.job, s.deps, {
+    retryIntervalMs: 0,
+    ...(wrapStep ? { wrapStep } : {}),
+  });
+}
+
+function recordEvents(s: Sites): string[] {
+  const events: string[] = [];
+  s.deps.events.publishEvent = async (type) => {
+    events.push(type);
+  };
+  return events;
+}
+
+async function leaseIsFree(s: Sites): Promise<boolean> {
+  const probe = await s.leases.acquire(leaseKey(s.job.id), 'probe', 1000);
+  if (probe.acquired) await s.leases.release(leaseKey(s.job.id), 'probe');
+  return probe.acquired;
+}
+
+describe('the failover and failback state machines, run locally', () => {
+  it('unplanned failover to the newest point, then a planned failback into the original VM', async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const web = s.vmUuid('web');
+    expect((await s.run()).status).toBe('succeeded');
+    const point = s.recoveryPoints('web')[0]!.uuid;
+    const events = recordEvents(s);
+    const m = machines(s);
+
+    const fo = await m.failover('fo-machine-1', { vms: [web] });
+    expect(fo).toMatchObject({ jobId: s.job.id, run: 'fo-machine-1', planned: false });
+    expect(fo.vms).toEqual([expect.objectContaining({ vm: web, status: 'failed-over', point })]);
+    const copy = vmByUuid(s.destination, fo.vms[0]!.copy!);
+    expect(copy.power_state).toBe('Running');
+    expect(JSON.parse(copy.other_config['xcr:failover']!)).toMatchObject({
+      run: 'fo-machine-1',
+      state: 'failed-over',
+    });
+    expect(String((vmByUuid(s.source, web).blocked_operations as Record<string, string>).start)).toContain(
+      copy.uuid,
+    );
+    expect(events).toEqual(['xcr failover succeeded']);
+    expect(await leaseIsFree(s)).toBe(true);
+
+    await until(() => vmByUuid(s.destination, copy.uuid).guest_metrics !== 'OpaqueRef:NULL');
+    const [d0] = disksOf(s.destination, copy);
+    s.destination.test.writeVdi(d0!, 2 * MiB, Buffer.alloc(4096, 0xa1));
+    const atCutover = s.destination.test.hashVdi(d0!);
+
+    const fb = await m.failback('fb-machine-1', { vm: web, planned: true });
+    expect(fb).toMatchObject({ run: 'fb-machine-1', vm: web, status: 'failed-back', planned: true });
+    expect(fb.bytes).toBeGreaterThan(0);
+    const back = vmByUuid(s.source, web);
+    expect(back.power_state).toBe('Running');
+    expect(back.blocked_operations).toEqual({});
+    expect(back.other_config['xcr:failover']).toBeUndefined();
+    expect(s.source.test.hashVdi(disksOf(s.source, back)[0]!)).toBe(atCutover);
+    expect(copies(s)).toEqual([]);
+    expect(s.recoveryPoints('web')[0]!.uuid).toBe(fb.recoveryPoint);
+    expect(events).toEqual(['xcr failover succeeded', 'xcr failback succeeded']);
+    expect(await leaseIsFree(s)).toBe(true);
+    expect((await s.run()).vms[0]).toMatchObject({ status: 'succeeded', kind: 'delta' });
+    s.assertNoLeaks();
+  });
+
+  it('planned failover: the final delta is a one-VM run of the batch machine; a failback that fails mid-flow releases the lease, says failed, and resumes', async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const web = s.vmUuid('web');
+    // started by XAPI, so the guest boots and its agent reports (a clean shutdown needs it)
+    await withXapi(s.source, async (x) =>
+      x.callAsync('VM.start', await x.getByUuid('VM', web), false, false),
+    );
+    await until(() => vmByUuid(s.source, web).guest_metrics !== 'OpaqueRef:NULL');
+    expect((await s.run()).status).toBe('succeeded');
+    const live = s.liveDisks('web')[0]!;
+    s.source.test.writeVdi(live, 3 * MiB, Buffer.alloc(64 * 1024, 7));
+    const steps: string[] = [];
+    const m0 = machines(s, (step, h) => async (input) => {
+      steps.push(step);
+      return h(input);
+    });
+    const fo = await m0.failover('fo-planned-1', { planned: true });
+    const res = fo.vms[0]!;
+    expect(res).toMatchObject({ status: 'failed-over', point: res.finalDelta!.recoveryPoint });
+    expect(res.finalDelta!.kind).toBe('delta');
+    // the final delta ran on the replication steps, between prepare and clone
+    expect(steps.indexOf('snapshot-previous')).toBeGreaterThan(steps.indexOf('failover-prepare'));
+    expect(steps.indexOf('commit-or-rollback')).toBeLessThan(steps.indexOf('failover-clone'));
+    const copy = vmByUuid(s.destination, res.copy!);
+    expect(s.destination.test.hashVdi(disksOf(s.destination, copy)[0]!)).toBe(s.source.test.hashVdi(live));
+    expect(vmByUuid(s.source, web).power_state).toBe('Halted');
+
+    await until(() => vmByUuid(s.destination, copy.uuid).guest_metrics !== 'OpaqueRef:NULL');
+    const events = recordEvents(s);
+    let fail = true;
+    const faulty = machines(s, (step, h) => async (input) => {
+      if (step === 'failback-cutover' && fail) throw new XcrPermanentError('INJECTED', 'cutover broke');
+      return h(input);
+    });
+    await expect(faulty.failback('fb-planned-1', { vm: web, planned: true })).rejects.toThrow(
+      /INJECTED: cutover broke/,
+    );
+    expect(events).toEqual(['xcr failback failed']);
+    expect(await leaseIsFree(s)).toBe(true);
+    // the copy's record says how far it got: the same run id resumes at the cutover
+    expect(JSON.parse(vmByUuid(s.destination, copy.uuid).other_config['xcr:failover']!).state).toBe(
+      'cutover',
+    );
+    fail = false;
+    const fb = await faulty.failback('fb-planned-1', { vm: web, planned: true });
+    expect(fb.status).toBe('failed-back');
+    expect(vmByUuid(s.source, web).power_state).toBe('Running');
+    expect(copies(s)).toEqual([]);
+    expect(events).toEqual(['xcr failback failed', 'xcr failback succeeded']);
+    expect(await leaseIsFree(s)).toBe(true);
+    s.assertNoLeaks();
+  });
+
+  it('refuses bad input naming the field, and a job another run holds, leaving that run its lease', async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const m = machines(s);
+    await expect(m.failover('fo-bad', { vms: [] } as never)).rejects.toThrow(/request\.vms/);
+    await expect(m.failback('fb-bad', {} as never)).rejects.toThrow(/request\.vm/);
+    const other = await s.leases.acquire(leaseKey(s.job.id), 'someone-else', 60_000);
+    expect(other.acquired).toBe(true);
+    const events = recordEvents(s);
+    await expect(m.failover('fo-busy', {})).rejects.toThrow(/JOB_BUSY/);
+    expect(events).toEqual(['xcr failover failed']);
+    // the holder keeps it
+    expect((await s.leases.acquire(leaseKey(s.job.id), 'probe', 1000)).acquired).toBe(false);
+  });
+});
