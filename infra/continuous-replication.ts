@@ -60,8 +60,8 @@ export const FAILOVER_EVENT_STEPS: readonly FailoverStepName[] = [
 ];
 /** What each failover step does with the run table: the final delta's one-VM work list and result. */
 export const FAILOVER_RUN_TABLE_ACTIONS: Readonly<Partial<Record<FailoverStepName, readonly string[]>>> = {
-  [FAILOVER_STATE.prepare]: ['dynamodb:Query', 'dynamodb:BatchWriteItem'],
-  [FAILOVER_STATE.clone]: ['dynamodb:Query', 'dynamodb:BatchWriteItem'],
+  [FAILOVER_STATE.prepare]: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+  [FAILOVER_STATE.clone]: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
 };
 /** Steps that publish run events: finish-run, once per run (skipped runs included). */
 export const EVENT_STEPS: readonly StepName[] = [STATE.finishRun];
@@ -127,7 +127,8 @@ export interface ContinuousReplicationProps {
 
 /**
  * Continuous replication of XenServer / XCP-ng VMs: per job three Step Functions state machines
- * (the run, its batches, each VM's disk loop) and one EventBridge Scheduler schedule; the step
+ * (the run, its batches, each VM's disk loop) and one EventBridge Scheduler schedule, and the
+ * failover and failback machines started by hand (plus a drill machine with a drill block); the step
  * Lambdas in the VPC shared by all jobs, DynamoDB lease and run tables, run events, alarms for
  * failed runs and replication lag.
  */

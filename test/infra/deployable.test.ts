@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig } from '../../functions/config/load.js';
 import type { XcrConfig } from '../../functions/config/schema.js';
 import { parseStatusChange } from '../../functions/handlers/lambda/execution-ended.js';
-import { XAPI_STEPS } from '../../infra/continuous-replication.js';
+import { FAILOVER_XAPI_STEPS, XAPI_STEPS } from '../../infra/continuous-replication.js';
 import { DeploymentError, deploymentProblems, stackEnvironment } from '../../infra/environment.js';
 import { type Synthesized, synthesize } from './synth.js';
 
@@ -34,7 +34,10 @@ describe('deployable as-is', () => {
     const groups = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup');
     const names = groups.map((g) => g.Properties?.LogGroupName).filter((n) => typeof n === 'string');
     expect(names.sort()).toEqual(
-      example.jobs.map((j) => `/aws/vendedlogs/states/xcr/XcrTest/${j.id}`).sort(),
+      example.jobs
+        .flatMap((j) => [j.id, `failover/${j.id}`])
+        .map((id) => `/aws/vendedlogs/states/xcr/XcrTest/${id}`)
+        .sort(),
     );
   });
 
@@ -48,7 +51,7 @@ describe('deployable as-is', () => {
       (p) => (p.Properties!.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement,
     );
     const decrypt = statements.filter((st) => st.Action === 'kms:Decrypt');
-    expect(decrypt).toHaveLength(XAPI_STEPS.length);
+    expect(decrypt).toHaveLength(XAPI_STEPS.length + FAILOVER_XAPI_STEPS.length);
     for (const st of decrypt) {
       expect(st).toEqual({
         Action: 'kms:Decrypt',
@@ -185,8 +188,9 @@ describe('runs that end without finish-run', () => {
     expect(props.EventPattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
     const machines = Object.entries(s.json.Resources)
       .filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine')
-      // the runs only: a child (batch, transfer) that fails is caught by its parent
-      .filter(([id]) => !/(Batch|Transfer)StateMachine/.test(id))
+      // the runs only: a child (batch, transfer) that fails is caught by its parent; a failover or
+      // failback releases the lease in its own end step
+      .filter(([id]) => !/(Batch|Transfer|Failover|Failback)StateMachine/.test(id))
       .map(([id]) => ({ Ref: id }));
     expect(machines).toHaveLength(2);
     expect(props.EventPattern.detail.stateMachineArn).toEqual(machines);

@@ -1,7 +1,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../functions/config/load.js';
 import { STEP_NAMES } from '../../functions/replication/contract.js';
-import { LEASE_STEPS, RUN_TABLE_ACTIONS, XAPI_STEPS } from '../../infra/continuous-replication.js';
+import { FAILOVER_STEP_NAMES } from '../../functions/replication/failover/contract.js';
+import {
+  FAILOVER_EVENT_STEPS,
+  FAILOVER_RUN_TABLE_ACTIONS,
+  FAILOVER_XAPI_STEPS,
+  LEASE_STEPS,
+  RUN_TABLE_ACTIONS,
+  XAPI_STEPS,
+} from '../../infra/continuous-replication.js';
 import { type Synthesized, synthesize } from './synth.js';
 
 // A password value that must never appear in the template, wherever it might leak from.
@@ -53,7 +61,7 @@ describe('schedules', () => {
 describe('Lambdas and network', () => {
   it('one Node 24 function per step in the configured subnets behind one security group', () => {
     const fns = resourcesOf('AWS::Lambda::Function').filter(([id]) => !id.startsWith('ReplicationRunEnded'));
-    expect(fns).toHaveLength(STEP_NAMES.length);
+    expect(fns).toHaveLength(STEP_NAMES.length + FAILOVER_STEP_NAMES.length);
     for (const [, r] of fns) {
       expect(r.Properties.Runtime).toBe('nodejs24.x');
       const vpc = r.Properties.VpcConfig as { SubnetIds: string[]; SecurityGroupIds: unknown[] };
@@ -97,7 +105,7 @@ describe('IAM least privilege and secrets', () => {
     const text = [...resources].join(' ');
     expect(text).toContain(':secret:xcr/site-a-??????');
     expect(text).toContain('arn:aws:secretsmanager:eu-west-1:123456789012:secret:xcr/site-b-AbC123');
-    expect(new Set(grants.map((g) => g.id)).size).toBe(XAPI_STEPS.length);
+    expect(new Set(grants.map((g) => g.id)).size).toBe(XAPI_STEPS.length + FAILOVER_XAPI_STEPS.length);
   });
 
   it('no wildcard resource except the actions that cannot be scoped', () => {
@@ -137,7 +145,8 @@ describe('IAM least privilege and secrets', () => {
         'dynamodb:UpdateItem',
       ]);
     }
-    expect(dynamo).toHaveLength(LEASE_STEPS.length);
+    // every failover step takes, renews or releases it too
+    expect(dynamo).toHaveLength(LEASE_STEPS.length + FAILOVER_STEP_NAMES.length);
   });
 
   it('the run table: run id + sort key, on demand, point-in-time recovery, TTL; each step only what it does', () => {
@@ -151,13 +160,13 @@ describe('IAM least privilege and secrets', () => {
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
     const byRole = tableStatements('ReplicationRunTable').map(({ id, st }) => [
-      id.replace(/^Replication(Steps)?/, '').replace(/(role|Role)DefaultPolicy.*$/, ''),
+      id.replace(/^Replication(FailoversSteps|Steps)?/, '').replace(/(role|Role)DefaultPolicy.*$/, ''),
       actionsOf(st).sort(),
     ]);
     expect(byRole.sort()).toEqual(
       [
         ['RunEnded', ['dynamodb:Query']],
-        ...Object.entries(RUN_TABLE_ACTIONS).map(([step, actions]) => [
+        ...Object.entries({ ...RUN_TABLE_ACTIONS, ...FAILOVER_RUN_TABLE_ACTIONS }).map(([step, actions]) => [
           step.replace(/-/g, ''),
           [...actions!],
         ]),
@@ -165,8 +174,13 @@ describe('IAM least privilege and secrets', () => {
     );
   });
 
-  it('only finish-run and the execution-ended handler may put run events', () => {
-    const put = statements().filter(({ st }) => actionsOf(st).includes('events:PutEvents'));
+  it('only finish-run, the execution-ended handler and the failover steps that publish may put events', () => {
+    const all = statements().filter(({ st }) => actionsOf(st).includes('events:PutEvents'));
+    const failover = all
+      .filter(({ id }) => id.startsWith('ReplicationFailovers'))
+      .map(({ id }) => id.replace(/^ReplicationFailoversSteps/, '').replace(/roleDefaultPolicy.*$/, ''));
+    expect(failover.sort()).toEqual(FAILOVER_EVENT_STEPS.map((s) => s.replace(/-/g, '')).sort());
+    const put = all.filter(({ id }) => !id.startsWith('ReplicationFailovers'));
     expect(put).toHaveLength(2);
     const ids = put.map((p) => p.id);
     expect(ids.filter((id) => id.includes('finishrun'))).toHaveLength(1);
