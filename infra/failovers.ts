@@ -20,13 +20,7 @@ export class Failovers extends Construct {
   constructor(scope: Construct, id: string, props: FailoversProps) {
     super(scope, id);
     this.lambdas = new StepLambdas<FailoverStepName>(this, 'Steps', {
-      config: props.config,
-      vpc: props.vpc,
-      subnets: props.subnets,
-      securityGroup: props.securityGroup,
-      environment: props.environment,
-      logRetention: props.logRetention,
-      removalPolicy: props.removalPolicy,
+      ...props,
       steps: FAILOVER_STEP_NAMES,
       sizing: FAILOVER_STEP_SIZING,
     });

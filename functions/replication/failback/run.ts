@@ -12,10 +12,9 @@
  */
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
-import { holdLease, leaseKey, type RunContext } from '../context.js';
-import { failureCode, failureError, XcrPermanentError } from '../errors.js';
+import { holdLease, type RunContext } from '../context.js';
+import { XcrPermanentError } from '../errors.js';
 import {
-  clip,
   type FailbackEndInput,
   type FailbackInput,
   type FailbackReport,
@@ -24,7 +23,13 @@ import {
 } from '../failover/contract.js';
 import { destroyCopy } from '../failover/copy.js';
 import { liftFence, writeCopyRecord } from '../failover/records.js';
-import { acquireJobLease, reachableSource, sweepBoth, withJobLease } from '../failover/run.js';
+import {
+  acquireJobLease,
+  reachableSource,
+  releaseOrRethrow,
+  sweepBoth,
+  withJobLease,
+} from '../failover/run.js';
 import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { copyRecord, type FailoverRecord, failbackRefusal } from '../rules/failover.js';
@@ -250,15 +255,8 @@ async function reportOf(ctx: RunContext, state: FailbackState): Promise<Failback
  * failed` and thrown again (the execution fails with it), else the report published.
  */
 export async function endFailback(ctx: RunContext, input: FailbackEndInput): Promise<FailbackReport> {
-  const { state } = input;
-  const run = state.run ?? runOf(input.executionName, state as { run?: string });
-  await ctx.leases.release(leaseKey(ctx.job.id), run);
-  if (state.failure) {
-    const f = failureCode(state.failure);
-    await publish(ctx, 'failback failed', { run, vm: state.vm, message: clip(f.message) });
-    throw failureError(state.failure);
-  }
-  return reportOf(ctx, state as unknown as FailbackState);
+  await releaseOrRethrow(ctx, 'failback', input);
+  return reportOf(ctx, input.state as unknown as FailbackState);
 }
 
 /**

@@ -130,6 +130,12 @@ async function publish(ctx: RunContext, what: string, detail: Record<string, unk
 const sourceOf = (ctx: RunContext, item: FailoverItem) =>
   item.sourceReachable ? reachableSource(ctx) : Promise.resolve(undefined);
 
+/** The VM's DR copies with the first one's record, and the source VM (undefined when gone or lost). */
+async function vmNow(dest: Xapi, source: Xapi | undefined, jobId: string, vm: string) {
+  const copies = (await sweepRecords(dest)).vms.filter((v) => copyRecord(v, jobId)?.vm === vm);
+  return { copies, existing: copies[0] && copyRecord(copies[0], jobId), src: await sourceVmOf(source, vm) };
+}
+
 /** The request's options under this run id (what the per-VM functions read). */
 const optionsOf = (item: FailoverItem) => ({ ...item.request, run: item.run });
 
@@ -147,9 +153,7 @@ export async function prepareFailoverVm(ctx: RunContext, item: FailoverItem): Pr
   const jobId = ctx.job.id;
   const warnings: string[] = [];
   const planned = o.planned === true;
-  const copies = (await sweepRecords(dest)).vms.filter((v) => copyRecord(v, jobId)?.vm === vmUuid);
-  const existing = copies[0] && copyRecord(copies[0], jobId);
-  const src = await sourceVmOf(source, vmUuid);
+  const { copies, existing, src } = await vmNow(dest, source, jobId, vmUuid);
   const refusal = failoverRefusal({
     jobId,
     vm: vmUuid,
@@ -244,9 +248,7 @@ export async function cloneFailoverVm(ctx: RunContext, item: FailoverItem): Prom
     const r = await finalDeltaResult(ctx, { jobId, runId: o.run, vmUuid });
     finalDelta = { recoveryPoint: r.recoveryPoint!, bytes: r.bytes, kind: r.kind ?? 'delta' };
   }
-  const copies = (await sweepRecords(dest)).vms.filter((v) => copyRecord(v, jobId)?.vm === vmUuid);
-  const existing = copies[0] && copyRecord(copies[0], jobId);
-  const src = await sourceVmOf(source, vmUuid);
+  const { existing, src } = await vmNow(dest, source, jobId, vmUuid);
   const name = src?.rec.name_label;
   const prior = src && sourceRecord(src.rec, jobId);
   const wasRunning = prior?.run === o.run ? prior.wasRunning : src && src.rec.power_state === 'Running';
@@ -370,13 +372,7 @@ export async function beginFailover(
  */
 export async function endFailover(ctx: RunContext, input: FailoverEndInput): Promise<FailoverReport> {
   const { state } = input;
-  const run = state.run ?? runOf(input.executionName, state as { run?: string });
-  await ctx.leases.release(leaseKey(ctx.job.id), run);
-  if (state.failure) {
-    const f = failureCode(state.failure);
-    await publish(ctx, 'failover failed', { run, message: clip(f.message) });
-    throw failureError(state.failure);
-  }
+  const run = await releaseOrRethrow(ctx, 'failover', input);
   if (state.report) return state.report;
   return {
     jobId: ctx.job.id,
@@ -385,6 +381,37 @@ export async function endFailover(ctx: RunContext, input: FailoverEndInput): Pro
     vms: state.results ?? [],
     removed: state.removed ?? [],
   };
+}
+
+/**
+ * What both end steps do first: the job lease released (only if this run holds it) whatever
+ * happened; a failure published as `xcr <what> failed` and thrown again. Returns the run id.
+ */
+export async function releaseOrRethrow(
+  ctx: RunContext,
+  what: 'failover' | 'failback',
+  input: {
+    executionName: string;
+    state: {
+      run?: string | undefined;
+      vm?: string | undefined;
+      failure?: { Error: string; Cause?: string | undefined } | undefined;
+    };
+  },
+): Promise<string> {
+  const { state } = input;
+  const run = state.run ?? input.executionName;
+  await ctx.leases.release(leaseKey(ctx.job.id), run);
+  if (state.failure) {
+    const f = failureCode(state.failure);
+    await publish(ctx, `${what} failed`, {
+      run,
+      ...(state.vm ? { vm: state.vm } : {}),
+      message: clip(f.message),
+    });
+    throw failureError(state.failure);
+  }
+  return run;
 }
 
 /** One VM in process: what the Map iteration of the state machine does, by the same functions. */
