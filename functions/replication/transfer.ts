@@ -3,6 +3,7 @@ import { sleep } from '../retry/index.js';
 import { VhdVerifier } from '../vhd/index.js';
 import { realCause, type Xapi } from '../xapi/index.js';
 import { XcrPermanentError } from './errors.js';
+import { RECLAIM_EVERY_BYTES, ReclaimPacer } from './reclaim.js';
 import { explainNoSpace } from './space.js';
 import { MeteredStream } from './throttle.js';
 
@@ -34,8 +35,13 @@ export async function streamDisk(t: DiskTransfer): Promise<number> {
   const timer = setTimeout(() => abort.abort(new Error(`transfer exceeded ${t.timeoutMs} ms`)), t.timeoutMs);
   const verifier = new VhdVerifier();
   let total = 0;
+  // the spent socket buffers are freed as the bytes flow, not when V8 notices them (reclaim.ts)
+  const reclaim = new ReclaimPacer(RECLAIM_EVERY_BYTES);
   // progress only once the stream's length is known (the verifier has read footer, header and BAT)
-  const meter = new MeteredStream(t.bytesPerSecond, (bytes) => total && t.onProgress?.(bytes, total));
+  const meter = new MeteredStream(t.bytesPerSecond, (bytes) => {
+    reclaim.onBytes(bytes);
+    if (total) t.onProgress?.(bytes, total);
+  });
   // Settled before an error is rethrown: the client's cleanup (cancelling and destroying the
   // transfer tasks) must finish while the step's sessions are still open.
   const inFlight: Promise<unknown>[] = [];
