@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveIntrinsics } from '../../cli/workflow-definitions.js';
 import { loadConfigFile, parseConfig } from '../../functions/config/load.js';
 import { DRILL_STEP_NAMES } from '../../functions/replication/drill/contract.js';
+import { FAILOVER_XAPI_STEPS } from '../../infra/continuous-replication.js';
 import { type Synthesized, synthesize } from './synth.js';
 
 type AslValidator = (definition: unknown) => { isValid: boolean; errorsText: () => string };
@@ -270,7 +271,10 @@ describe('drill IAM least privilege', () => {
 
   it('the drill steps read exactly the pool secrets the replication steps read', () => {
     const grants = statements().filter(({ st }) => actionsOf(st).includes('secretsmanager:GetSecretValue'));
-    expect(new Set(grants.map((g) => g.id)).size).toBe(5 + DRILL_STEP_NAMES.length);
+    // 5 replication steps, the drill steps and the failover steps that open the pools
+    expect(new Set(grants.map((g) => g.id)).size).toBe(
+      5 + DRILL_STEP_NAMES.length + FAILOVER_XAPI_STEPS.length,
+    );
   });
 
   it('cdk-nag and cfn-guard are clean with every acknowledgement reasoned', () => {
