@@ -6,7 +6,11 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { definitionKey, RUNTIME_ONLY_JOB_FIELDS } from '../../../cli/definition-cache.js';
 import type { WorkflowDefinitions } from '../../../cli/local-runner.js';
-import { drillDefinitionKey, synthesizeDefinitions } from '../../../cli/workflow-definitions.js';
+import {
+  drillDefinitionKey,
+  failoverDefinitionKey,
+  synthesizeDefinitions,
+} from '../../../cli/workflow-definitions.js';
 import { parseConfig } from '../../../functions/config/load.js';
 import type { JobConfig } from '../../../functions/config/schema.js';
 import { minimalRawConfig } from '../../support/minimal-config.js';
@@ -123,7 +127,8 @@ describe('loadDefinition in a new process', { timeout: 180_000 }, () => {
   it('synthesizes once, then reads the cache without loading aws-cdk-lib', async () => {
     const cold = await child(raw);
     expect(cold.cdkLoaded).toBe(true);
-    expect(readdirSync(dir)).toHaveLength(1);
+    // the run (with its children), the failover and the failback
+    expect(readdirSync(dir)).toHaveLength(3);
     const warm = await child(changedEverywhere);
     expect(warm.cdkLoaded).toBe(false);
     expect(warm.definition).toEqual(cold.definition);
@@ -169,7 +174,7 @@ describe('the drill definition in the cache', { timeout: 180_000 }, () => {
     const run = await child('run');
     expect(run.cdkLoaded).toBe(true);
     const files = readdirSync(drillDir);
-    expect(files).toHaveLength(2);
+    expect(files).toHaveLength(4);
     expect(files.filter((f) => f.endsWith('.drill.json'))).toHaveLength(1);
     const drill = await child('drill');
     expect(drill.cdkLoaded).toBe(false);
@@ -177,5 +182,16 @@ describe('the drill definition in the cache', { timeout: 180_000 }, () => {
     expect(drill.definition).toEqual(
       synthesizeDefinitions(parseConfig(withDrill)).get(drillDefinitionKey('cached')),
     );
+    // the failover machine, kept with the batch and transfer machines its final delta runs
+    const failover = await child('failover');
+    expect(failover.cdkLoaded).toBe(false);
+    expect(failover.definition.main.StartAt).toBe('failover-begin');
+    expect(Object.keys(failover.definition.children)).toHaveLength(2);
+    expect(failover.definition).toEqual(
+      synthesizeDefinitions(parseConfig(withDrill)).get(failoverDefinitionKey('failover', 'cached')),
+    );
+    const failback = await child('failback');
+    expect(failback.cdkLoaded).toBe(false);
+    expect(failback.definition.main.StartAt).toBe('failback-begin');
   });
 });
