@@ -21,10 +21,10 @@ export interface LocalFailoverOptions {
 }
 
 export interface LocalFailoverRunner {
-  /** One execution of the job's failover machine named `run` (the run id). */
-  failover(run: string, request?: Omit<FailoverInput, 'jobId' | 'run'>): Promise<FailoverReport>;
-  /** One execution of the job's failback machine named `run`. */
-  failback(run: string, request: Omit<FailbackInput, 'jobId' | 'run'>): Promise<FailbackReport>;
+  /** One execution of the job's failover machine named `name` (the run id unless `request.run`). */
+  failover(name: string, request?: Omit<FailoverInput, 'jobId'>): Promise<FailoverReport>;
+  /** One execution of the job's failback machine named `name` (the run id unless `request.run`). */
+  failback(name: string, request: Omit<FailbackInput, 'jobId'>): Promise<FailbackReport>;
 }
 
 /**

@@ -86,11 +86,14 @@ export function buildFailoverWorkflow(
     stateName: FAILOVER_STATE.finalDelta,
     stateMachine: props.batch,
     integrationPattern: sfn.IntegrationPattern.RUN_JOB,
-    // Named after the run and the VM, so a retried start finds the batch already running.
+    // Named after this execution and the VM, so a retried start finds the batch already running;
+    // a resumed run (a new execution with the same input `run`) starts a new one.
     name: sfn.JsonPath.format(
-      '{}-fd{}',
-      sfn.JsonPath.hash(sfn.JsonPath.stringAt('$.run'), 'MD5'),
-      sfn.JsonPath.hash(sfn.JsonPath.stringAt('$.vm'), 'MD5'),
+      '{}-fd',
+      sfn.JsonPath.hash(
+        sfn.JsonPath.format('{}/{}', sfn.JsonPath.executionName, sfn.JsonPath.stringAt('$.vm')),
+        'MD5',
+      ),
     ),
     // failover-prepare wrote the one-VM work list under the run id (the lease's holder).
     input: sfn.TaskInput.fromObject({
@@ -180,8 +183,9 @@ export interface FailoverWorkflowProps {
 
 /**
  * One job's failover and failback state machines, started by hand (console or `aws stepfunctions
- * start-execution --name <run id>`); the execution name is the run id, so starting one again with
- * the same name after it failed resumes it (the records on the pools say how far it got).
+ * start-execution --name <run id>`); the execution name is the run id unless the input names one
+ * (`run`): an execution name is never reused, so a run that failed is resumed by a new execution
+ * with `"run": "<its run id>"` (the records on the pools say how far it got).
  */
 export class FailoverWorkflow extends Construct {
   readonly failover: sfn.StateMachine;

@@ -132,12 +132,13 @@ describe('the failover and failback state machines, run locally', () => {
     );
     expect(events).toEqual(['xcr failback failed']);
     expect(await leaseIsFree(s)).toBe(true);
-    // the copy's record says how far it got: the same run id resumes at the cutover
+    // the copy's record says how far it got: a new execution of the same run id resumes at the cutover
     expect(JSON.parse(vmByUuid(s.destination, copy.uuid).other_config['xcr:failover']!).state).toBe(
       'cutover',
     );
     fail = false;
-    const fb = await faulty.failback('fb-planned-1', { vm: web, planned: true });
+    const fb = await faulty.failback('fb-planned-1-resume', { vm: web, planned: true, run: 'fb-planned-1' });
+    expect(fb.run).toBe('fb-planned-1');
     expect(fb.status).toBe('failed-back');
     expect(vmByUuid(s.source, web).power_state).toBe('Running');
     expect(copies(s)).toEqual([]);
