@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimPool } from '../../sim/types.js';
-import { failback, failover, until, vmByUuid, withXapi } from '../support/failover.js';
+import { failback, failover, failoverObjects, until, vmByUuid, withXapi } from '../support/failover.js';
 import { MiB, type Sites, startSites } from '../support/sites.js';
 
 const SKIP = new Set(['session.login_with_password', 'session.logout', 'task.destroy', 'task.get_record']);
@@ -58,23 +58,6 @@ async function deleteReplaced(uuids: string[] | undefined): Promise<void> {
   await withXapi(sites.source, async (x) => {
     for (const u of uuids ?? []) await x.destroy('VDI', await x.getByUuid('VDI', u));
   });
-}
-
-function foLeft(): string[] {
-  return (['source', 'destination'] as const).flatMap((side) =>
-    (['VM', 'VDI'] as const).flatMap((cls) =>
-      pool(side)
-        .test.objects(cls)
-        .filter(([, r]) => {
-          const oc = r.other_config as Record<string, string>;
-          return (
-            Object.keys(oc).some((k) => k.startsWith('xcr:fo-') || k === 'xcr:failover') ||
-            String(r.name_label).startsWith('[xcr-failover:')
-          );
-        })
-        .map(([, r]) => `${side} ${cls} ${r.uuid} ${r.name_label}`),
-    ),
-  );
 }
 
 const hashes = () =>
@@ -187,7 +170,7 @@ describe('failover fault matrix', () => {
         const after = hashes();
         const problems = [
           ...(next.vms[0]?.kind === 'delta' ? [] : [`next run: ${JSON.stringify(next.vms[0] ?? next)}`]),
-          ...foLeft().map((l) => `left ${l}`),
+          ...failoverObjects(sites).map((l) => `left ${l}`),
           ...sites.leaks(),
           ...[...before]
             .filter(([u, h]) => after.has(u) && after.get(u) !== h)

@@ -11,11 +11,11 @@ import { sweepRecords } from '../cleanup.js';
 import type { RunContext } from '../context.js';
 import { XcrPermanentError } from '../errors.js';
 import { destroyCopy } from '../failover/copy.js';
-import { liftFence, writeCopyRecord } from '../failover/records.js';
+import { findFailedBack, liftFence, writeCopyRecord, writeRecord } from '../failover/records.js';
 import { reachableSource, sweepBoth, withJobLease } from '../failover/run.js';
 import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { copyRecord, type FailoverRecord, failbackRefusal } from '../rules/failover.js';
+import { copyRecord, type FailoverRecord, failbackRefusal, sourceRecord } from '../rules/failover.js';
 import { findExportedBase } from '../snapshot.js';
 import { adoptDisks, commitFailback, swapDisks } from './cutover.js';
 import { syncReverse } from './reverse.js';
@@ -92,15 +92,19 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
           throw err;
         })
       : undefined;
+    // a failback past its cutover whose copy is gone: its failed-back record on the source VM
+    const finished = !record && source ? await findFailedBack(source, jobId, o.vm) : undefined;
     const refusal = failbackRefusal({
       jobId,
       vm: o.vm,
       planned,
       copy: record,
+      finished: finished && sourceRecord(finished.rec, jobId),
       sourceReachable: source !== undefined,
       originalPowerState: record?.state === 'failed-over' ? original?.rec.power_state : undefined,
     });
     if (refusal) throw new XcrPermanentError(refusal.code, refusal.message);
+    if (finished) return finishFailback(ctx, { dest, source: source!, vm: finished, run: o.run, planned });
     if (!original)
       throw new XcrPermanentError(
         'ORIGINAL_VM_GONE',
@@ -120,6 +124,7 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
     const srcXapi = source!;
     let copy = await findVmByUuid(dest, copyVm!.uuid);
     let rec = record!;
+    if (rec.state === 'failed-back') report.warnings.push(pastCutover(rec));
     if (rec.state === 'failed-over') {
       const base = await baseOf(srcXapi, dest, jobId, rec, original);
       if (base.warning && !rec.reverseBase) {
@@ -163,7 +168,7 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
     if (rec.state === 'cutover')
       rec = await cutover(ctx, { dest, source: srcXapi, copy, record: rec, report });
     report.replacedDisks = rec.replaced ?? [];
-    await finish(ctx, { dest, source: srcXapi, copy: copy.rec.uuid, vm: o.vm, report });
+    await finish(ctx, { dest, source: srcXapi, copy: copy.rec.uuid, vm: original.rec.uuid, report });
     report.status = 'failed-back';
     await publish(ctx, 'failback succeeded', { ...report });
     return report;
@@ -206,19 +211,50 @@ async function cutover(
     chain: rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0,
   });
   rec = { ...rec, state: 'failed-back' };
+  // after the source snapshot (VM.snapshot copies other_config): the source VM says the failback is
+  // past its cutover until `finish` removes the record last, so a retry can finish without the copy
+  await writeRecord(x.source, original.ref, rec);
   await writeCopyRecord(x.dest, x.copy.ref, rec);
   return rec;
 }
 
-/** After the cutover: the original VM starts, the copy and what is left of failback objects go. */
+/** After the cutover: the original VM starts, the copy and what is left of failback objects go,
+ *  then the source VM's failed-back record (the last trace of the failover). */
 async function finish(
   ctx: RunContext,
-  x: { dest: Xapi; source: Xapi; copy: string; vm: string; report: FailbackReport },
+  x: { dest: Xapi; source: Xapi; copy: string | undefined; vm: string; report: FailbackReport },
 ) {
   const original = await findVmByUuid(x.source, x.vm);
   if (original.rec.power_state === 'Halted') await x.source.callAsync('VM.start', original.ref, false, false);
-  x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, x.copy)));
+  const copy = x.copy && (await findVmByUuid(x.dest, x.copy).catch(() => undefined));
+  if (copy) x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, copy.rec.uuid)));
   x.report.removed.push(...(await sweepBoth(ctx, x.dest, x.source, x.report.run)));
+  if (sourceRecord(original.rec, ctx.job.id)) await writeRecord(x.source, original.ref, undefined);
+}
+
+const pastCutover = (r: FailoverRecord) =>
+  `an earlier failback of VM ${r.vm} (failover ${r.run}) got past its cutover; this run finished it`;
+
+/** The retry of a failback whose copy went after the cutover: what `finish` had left. */
+async function finishFailback(
+  ctx: RunContext,
+  x: { dest: Xapi; source: Xapi; vm: Ref<VmRecord>; run: string; planned: boolean },
+): Promise<FailbackReport> {
+  const rec = sourceRecord(x.vm.rec, ctx.job.id)!;
+  const report: FailbackReport = {
+    jobId: ctx.job.id,
+    run: x.run,
+    vm: rec.vm,
+    planned: x.planned,
+    status: 'failed-back',
+    bytes: 0,
+    replacedDisks: rec.replaced ?? [],
+    removed: [],
+    warnings: [pastCutover(rec)],
+  };
+  await finish(ctx, { dest: x.dest, source: x.source, copy: rec.copy, vm: x.vm.rec.uuid, report });
+  await publish(ctx, 'failback succeeded', { ...report });
+  return report;
 }
 
 async function destroySnapshot(dest: Xapi, uuid: string): Promise<void> {

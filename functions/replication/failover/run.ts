@@ -16,8 +16,8 @@ import {
   type FailoverRecord,
   failoverRefusal,
   fenceReason,
-  notFailedOver,
   sourceRecord,
+  undoRefusal,
 } from '../rules/failover.js';
 import { destroyCopy, keptRuns, makeCopy, recordAndStart, sweepFailoverLeftovers } from './copy.js';
 import { replicateVm } from './final-delta.js';
@@ -284,10 +284,13 @@ export async function undoFailover(ctx: RunContext, o: { run: string; vm: string
     const copy = (await sweepRecords(dest)).vms.find((v) => copyRecord(v, ctx.job.id)?.vm === o.vm);
     const src = await sourceVmOf(source, o.vm);
     const srcRecord = src && sourceRecord(src.rec, ctx.job.id);
-    if (!copy && !srcRecord) {
-      const r = notFailedOver(ctx.job.id, o.vm, 'undo');
-      throw new XcrPermanentError(r.code, r.message);
-    }
+    const refusal = undoRefusal({
+      jobId: ctx.job.id,
+      vm: o.vm,
+      copy: copy && copyRecord(copy, ctx.job.id),
+      source: srcRecord,
+    });
+    if (refusal) throw new XcrPermanentError(refusal.code, refusal.message);
     if (copy) report.removed.push(...(await destroyCopy(dest, ctx.job.id, copy.uuid)));
     report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
     if (src) await resumeSource(source, src, ctx.job.id);

@@ -22,7 +22,9 @@ export const failoverRecord = z.strictObject({
   planned: z.boolean(),
   /** fencing: the source is fenced, no copy yet; cutover: the copy is halted and its final state is
    *  in the reverse disks, which go under the original VM next; failed-back: the original VM has the copy's disks
-   *  and a recovery point of them exists, what is left is lifting the fence and removing the copy. */
+   *  and a recovery point of them exists, what is left is starting it and removing the copy. From the
+   *  cutover's end the source VM carries a failed-back record too (removed last), so a retry finishes
+   *  the failback even when the copy (and its record) is already gone. */
   state: z.enum(['fencing', 'failed-over', 'cutover', 'failed-back']),
   /** On the source VM: the `start` block it had before the fence (absent: none). */
   prevStart: z.string().optional(),
@@ -105,8 +107,14 @@ export function failedOverVms(input: {
   for (const vm of input.source) {
     if (vm.is_a_snapshot) continue;
     const r = sourceRecord(vm, input.jobId);
-    if (r?.state === 'failed-over' && !out.has(vm.uuid))
+    if (out.has(vm.uuid)) continue;
+    if (r?.state === 'failed-over')
       out.set(vm.uuid, `failed over to VM ${r.copy} at ${r.at} (failover ${r.run})`);
+    else if (r?.state === 'failed-back')
+      out.set(
+        vm.uuid,
+        `its failback is unfinished (failover ${r.run}): run "xcr failback ${input.jobId} --vm ${r.vm} --planned" again`,
+      );
   }
   return out;
 }
@@ -151,10 +159,12 @@ export function failbackRefusal(o: {
   vm: string;
   planned: boolean;
   copy?: FailoverRecord | undefined;
+  /** The failed-back record a failback past its cutover left on the source VM (the retry finishes it). */
+  finished?: FailoverRecord | undefined;
   sourceReachable: boolean;
   originalPowerState?: string | undefined;
 }): Refusal | undefined {
-  if (!o.copy) return notFailedOver(o.jobId, o.vm, 'failback');
+  if (!o.copy && o.finished?.state !== 'failed-back') return notFailedOver(o.jobId, o.vm, 'failback');
   if (!o.sourceReachable)
     return {
       code: 'SOURCE_UNREACHABLE',
@@ -164,6 +174,24 @@ export function failbackRefusal(o: {
     return {
       code: 'ORIGINAL_RUNNING',
       message: `the original VM ${o.vm} is ${o.originalPowerState.toLowerCase()} on the source pool (a forced failover left it so): its disks cannot be replaced while it runs; shut it down (its writes since the failover are given up) and run the failback again`,
+    };
+  return undefined;
+}
+
+/** Why an undo must not go ahead: nothing to undo, or a failback got to its cutover (the original VM
+ *  has, or is getting, the DR copy's disks: destroying the copy would lose them). */
+export function undoRefusal(o: {
+  jobId: string;
+  vm: string;
+  copy?: FailoverRecord | undefined;
+  source?: FailoverRecord | undefined;
+}): Refusal | undefined {
+  if (!o.copy && !o.source) return notFailedOver(o.jobId, o.vm, 'undo');
+  const past = [o.copy, o.source].find((r) => r?.state === 'cutover' || r?.state === 'failed-back');
+  if (past)
+    return {
+      code: 'FAILBACK_UNFINISHED',
+      message: `the failback of VM ${o.vm} (job ${o.jobId}) got to its cutover: the source VM has or is getting the DR copy's disks, so it cannot be undone; finish it with "xcr failback ${o.jobId} --vm ${o.vm} --planned"`,
     };
   return undefined;
 }

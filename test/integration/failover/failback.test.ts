@@ -6,6 +6,7 @@ import {
   disksOf,
   failback,
   failover,
+  failoverObjects,
   until,
   vifsOf,
   vmByUuid,
@@ -176,4 +177,44 @@ describe('failback', () => {
     expect((await failback(s, web, true)).status).toBe('failed-back');
     s.assertNoLeaks();
   });
+
+  // A planned failback that fails after its cutover is finished by the operator's retry (a new run,
+  // no faults), also when the DR copy (and its record) went before the failure. The fault is
+  // injected into the simulator as the fault matrix does. [pool, call, the failing attempt got past
+  // the cutover (else the retry repeats the cutover)]
+  for (const [side, method, past] of [
+    ['destination', 'VDI.destroy', true],
+    ['source', 'VM.start', true],
+    ['source', 'VM.remove_from_other_config', false],
+  ] as const) {
+    it(`a ${side} ${method} failing during a planned failback: the retry finishes it`, async () => {
+      const { s, web, copy } = await failedOver();
+      const [d0] = disksOf(s.destination, vmByUuid(s.destination, copy));
+      s.destination.test.writeVdi(d0!, 2 * MiB, Buffer.alloc(4096, 0x5e));
+      const atCutover = disksOf(s.destination, vmByUuid(s.destination, copy)).map((v) =>
+        s.destination.test.hashVdi(v),
+      );
+      const pool = side === 'source' ? s.source : s.destination;
+      pool.test.injectFault({ method, count: 1000, error: ['SR_BACKEND_FAILURE_47', '', 'injected'] });
+      await expect(failback(s, web, true)).rejects.toThrow(/SR_BACKEND_FAILURE_47/);
+      pool.test.clearFaults();
+      // the original has the copy's disks already (the fault came after the swap)
+      expect(disksOf(s.source, vmByUuid(s.source, web)).map((v) => s.source.test.hashVdi(v))).toEqual(
+        atCutover,
+      );
+      const retry = await failback(s, web, true);
+      expect(retry.status).toBe('failed-back');
+      expect(/got past its cutover/.test(retry.warnings.join())).toBe(past);
+      const back = vmByUuid(s.source, web);
+      expect(back.power_state).toBe('Running');
+      expect(back.other_config['xcr:failover']).toBeUndefined();
+      expect(back.blocked_operations).toEqual({});
+      expect(copies(s)).toEqual([]);
+      await expect(failback(s, web, true)).rejects.toThrow(/NOT_FAILED_OVER/);
+      expect(failoverObjects(s)).toEqual([]);
+      expect((await s.run()).vms[0]).toMatchObject({ status: 'succeeded', kind: 'delta' });
+      s.assertReplicasMatchSource('web');
+      s.assertNoLeaks();
+    });
+  }
 });
