@@ -40,6 +40,9 @@ export const failoverRecord = z.strictObject({
    *  disks they replace (kept, detached). */
   reverseDisks: z.record(z.string(), z.string()).optional(),
   replaced: z.array(z.string()).optional(),
+  /** On the DR copy, from the cutover on, when the original VM is gone: the VM the failback made
+   *  on the source pool from a full copy (it takes the original's place in the job). */
+  newVm: z.string().optional(),
 });
 export type FailoverRecord = z.infer<typeof failoverRecord>;
 
@@ -194,6 +197,19 @@ export function undoRefusal(o: {
       message: `the failback of VM ${o.vm} (job ${o.jobId}) got to its cutover: the source VM has or is getting the DR copy's disks, so it cannot be undone; finish it with "xcr failback ${o.jobId} --vm ${o.vm} --planned"`,
     };
   return undefined;
+}
+
+/** What a failback that made a new VM (the original was gone) says about the job: a job by tag
+ *  finds the new VM by the tag the failback gave it; a job by uuid must be told. */
+export function newVmNotice(
+  job: { id: string; vms: { uuids: string[] } | { tag: string } },
+  gone: string,
+  vm: string,
+): string {
+  const made = `the original VM ${gone} is gone from the source pool: the failback made VM ${vm} there from a full copy of the DR copy`;
+  if ('tag' in job.vms)
+    return `${made}; it carries the job's tag "${job.vms.tag}", so job ${job.id} protects it from its next run (the recovery points of ${gone} stay until deleted)`;
+  return `${made}; job ${job.id} selects VMs by uuid: in the config's job "${job.id}", change vms.uuids entry "${gone}" to "${vm}", or the job does not protect the new VM (the recovery points of ${gone} stay until deleted)`;
 }
 
 export function notFailedOver(jobId: string, vm: string, what: 'undo' | 'failback'): Refusal {

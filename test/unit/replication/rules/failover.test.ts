@@ -8,6 +8,7 @@ import {
   failedOverVms,
   failoverRefusal,
   formatFailoverRecord,
+  newVmNotice,
   parseFailoverRecord,
   planFailoverSweep,
   recordedRuns,
@@ -225,5 +226,16 @@ describe('planFailoverSweep', () => {
     const plan = planFailoverSweep({ jobId: 'j', keep: recordedRuns(vms, 'j'), vms, vdis });
     expect(plan.vms.map((v) => v.uuid)).toEqual(['s0']);
     expect(plan.vdis.map((v) => v.uuid)).toEqual(['r0']);
+  });
+});
+
+describe('newVmNotice (the original VM gone, the failback made a new one)', () => {
+  it('a job by tag protects the new VM by its tag; a job by uuid says exactly what to change', () => {
+    expect(newVmNotice({ id: 'j', vms: { tag: 'prod' } }, 'old', 'new')).toMatch(
+      /VM old is gone .* made VM new .* carries the job's tag "prod", so job j protects it/,
+    );
+    expect(newVmNotice({ id: 'j', vms: { uuids: ['old', 'x'] } }, 'old', 'new')).toMatch(
+      /in the config's job "j", change vms.uuids entry "old" to "new"/,
+    );
   });
 });
