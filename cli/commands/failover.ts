@@ -83,13 +83,16 @@ export async function failoverCommand(jobId: string | undefined, opts: FailoverC
     () =>
       `${report.planned ? 'planned ' : ''}failover ${report.run} of job ${job.id}\n${describeFailover(report)}`,
   );
-  if (report.vms.some((v) => v.status === 'refused')) return EXIT.badInput;
+  const refused = report.vms.filter((v) => v.status === 'refused');
+  if (refused.some((v) => v.code !== 'SOURCE_UNREACHABLE')) return EXIT.badInput;
+  if (refused.length) return EXIT.unreachable;
   return report.vms.every((v) => v.status === 'failed-over') ? EXIT.ok : EXIT.runFailed;
 }
 
 export interface FailbackCliOptions extends GlobalOptions {
   vm: string;
   planned?: boolean;
+  sr?: string;
   verbose?: boolean;
 }
 
@@ -99,7 +102,7 @@ export async function failbackCommand(jobId: string | undefined, opts: FailbackC
   const job = jobOf(config, jobId);
   const deps = commandDeps(config, opts.verbose);
   const report = await withRunContext(deps, job.id, (ctx) =>
-    runFailback(ctx, { run: runId('failback'), vm: opts.vm, planned: opts.planned }),
+    runFailback(ctx, { run: runId('failback'), vm: opts.vm, planned: opts.planned, sr: opts.sr }),
   );
   print(opts, report, () => {
     const lines = [
@@ -108,6 +111,8 @@ export async function failbackCommand(jobId: string | undefined, opts: FailbackC
     if (report.status === 'synced')
       lines.push('the DR copy keeps running; run again with --planned to move the VM back');
     if (report.recoveryPoint) lines.push(`recovery point of the final state: ${report.recoveryPoint}`);
+    if (report.newVm) lines.push(`new VM in place of the gone original: ${report.newVm}`);
+    lines.push(...report.warnings.map((w) => `warning: ${w}`));
     if (report.replacedDisks?.length)
       lines.push(
         `previous disks kept detached (delete them once checked): ${report.replacedDisks.join(', ')}`,

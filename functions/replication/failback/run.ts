@@ -9,21 +9,24 @@
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
 import type { RunContext } from '../context.js';
-import { XcrPermanentError } from '../errors.js';
+import { XcrPermanentError, XcrRefusal } from '../errors.js';
 import { destroyCopy } from '../failover/copy.js';
-import { liftFence, writeCopyRecord } from '../failover/records.js';
+import { findFailedBack, liftFence, writeCopyRecord, writeRecord } from '../failover/records.js';
 import { reachableSource, sweepBoth, withJobLease } from '../failover/run.js';
-import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
+import { findSr, findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { copyRecord, type FailoverRecord, failbackRefusal } from '../rules/failover.js';
+import { copyRecord, type FailoverRecord, failbackRefusal, sourceRecord } from '../rules/failover.js';
 import { findExportedBase } from '../snapshot.js';
 import { adoptDisks, commitFailback, swapDisks } from './cutover.js';
+import { cutoverToNewVm } from './new-vm.js';
 import { syncReverse } from './reverse.js';
 
 export interface FailbackOptions {
   run: string;
   vm: string;
   planned?: boolean | undefined;
+  /** Source-pool SR (uuid or name) for new disks where the original VM has none (default: the pool's default SR). */
+  sr?: string | undefined;
 }
 
 export interface FailbackReport {
@@ -38,6 +41,8 @@ export interface FailbackReport {
   recoveryPoint?: string;
   /** planned: the original VM's previous disks, detached and kept (delete them once content is checked). */
   replacedDisks?: string[];
+  /** planned, the original VM gone: the VM the failback made in its place. */
+  newVm?: string;
   removed: string[];
   warnings: string[];
 }
@@ -92,20 +97,19 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
           throw err;
         })
       : undefined;
+    // a failback past its cutover whose copy is gone: its failed-back record on the source VM
+    const finished = !record && source ? await findFailedBack(source, jobId, o.vm) : undefined;
     const refusal = failbackRefusal({
       jobId,
       vm: o.vm,
       planned,
       copy: record,
+      finished: finished && sourceRecord(finished.rec, jobId),
       sourceReachable: source !== undefined,
       originalPowerState: record?.state === 'failed-over' ? original?.rec.power_state : undefined,
     });
-    if (refusal) throw new XcrPermanentError(refusal.code, refusal.message);
-    if (!original)
-      throw new XcrPermanentError(
-        'ORIGINAL_VM_GONE',
-        `the original VM ${o.vm} is gone from the source pool, so its disks cannot be put back; a failback by full copy into a new VM is not implemented yet: export the DR copy instead`,
-      );
+    if (refusal) throw new XcrRefusal(refusal.code, refusal.message);
+    if (finished) return finishFailback(ctx, { dest, source: source!, vm: finished, run: o.run, planned });
     const report: FailbackReport = {
       jobId,
       run: o.run,
@@ -120,8 +124,12 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
     const srcXapi = source!;
     let copy = await findVmByUuid(dest, copyVm!.uuid);
     let rec = record!;
+    if (rec.state === 'failed-back') report.warnings.push(pastCutover(rec));
+    if (!original) report.warnings.push(originalGone(o.vm, planned));
     if (rec.state === 'failed-over') {
-      const base = await baseOf(srcXapi, dest, jobId, rec, original);
+      const base = original
+        ? await baseOf(srcXapi, dest, jobId, rec, original)
+        : { disks: undefined, warning: undefined };
       if (base.warning && !rec.reverseBase) {
         report.warnings.push(base.warning);
         ctx.logger.warn(base.warning, { vmUuid: o.vm });
@@ -137,7 +145,8 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
         record: rec,
         copy,
         base: base.disks,
-        originalDisks: await vmDisks(srcXapi, original.rec),
+        originalDisks: original ? await vmDisks(srcXapi, original.rec) : [],
+        sr: o.sr ? await findSr(srcXapi, selectorOf(o.sr), '--sr', 'source') : undefined,
       });
       report.bytes = sync.bytes;
       const old = rec.reverseBase;
@@ -160,10 +169,30 @@ export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<
         return report;
       }
     }
-    if (rec.state === 'cutover')
+    if (rec.state === 'cutover' && original)
       rec = await cutover(ctx, { dest, source: srcXapi, copy, record: rec, report });
+    else if (rec.state === 'cutover') {
+      const made = await cutoverToNewVm(ctx, {
+        dest,
+        source: srcXapi,
+        copy,
+        record: rec,
+        run: o.run,
+        chain: await chainAfter(dest, rec),
+      });
+      ({ record: rec, recoveryPoint: report.recoveryPoint } = made);
+      report.warnings.push(...made.notes);
+      for (const note of made.notes) ctx.logger.warn(note, { vmUuid: o.vm });
+    }
     report.replacedDisks = rec.replaced ?? [];
-    await finish(ctx, { dest, source: srcXapi, copy: copy.rec.uuid, vm: o.vm, report });
+    if (rec.newVm) report.newVm = rec.newVm;
+    await finish(ctx, {
+      dest,
+      source: srcXapi,
+      copy: copy.rec.uuid,
+      vm: original?.rec.uuid ?? rec.newVm!,
+      report,
+    });
     report.status = 'failed-back';
     await publish(ctx, 'failback succeeded', { ...report });
     return report;
@@ -196,29 +225,70 @@ async function cutover(
   await adoptDisks(x.source, disks);
   original = await findVmByUuid(x.source, x.record.vm);
   await liftFence(x.source, original, ctx.job.id);
-  const rp = await findVmByUuid(x.dest, x.record.point).catch(() => undefined);
   x.report.recoveryPoint = await commitFailback(ctx, {
     source: x.source,
     dest: x.dest,
     run: x.report.run,
     original: await findVmByUuid(x.source, x.record.vm),
     reverseSnapshot: x.record.reverseBase!,
-    chain: rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0,
+    chain: await chainAfter(x.dest, x.record),
   });
   rec = { ...rec, state: 'failed-back' };
+  // after the source snapshot (VM.snapshot copies other_config): the source VM says the failback is
+  // past its cutover until `finish` removes the record last, so a retry can finish without the copy
+  await writeRecord(x.source, original.ref, rec);
   await writeCopyRecord(x.dest, x.copy.ref, rec);
   return rec;
 }
 
-/** After the cutover: the original VM starts, the copy and what is left of failback objects go. */
+/** After the cutover: the original VM starts, the copy and what is left of failback objects go,
+ *  then the source VM's failed-back record (the last trace of the failover). */
 async function finish(
   ctx: RunContext,
-  x: { dest: Xapi; source: Xapi; copy: string; vm: string; report: FailbackReport },
+  x: { dest: Xapi; source: Xapi; copy: string | undefined; vm: string; report: FailbackReport },
 ) {
   const original = await findVmByUuid(x.source, x.vm);
   if (original.rec.power_state === 'Halted') await x.source.callAsync('VM.start', original.ref, false, false);
-  x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, x.copy)));
+  const copy = x.copy && (await findVmByUuid(x.dest, x.copy).catch(() => undefined));
+  if (copy) x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, copy.rec.uuid)));
   x.report.removed.push(...(await sweepBoth(ctx, x.dest, x.source, x.report.run)));
+  if (sourceRecord(original.rec, ctx.job.id)) await writeRecord(x.source, original.ref, undefined);
+}
+
+/** The chain count of the copy's final state: one after the recovery point the copy was cloned from. */
+async function chainAfter(dest: Xapi, r: FailoverRecord): Promise<number> {
+  const rp = await findVmByUuid(dest, r.point).catch(() => undefined);
+  return rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0;
+}
+
+const selectorOf = (v: string) => (/^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(v) ? { uuid: v } : { name: v });
+
+const originalGone = (vm: string, planned: boolean) =>
+  `the original VM ${vm} is gone from the source pool, so ${planned ? 'the failback makes a new VM there from a full copy of the DR copy' : 'the reverse sync sends the whole disks into new disks; the planned failback makes a new VM of them'}`;
+
+const pastCutover = (r: FailoverRecord) =>
+  `an earlier failback of VM ${r.vm} (failover ${r.run}) got past its cutover; this run finished it`;
+
+/** The retry of a failback whose copy went after the cutover: what `finish` had left. */
+async function finishFailback(
+  ctx: RunContext,
+  x: { dest: Xapi; source: Xapi; vm: Ref<VmRecord>; run: string; planned: boolean },
+): Promise<FailbackReport> {
+  const rec = sourceRecord(x.vm.rec, ctx.job.id)!;
+  const report: FailbackReport = {
+    jobId: ctx.job.id,
+    run: x.run,
+    vm: rec.vm,
+    planned: x.planned,
+    status: 'failed-back',
+    bytes: 0,
+    replacedDisks: rec.replaced ?? [],
+    removed: [],
+    warnings: [pastCutover(rec)],
+  };
+  await finish(ctx, { dest: x.dest, source: x.source, copy: rec.copy, vm: x.vm.rec.uuid, report });
+  await publish(ctx, 'failback succeeded', { ...report });
+  return report;
 }
 
 async function destroySnapshot(dest: Xapi, uuid: string): Promise<void> {

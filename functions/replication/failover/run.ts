@@ -7,7 +7,7 @@
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
-import { XcrPermanentError } from '../errors.js';
+import { XcrPermanentError, XcrRefusal } from '../errors.js';
 import { findVmByUuid } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { listRecoveryPoints } from '../recovery-points.js';
@@ -16,8 +16,8 @@ import {
   type FailoverRecord,
   failoverRefusal,
   fenceReason,
-  notFailedOver,
   sourceRecord,
+  undoRefusal,
 } from '../rules/failover.js';
 import { destroyCopy, keptRuns, makeCopy, recordAndStart, sweepFailoverLeftovers } from './copy.js';
 import { replicateVm } from './final-delta.js';
@@ -86,7 +86,7 @@ async function sourceVmOf(source: Xapi | undefined, vm: string) {
 export async function withJobLease<T>(ctx: RunContext, run: string, fn: () => Promise<T>): Promise<T> {
   const lease = await ctx.leases.acquire(leaseKey(ctx.job.id), run, LEASE_TTL_MS);
   if (!lease.acquired)
-    throw new XcrPermanentError(
+    throw new XcrRefusal(
       'JOB_BUSY',
       `run ${lease.holder} of job ${ctx.job.id} holds the job (lease until ${lease.expiresAt.toISOString()}); wait for it to end, or clear a dead one with "xcr unlock ${ctx.job.id}"`,
     );
@@ -275,7 +275,7 @@ export async function undoFailover(ctx: RunContext, o: { run: string; vm: string
   return withJobLease(ctx, o.run, async () => {
     const dest = await ctx.destination();
     const source = await ctx.source().catch((err: unknown) => {
-      throw new XcrPermanentError(
+      throw new XcrRefusal(
         'SOURCE_UNREACHABLE',
         `undo resumes the VM at the source pool "${ctx.job.source.pool}", which does not answer (${message(err)}); the DR copy stays as it is`,
       );
@@ -284,10 +284,13 @@ export async function undoFailover(ctx: RunContext, o: { run: string; vm: string
     const copy = (await sweepRecords(dest)).vms.find((v) => copyRecord(v, ctx.job.id)?.vm === o.vm);
     const src = await sourceVmOf(source, o.vm);
     const srcRecord = src && sourceRecord(src.rec, ctx.job.id);
-    if (!copy && !srcRecord) {
-      const r = notFailedOver(ctx.job.id, o.vm, 'undo');
-      throw new XcrPermanentError(r.code, r.message);
-    }
+    const refusal = undoRefusal({
+      jobId: ctx.job.id,
+      vm: o.vm,
+      copy: copy && copyRecord(copy, ctx.job.id),
+      source: srcRecord,
+    });
+    if (refusal) throw new XcrRefusal(refusal.code, refusal.message);
     if (copy) report.removed.push(...(await destroyCopy(dest, ctx.job.id, copy.uuid)));
     report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
     if (src) await resumeSource(source, src, ctx.job.id);
