@@ -20,8 +20,14 @@ export interface SweepReport {
   reported: string[];
 }
 
+/** A pool's VMs and VDIs as the sweep rules read them (also the drill and failover sweeps' input). */
+export interface PoolRecords {
+  vms: SweepVm[];
+  vdis: SweepVdi[];
+}
+
 /** The pool's VMs and VDIs as the sweep rules read them (also the drill sweep's input). */
-export async function sweepRecords(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: SweepVdi[] }> {
+export async function sweepRecords(xapi: Xapi): Promise<PoolRecords> {
   const [vms, vdis, vbds] = await Promise.all([
     xapi.getAllRecords('VM'),
     xapi.getAllRecords('VDI'),
@@ -49,6 +55,27 @@ export async function sweepRecords(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: 
       is_a_snapshot: vdi.is_a_snapshot,
       vms: usedBy.get(ref) ?? [],
     })),
+  };
+}
+
+/**
+ * The records as a new listing would show them once `removed` ("VM <uuid>" / "VDI <uuid>", as the
+ * sweeps report them) are gone: a destroyed VM's VBDs go with it, so its disks no longer name it.
+ * Lets one listing per run serve several sweeps of the same pool in a row.
+ */
+export function forgetRemoved(records: PoolRecords, removed: readonly string[]): PoolRecords {
+  if (removed.length === 0) return records;
+  const gone = new Set(removed);
+  const goneVms = new Set(records.vms.filter((vm) => gone.has(`VM ${vm.uuid}`)).map((vm) => vm.ref));
+  return {
+    vms: records.vms.filter((vm) => !goneVms.has(vm.ref)),
+    vdis: records.vdis
+      .filter((vdi) => !gone.has(`VDI ${vdi.uuid}`))
+      .map((vdi) =>
+        vdi.vms.some((ref) => goneVms.has(ref))
+          ? { ...vdi, vms: vdi.vms.filter((ref) => !goneVms.has(ref)) }
+          : vdi,
+      ),
   };
 }
 
@@ -97,7 +124,7 @@ export async function sweep(
   scope: RunScope,
   completed?: Map<string, CompletedSnapshot>,
   /** The pool's records when the caller has just read them (one listing per run). */
-  records?: { vms: SweepVm[]; vdis: SweepVdi[] },
+  records?: PoolRecords,
 ): Promise<SweepReport> {
   const { vms, vdis } = records ?? (await sweepRecords(xapi));
   const completedSnapshots = completed && new Map([...completed].map(([snap, c]) => [snap, c.chain]));
