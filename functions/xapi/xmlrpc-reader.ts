@@ -19,6 +19,9 @@ export class XmlRpcSyntaxError extends Error {
 const NAMED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 const ENTITY = /&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(lt|gt|amp|quot|apos));/g;
 const INTEGER = /^-?\d+$/;
+const LT = 0x3c;
+const SLASH = 0x2f;
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
 // The package reads a zone-less datetime as local time; XAPI means UTC.
 const ZONELESS = /^\s*\d{8}T\d{2}:?\d{2}:?\d{2}\s*$/;
 
@@ -72,25 +75,31 @@ class Reader {
   tag(): Tag {
     const d = this.doc;
     for (;;) {
-      if (this.text().trim() !== '') this.fail('text between elements');
-      if (d.startsWith('<?', this.pos) || d.startsWith('<!--', this.pos)) {
-        const endMark = d.startsWith('<?', this.pos) ? '?>' : '-->';
-        const end = d.indexOf(endMark, this.pos);
+      let p = this.pos;
+      while (p < d.length && isSpace(d.charCodeAt(p))) p++;
+      this.pos = p;
+      if (p >= d.length) this.fail('unterminated document');
+      if (d.charCodeAt(p) !== LT || d.startsWith('<![CDATA[', p)) {
+        if (this.text().trim() !== '') this.fail('text between elements');
+        continue;
+      }
+      if (d.startsWith('<?', p) || d.startsWith('<!--', p)) {
+        const endMark = d.startsWith('<?', p) ? '?>' : '-->';
+        const end = d.indexOf(endMark, p);
         if (end < 0) this.fail('unterminated declaration');
         this.pos = end + endMark.length;
         continue;
       }
-      const gt = d.indexOf('>', this.pos);
+      const gt = d.indexOf('>', p);
       if (gt < 0) this.fail('unterminated tag');
-      let body = d.slice(this.pos + 1, gt);
       this.pos = gt + 1;
-      const close = body.startsWith('/');
-      const empty = !close && body.endsWith('/');
-      if (close) body = body.slice(1);
-      if (empty) body = body.slice(0, -1);
-      const name = body.split(/\s/, 1)[0]!.toLowerCase();
-      if (name === '') this.fail('empty tag');
-      return { name, close, empty };
+      const close = d.charCodeAt(p + 1) === SLASH;
+      const empty = !close && d.charCodeAt(gt - 1) === SLASH;
+      const start = close ? p + 2 : p + 1;
+      let e = start;
+      while (e < gt && !isSpace(d.charCodeAt(e)) && d.charCodeAt(e) !== SLASH) e++;
+      if (e === start) this.fail('empty tag');
+      return { name: d.slice(start, e).toLowerCase(), close, empty };
     }
   }
 
