@@ -26,18 +26,17 @@ export interface PoolRecords {
   vdis: SweepVdi[];
 }
 
-/** The pool's VMs and VDIs as the sweep rules read them (also the drill sweep's input). */
+/**
+ * The pool's VMs and VDIs as the sweep rules read them (also the drill sweep's input). A disk's users
+ * come from the two ends of its VBDs, `VDI.VBDs` and `VM.VBDs`, so the pool's VBDs need no listing
+ * of their own; a VBD no listed VM claims (a VM made between the two listings) stands for an unknown
+ * user, so that disk is never taken for an orphan.
+ */
 export async function sweepRecords(xapi: Xapi): Promise<PoolRecords> {
-  const [vms, vdis, vbds] = await Promise.all([
-    xapi.getAllRecords('VM'),
-    xapi.getAllRecords('VDI'),
-    xapi.getAllRecords('VBD'),
-  ]);
-  const usedBy = new Map<string, string[]>();
-  for (const vbd of vbds.values()) {
-    if (vbd.VDI === 'OpaqueRef:NULL') continue;
-    usedBy.set(vbd.VDI, [...(usedBy.get(vbd.VDI) ?? []), vbd.VM]);
-  }
+  const [vms, vdis] = await Promise.all([xapi.getAllRecords('VM'), xapi.getAllRecords('VDI')]);
+  const vmOfVbd = new Map<string, string>();
+  for (const [ref, vm] of vms) for (const vbd of vm.VBDs) vmOfVbd.set(vbd, ref);
+  const usedBy = (vbds: string[]) => vbds.map((vbd) => vmOfVbd.get(vbd) ?? vbd);
   return {
     vms: [...vms].map(([ref, vm]) => ({
       ref,
@@ -53,7 +52,7 @@ export async function sweepRecords(xapi: Xapi): Promise<PoolRecords> {
       uuid: vdi.uuid,
       other_config: vdi.other_config,
       is_a_snapshot: vdi.is_a_snapshot,
-      vms: usedBy.get(ref) ?? [],
+      vms: usedBy(vdi.VBDs),
     })),
   };
 }

@@ -57,7 +57,7 @@ interface Listings {
 
 /**
  * Removes what interrupted runs of this job left on both sides (best effort, logged). Each pool is
- * listed once per run (VM, VDI and VBD records: at fleet scale the run's largest cost) and the
+ * listed once per run (VM and VDI records: at fleet scale the run's largest cost) and the
  * listing serves every sweep in turn, each one's removals dropped before the next reads it, then the
  * VM selection. A sweep's promotions (pending → exported snapshots) are not written back into it:
  * no later reader looks at a job snapshot's status.
