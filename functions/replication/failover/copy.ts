@@ -4,7 +4,7 @@
  * by the failover run through `xcr:fo-*` keys and recorded by `xcr:failover` before it is started.
  */
 import type { VmRecord, Xapi } from '../../xapi/index.js';
-import { removePlanned, sweepRecords } from '../cleanup.js';
+import { type PoolRecords, removePlanned, sweepRecords } from '../cleanup.js';
 import { cloneRecoveryPoint } from '../clone-point.js';
 import { findVmByUuid, vmDisks } from '../inventory.js';
 import { FO_ROLE, KEY, pendingFailoverName } from '../metadata.js';
@@ -113,9 +113,10 @@ async function destroyIfThere(xapi: Xapi, cls: 'VM' | 'VDI', ref: string): Promi
 export async function sweepFailoverLeftovers(
   xapi: Xapi,
   jobId: string,
-  o: { liveRun?: string; keep: Set<string> },
+  /** records: the pool's, when the caller has just read them (lock-check: one listing per run) */
+  o: { liveRun?: string; keep: Set<string>; records?: PoolRecords },
 ): Promise<string[]> {
-  const { vms, vdis } = await sweepRecords(xapi);
+  const { vms, vdis } = o.records ?? (await sweepRecords(xapi));
   return removePlanned(xapi, planFailoverSweep({ jobId, liveRun: o.liveRun, keep: o.keep, vms, vdis }));
 }
 
