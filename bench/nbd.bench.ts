@@ -4,7 +4,9 @@
  * number of connections. Figures (throughput ratios, higher is better):
  * - nbd.client_read_ratio: one NbdClient connection / `nbdcopy --connections=1`.
  * - nbd.pool_read_ratio: NbdPool with 4 connections / `nbdcopy --connections=4`.
- * Absolute MB/s go in extra fields; this machine is shared, so only the ratios mean much.
+ * Absolute MB/s go in extra fields; this machine is shared, so only the ratios mean much. Beside
+ * each figure, the server's (nbdkit's) CPU seconds per GB read for both sides, and this process's
+ * (xcr's): medians over the repeats.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { connect, createServer } from 'node:net';
@@ -12,7 +14,7 @@ import { promisify } from 'node:util';
 import type { NbdReader } from '../functions/nbd/client.js';
 import { NbdClient } from '../functions/nbd/client.js';
 import { NbdPool } from '../functions/nbd/pool.js';
-import { median, report } from '../test/support/figure.js';
+import { median, processCpuSeconds, report } from '../test/support/figure.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -72,23 +74,41 @@ async function nbdcopy(port: number, connections: number): Promise<number> {
   return SIZE / MiB / ((performance.now() - started) / 1000);
 }
 
+const GB = SIZE / 1e9;
+const round = (x: number) => Number(x.toFixed(2));
 const { port, child } = await startNbdkit();
+/** CPU seconds per GB read of the server during `fn`, and of this process. */
+const cpu = { server: new Map<string, number[]>(), xcr: new Map<string, number[]>() };
+async function measured<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const [s0, x0] = [await processCpuSeconds(child.pid!), process.cpuUsage()];
+  const out = await fn();
+  const x = process.cpuUsage(x0);
+  const add = (m: Map<string, number[]>, v: number) => m.set(key, [...(m.get(key) ?? []), v]);
+  add(cpu.server, ((await processCpuSeconds(child.pid!)) - s0) / GB);
+  add(cpu.xcr, (x.user + x.system) / 1e6 / GB);
+  return out;
+}
+const cpuFields = (ours: string, base: string) => ({
+  xcrCpuSecondsPerGB: round(median(cpu.xcr.get(ours)!)),
+  serverCpuSecondsPerGB: round(median(cpu.server.get(ours)!)),
+  baselineServerCpuSecondsPerGB: round(median(cpu.server.get(base)!)),
+});
 try {
   const base1: number[] = [];
   const ours1: number[] = [];
   const base4: number[] = [];
   const ours4: number[] = [];
   for (let i = 0; i < REPEATS; i++) {
-    base1.push(await nbdcopy(port, 1));
+    base1.push(await measured('base1', () => nbdcopy(port, 1)));
     const client = await NbdClient.connect({ host: '127.0.0.1', port, exportName: '' });
-    ours1.push(await readAll(client, 2));
+    ours1.push(await measured('ours1', () => readAll(client, 2)));
     await client.close();
-    base4.push(await nbdcopy(port, 4));
+    base4.push(await measured('base4', () => nbdcopy(port, 4)));
     const pool = await NbdPool.open([{ address: '127.0.0.1', port, exportname: '' }], {
       insecure: true,
       connections: 4,
     });
-    ours4.push(await readAll(pool, 4));
+    ours4.push(await measured('ours4', () => readAll(pool, 4)));
     await pool.close();
   }
   report({
@@ -98,6 +118,7 @@ try {
     baseline: 'nbdcopy --connections=1',
     mb_s: median(ours1),
     baseline_mb_s: median(base1),
+    ...cpuFields('ours1', 'base1'),
   });
   report({
     name: 'nbd.pool_read_ratio',
@@ -106,6 +127,7 @@ try {
     baseline: 'nbdcopy --connections=4',
     mb_s: median(ours4),
     baseline_mb_s: median(base4),
+    ...cpuFields('ours4', 'base4'),
   });
 } finally {
   child.kill('SIGTERM');

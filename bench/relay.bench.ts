@@ -11,44 +11,24 @@
  *   and keeps no data).
  * RELAY_GIB / RELAY_RSS_GIB / RELAY_ROUNDS shrink them to check the script.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
 import { vhdStreamLength } from '../functions/vhd/index.js';
 import { Xapi } from '../functions/xapi/index.js';
 import { ESM_REQUIRE_BANNER } from '../infra/step-lambdas.js';
-import { median, processCpuSeconds, report } from '../test/support/figure.js';
+import { median, report } from '../test/support/figure.js';
+import { type SimProcessPool, startSimProcess } from '../test/support/sim-process.js';
 
 const root = join(import.meta.dirname, '..');
 const GiB = 2 ** 30;
 const BLOCK = 2 * 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'xcr-relay-'));
 
-interface PoolInfo {
-  name: string;
-  url: string;
-  username: string;
-  password: string;
-}
-
-async function startSim(name: string, spec: object): Promise<{ pool: PoolInfo; child: ChildProcess }> {
-  const file = join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ pools: [spec] }));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'sim/main.ts'), '--config', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`simulator ${name} exited ${code}`)));
-  });
-  return { pool: (JSON.parse(line) as { pools: PoolInfo[] }).pools[0]!, child };
-}
-
 async function setUp(sizeGiB: number, destinationType: string) {
-  const source = await startSim('src', {
+  const source = await startSimProcess(dir, 'src', {
     name: 'src',
     srs: [{ name_label: 'Local storage', sizeBytes: 2 * sizeGiB * GiB }],
     vms: [
@@ -58,11 +38,11 @@ async function setUp(sizeGiB: number, destinationType: string) {
       },
     ],
   });
-  const destination = await startSim('dst', {
+  const destination = await startSimProcess(dir, 'dst', {
     name: 'dst',
     srs: [{ name_label: 'Replica storage', sizeBytes: 64 * sizeGiB * GiB, type: destinationType }],
   });
-  const connect = (p: PoolInfo) =>
+  const connect = (p: SimProcessPool) =>
     Xapi.connect({ url: p.url, username: p.username, password: p.password, allowPlainHttp: true });
   const [src, dst] = [await connect(source.pool), await connect(destination.pool)];
   const vdi = [...(await src.getAllRecords('VDI')).values()].find((v) => v.virtual_size === sizeGiB * GiB)!;
@@ -84,11 +64,10 @@ async function setUp(sizeGiB: number, destinationType: string) {
     ).uuid;
   const stop = async () => {
     await Promise.allSettled([src.logout(), dst.logout()]);
-    source.child.kill('SIGTERM');
-    destination.child.kill('SIGTERM');
+    source.stop();
+    destination.stop();
   };
-  const simCpu = async () =>
-    (await processCpuSeconds(source.child.pid!)) + (await processCpuSeconds(destination.child.pid!));
+  const simCpu = async () => (await source.cpuSeconds()) + (await destination.cpuSeconds());
   return { source: source.pool, destination: destination.pool, vdi: vdi.uuid, newTarget, stop, simCpu };
 }
 

@@ -15,6 +15,9 @@ const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'pac
 function exitCodeFor(err: Error & { code?: unknown; exitCode?: number }): number {
   if (err.name === 'CliProblem' && typeof err.exitCode === 'number') return err.exitCode;
   if (err.name === 'XcrPermanentError' && err.code === 'RECOVERY_POINT_NOT_FOUND') return EXIT.badInput;
+  // a refusal (errors.ts XcrRefusal): the state does not allow what was asked
+  if (err.name === 'XcrPermanentError' && 'refused' in err)
+    return err.code === 'SOURCE_UNREACHABLE' ? EXIT.unreachable : EXIT.badInput;
   if (err.name === 'ConfigError' || err.name === 'UsageError' || err.name === 'LeaseHeldError')
     return EXIT.badInput;
   if (err.name === 'XapiTransportError') return EXIT.unreachable;
@@ -130,6 +133,10 @@ async function main(argv: string[]): Promise<number> {
     .option(
       '--planned',
       'shut the DR copy down, send the final delta, put the disks back under the original VM and start it',
+    )
+    .option(
+      '--sr <uuid-or-name>',
+      'source-pool SR for disks the failback creates where the original VM has none (it or its base is gone; default: the pool default SR)',
     )
     .option('--json', 'machine-readable output')
     .option('-v, --verbose', 'step logs (JSON lines) on stderr')

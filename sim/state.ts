@@ -1,6 +1,7 @@
 /** Everything one simulated pool holds, shared by its hosts' listeners and the test API. */
 import { randomBytes } from 'node:crypto';
 import { Db } from './db.js';
+import { GroupIndex } from './db-index.js';
 import { BLOCK_SIZE, type Block, BlockStore, type Disk } from './disk.js';
 import { toDescription, XapiError } from './errors.js';
 import { Faults } from './faults.js';
@@ -47,6 +48,13 @@ export interface NbdListeners {
 
 export class PoolState {
   readonly db = new Db();
+  /** VDIs per SR with the sum of their virtual sizes (the SR's virtual_allocation) */
+  readonly vdisBySr = new GroupIndex(
+    this.db,
+    'VDI',
+    (r) => r.SR as string,
+    (r) => Number(r.virtual_size ?? 0),
+  );
   readonly disks = new Map<string, Disk>();
   /** block identities kept by VDI.data_destroy (CBT metadata only) */
   readonly cbtMetadata = new Map<string, Map<number, Block>>();
@@ -121,9 +129,7 @@ export class PoolState {
   syncSr(srRef: string): void {
     const sr = this.db.find('SR', srRef);
     if (!sr) return;
-    let alloc = 0;
-    for (const v of sr.VDIs as string[]) alloc += (this.db.find('VDI', v)?.virtual_size as number) ?? 0;
-    sr.virtual_allocation = alloc;
+    sr.virtual_allocation = this.vdisBySr.sum(srRef);
     sr.physical_utilisation = this.stores.get(srRef)?.used ?? 0;
     this.db.touch('SR', srRef);
   }

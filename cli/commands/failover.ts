@@ -83,13 +83,16 @@ export async function failoverCommand(jobId: string | undefined, opts: FailoverC
     () =>
       `${report.planned ? 'planned ' : ''}failover ${report.run} of job ${job.id}\n${describeFailover(report)}`,
   );
-  if (report.vms.some((v) => v.status === 'refused')) return EXIT.badInput;
+  const refused = report.vms.filter((v) => v.status === 'refused');
+  if (refused.some((v) => v.code !== 'SOURCE_UNREACHABLE')) return EXIT.badInput;
+  if (refused.length) return EXIT.unreachable;
   return report.vms.every((v) => v.status === 'failed-over') ? EXIT.ok : EXIT.runFailed;
 }
 
 export interface FailbackCliOptions extends GlobalOptions {
   vm: string;
   planned?: boolean;
+  sr?: string;
   verbose?: boolean;
 }
 
@@ -101,6 +104,7 @@ export async function failbackCommand(jobId: string | undefined, opts: FailbackC
   const report = await localFailoverRunner(config, job, deps).failback(runId('failback'), {
     vm: opts.vm,
     ...(opts.planned !== undefined ? { planned: opts.planned } : {}),
+    ...(opts.sr !== undefined ? { sr: opts.sr } : {}),
   });
   print(opts, report, () => {
     const lines = [
@@ -109,6 +113,8 @@ export async function failbackCommand(jobId: string | undefined, opts: FailbackC
     if (report.status === 'synced')
       lines.push('the DR copy keeps running; run again with --planned to move the VM back');
     if (report.recoveryPoint) lines.push(`recovery point of the final state: ${report.recoveryPoint}`);
+    if (report.newVm) lines.push(`new VM in place of the gone original: ${report.newVm}`);
+    lines.push(...report.warnings.map((w) => `warning: ${w}`));
     if (report.replacedDisks?.length)
       lines.push(
         `previous disks kept detached (delete them once checked): ${report.replacedDisks.join(', ')}`,

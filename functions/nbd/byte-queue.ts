@@ -48,6 +48,15 @@ export class ByteQueue {
     }
   }
 
+  /** Copies what is queued into memory of its own (the chunks' memory is about to be reused). */
+  own(): void {
+    if (this.total === 0) return;
+    const copy = Buffer.allocUnsafe(this.total);
+    this.takeInto(this.total, copy, 0);
+    this.chunks = [copy];
+    this.total = copy.length;
+  }
+
   /** Removes and returns everything queued. */
   drain(): Buffer {
     return this.take(this.total);

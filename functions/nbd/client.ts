@@ -1,5 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { ByteQueue } from './byte-queue.js';
+import { DirectReads, type ReadSink } from './direct-reads.js';
 import { NbdConnectionError, NbdError, NbdProtocolError, NbdReplyError, NbdTimeoutError } from './errors.js';
 import { handshake, type NbdTlsOptions } from './handshake.js';
 import {
@@ -58,8 +59,15 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_IN_FLIGHT = 16;
 const DEFAULT_MAX_REQUEST = 2 * 1024 * 1024;
 
-/** A single NBD connection in transmission phase: pipelined READs matched by handle. */
-export class NbdClient implements NbdReader {
+/** Bytes a plain-TCP read may take while a reply header is awaited (then copied where they belong). */
+const HEADER_READ_BYTES = 64 * 1024;
+
+/**
+ * A single NBD connection in transmission phase: pipelined READs matched by handle. Without TLS the
+ * socket reads through `onread` into buffers this client picks: a reply's data goes from the kernel
+ * straight into the caller's buffer (see direct-reads.ts).
+ */
+export class NbdClient implements NbdReader, ReadSink {
   readonly size: number;
   readonly flags: number;
   private readonly queue = new ByteQueue();
@@ -71,6 +79,9 @@ export class NbdClient implements NbdReader {
   private closing = false;
   private readonly closed: Promise<void>;
   private readonly idleWaiters: (() => void)[] = [];
+  /** Plain TCP: where header bytes are read; the view of a target the current read fills. */
+  private scratch: Buffer | undefined;
+  private directView: Buffer | undefined;
 
   private constructor(
     private readonly stream: Socket,
@@ -82,17 +93,22 @@ export class NbdClient implements NbdReader {
     private readonly timeoutMs: number,
     private readonly maxInFlight: number,
     readonly maxRequestBytes: number,
+    direct: DirectReads | undefined,
   ) {
     this.size = size;
     this.flags = flags;
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!direct) stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (err) =>
       this.fail(new NbdConnectionError(`${describe}: ${err.message}`, { cause: err })),
     );
     stream.on('close', () => this.fail(new NbdConnectionError(`${describe}: connection closed`)));
     raw.on('error', () => {}); // surfaced through `stream` (the TLS socket) when TLS is on
     if (leftover.length > 0) this.onData(leftover);
+    if (direct) {
+      this.scratch = Buffer.allocUnsafe(HEADER_READ_BYTES);
+      for (const chunk of direct.use(this)) this.onData(chunk);
+    }
   }
 
   static async connect(opts: NbdConnectOptions): Promise<NbdClient> {
@@ -103,7 +119,13 @@ export class NbdClient implements NbdReader {
     }
     // The export name carries the XAPI session: describe the connection without its query.
     const describe = `nbd ${opts.host}:${opts.port}${opts.exportName.split('?')[0]}`;
-    const raw = netConnect({ host: opts.host, port: opts.port, noDelay: true });
+    const direct = opts.tls ? undefined : new DirectReads();
+    const raw = netConnect({
+      host: opts.host,
+      port: opts.port,
+      noDelay: true,
+      ...(direct ? { onread: direct.onread } : {}),
+    });
     const timer = setTimeout(
       () => raw.destroy(new NbdTimeoutError(`${describe}: no handshake within ${timeoutMs} ms`)),
       timeoutMs,
@@ -116,7 +138,7 @@ export class NbdClient implements NbdReader {
         if (err instanceof NbdError) throw err;
         throw new NbdConnectionError(`${describe}: ${err.message}`, { cause: err });
       });
-      const hs = await handshake(raw, opts.exportName, opts.tls, describe).catch((err: unknown) => {
+      const hs = await handshake(raw, opts.exportName, opts.tls, describe, direct).catch((err: unknown) => {
         // A timeout destroys the socket: report the timeout, not the resulting close.
         const cause = raw.errored;
         throw cause instanceof NbdTimeoutError ? cause : err;
@@ -131,6 +153,7 @@ export class NbdClient implements NbdReader {
         timeoutMs,
         opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
         maxRequestBytes,
+        direct,
       );
     } catch (err) {
       raw.destroy();
@@ -212,6 +235,32 @@ export class NbdClient implements NbdReader {
     this.stream.write(encodeRequest(CMD_READ, handle, item.offset, item.target.length));
   }
 
+  /** ReadSink: the rest of the current reply's target while its data arrives, else the scratch. */
+  buffer(): Buffer {
+    const p = this.current;
+    if (p && this.queue.length === 0 && !this.failure) {
+      this.directView = p.target.subarray(p.filled);
+      return this.directView;
+    }
+    this.directView = undefined;
+    return this.scratch!;
+  }
+
+  /** ReadSink: `n` bytes were read into `buf` (a target view, the scratch, or the handshake's buffer). */
+  filled(n: number, buf: Buffer): void {
+    if (this.failure) return;
+    const p = this.current;
+    if (buf === this.directView && p) {
+      this.directView = undefined;
+      p.filled += n;
+      if (p.filled === p.target.length) this.finish(p);
+      return;
+    }
+    this.onData(buf.subarray(0, n));
+    // The scratch is read into again next time: what stays queued (part of a header) must own its bytes.
+    this.queue.own();
+  }
+
   private onData(chunk: Buffer): void {
     if (this.failure) return;
     this.queue.push(chunk);
@@ -239,13 +288,17 @@ export class NbdClient implements NbdReader {
           pending.filled += count;
         }
         if (pending.filled < pending.target.length) return;
-        this.current = undefined;
-        this.settle(pending);
-        pending.resolve();
+        this.finish(pending);
       }
     } catch (err) {
       this.fail(err instanceof NbdError ? err : new NbdProtocolError(`${this.describe}: ${String(err)}`));
     }
+  }
+
+  private finish(pending: Pending): void {
+    this.current = undefined;
+    this.settle(pending);
+    pending.resolve();
   }
 
   /** Removes an answered request and lets the next queued one go out. */

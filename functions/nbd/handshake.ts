@@ -2,6 +2,7 @@ import { isIP, type Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { isCertificateError } from '../retry/index.js';
 import { ByteQueue } from './byte-queue.js';
+import { CopyingSink, type DirectReads } from './direct-reads.js';
 import { NbdConnectionError, NbdError, NbdProtocolError } from './errors.js';
 import {
   CLIENT_FLAG_FIXED_NEWSTYLE,
@@ -43,8 +44,11 @@ class HandshakeReader {
   constructor(
     private readonly stream: Socket,
     private readonly describe: string,
+    /** The socket reads through `onread` (plain TCP): its bytes come from here, not 'data'. */
+    private readonly direct?: DirectReads,
   ) {
-    stream.on('data', this.onData);
+    if (direct) for (const chunk of direct.use(new CopyingSink(this.onData))) this.onData(chunk);
+    else stream.on('data', this.onData);
     stream.on('end', this.onEnd);
     stream.on('close', this.onEnd);
     stream.on('error', this.onError);
@@ -60,7 +64,8 @@ class HandshakeReader {
 
   /** Stops listening and returns whatever was received but not consumed. */
   detach(): Buffer {
-    this.stream.off('data', this.onData);
+    if (this.direct) this.direct.use(undefined);
+    else this.stream.off('data', this.onData);
     this.stream.off('end', this.onEnd);
     this.stream.off('close', this.onEnd);
     this.stream.off('error', this.onError);
@@ -102,9 +107,12 @@ export async function handshake(
   exportName: string,
   tlsOptions: NbdTlsOptions | undefined,
   describe: string,
+  /** How `socket` delivers its bytes when it was opened with `onread` (never with TLS). */
+  direct?: DirectReads,
 ): Promise<HandshakeResult> {
+  if (direct && tlsOptions) throw new Error('NBD handshake: TLS needs a socket read through data events');
   let stream: Socket = socket;
-  let reader = new HandshakeReader(stream, describe);
+  let reader = new HandshakeReader(stream, describe, direct);
   try {
     const greeting = await reader.read(18);
     if (greeting.readBigUInt64BE(0) !== NBDMAGIC)

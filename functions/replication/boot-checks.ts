@@ -20,7 +20,7 @@ export interface DestinationConfig {
   networkMap?: Record<string, string> | undefined;
 }
 
-async function networks(xapi: Xapi, refs?: Set<string>): Promise<NetworkInfo[]> {
+export async function networks(xapi: Xapi, refs?: Set<string>): Promise<NetworkInfo[]> {
   return [...(await xapi.getAllRecords('network'))]
     .filter(([ref]) => !refs || refs.has(ref))
     .map(([ref, n]) => ({

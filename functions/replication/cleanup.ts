@@ -20,18 +20,23 @@ export interface SweepReport {
   reported: string[];
 }
 
-/** The pool's VMs and VDIs as the sweep rules read them (also the drill sweep's input). */
-export async function sweepRecords(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: SweepVdi[] }> {
-  const [vms, vdis, vbds] = await Promise.all([
-    xapi.getAllRecords('VM'),
-    xapi.getAllRecords('VDI'),
-    xapi.getAllRecords('VBD'),
-  ]);
-  const usedBy = new Map<string, string[]>();
-  for (const vbd of vbds.values()) {
-    if (vbd.VDI === 'OpaqueRef:NULL') continue;
-    usedBy.set(vbd.VDI, [...(usedBy.get(vbd.VDI) ?? []), vbd.VM]);
-  }
+/** A pool's VMs and VDIs as the sweep rules read them (also the drill and failover sweeps' input). */
+export interface PoolRecords {
+  vms: SweepVm[];
+  vdis: SweepVdi[];
+}
+
+/**
+ * The pool's VMs and VDIs as the sweep rules read them (also the drill sweep's input). A disk's users
+ * come from the two ends of its VBDs, `VDI.VBDs` and `VM.VBDs`, so the pool's VBDs need no listing
+ * of their own; a VBD no listed VM claims (a VM made between the two listings) stands for an unknown
+ * user, so that disk is never taken for an orphan.
+ */
+export async function sweepRecords(xapi: Xapi): Promise<PoolRecords> {
+  const [vms, vdis] = await Promise.all([xapi.getAllRecords('VM'), xapi.getAllRecords('VDI')]);
+  const vmOfVbd = new Map<string, string>();
+  for (const [ref, vm] of vms) for (const vbd of vm.VBDs) vmOfVbd.set(vbd, ref);
+  const usedBy = (vbds: string[]) => vbds.map((vbd) => vmOfVbd.get(vbd) ?? vbd);
   return {
     vms: [...vms].map(([ref, vm]) => ({
       ref,
@@ -47,8 +52,29 @@ export async function sweepRecords(xapi: Xapi): Promise<{ vms: SweepVm[]; vdis: 
       uuid: vdi.uuid,
       other_config: vdi.other_config,
       is_a_snapshot: vdi.is_a_snapshot,
-      vms: usedBy.get(ref) ?? [],
+      vms: usedBy(vdi.VBDs),
     })),
+  };
+}
+
+/**
+ * The records as a new listing would show them once `removed` ("VM <uuid>" / "VDI <uuid>", as the
+ * sweeps report them) are gone: a destroyed VM's VBDs go with it, so its disks no longer name it.
+ * Lets one listing per run serve several sweeps of the same pool in a row.
+ */
+export function forgetRemoved(records: PoolRecords, removed: readonly string[]): PoolRecords {
+  if (removed.length === 0) return records;
+  const gone = new Set(removed);
+  const goneVms = new Set(records.vms.filter((vm) => gone.has(`VM ${vm.uuid}`)).map((vm) => vm.ref));
+  return {
+    vms: records.vms.filter((vm) => !goneVms.has(vm.ref)),
+    vdis: records.vdis
+      .filter((vdi) => !gone.has(`VDI ${vdi.uuid}`))
+      .map((vdi) =>
+        vdi.vms.some((ref) => goneVms.has(ref))
+          ? { ...vdi, vms: vdi.vms.filter((ref) => !goneVms.has(ref)) }
+          : vdi,
+      ),
   };
 }
 
@@ -97,7 +123,7 @@ export async function sweep(
   scope: RunScope,
   completed?: Map<string, CompletedSnapshot>,
   /** The pool's records when the caller has just read them (one listing per run). */
-  records?: { vms: SweepVm[]; vdis: SweepVdi[] },
+  records?: PoolRecords,
 ): Promise<SweepReport> {
   const { vms, vdis } = records ?? (await sweepRecords(xapi));
   const completedSnapshots = completed && new Map([...completed].map(([snap, c]) => [snap, c.chain]));

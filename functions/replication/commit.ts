@@ -30,12 +30,21 @@ export interface CommitRequest {
 
 const START_BLOCKED = { start: START_BLOCKED_REASON, start_on: START_BLOCKED_REASON };
 
-function replicaRecord(req: CommitRequest): Record<string, unknown> {
-  const src = req.sourceSnapshot.rec as unknown as Record<string, unknown>;
+/** What a VM made from another is built from (its VIFs, CD drives, bios_strings, vTPM are read
+ *  there): a recovery point from its source snapshot, a failback's new VM from the DR copy. */
+export type VmOrigin = Pick<CommitRequest, 'sourceSnapshot' | 'networks'>;
+
+/** The VM.create fields (boot-fields.ts) carried from the VM a new one is made from. */
+export function carriedFields(from: VmRecord): Record<string, unknown> {
+  const src = from as unknown as Record<string, unknown>;
   const rec: Record<string, unknown> = {};
   for (const field of CREATE_FIELDS) if (src[field] !== undefined) rec[field] = src[field];
+  return rec;
+}
+
+function replicaRecord(req: CommitRequest): Record<string, unknown> {
   return {
-    ...rec,
+    ...carriedFields(req.sourceSnapshot.rec),
     name_label: recoveryPointName(req.jobId, req.sourceVm.name_label, readableTime(req.time)),
     is_a_template: false,
     affinity: 'OpaqueRef:NULL',
@@ -86,7 +95,8 @@ async function createReplica(xapi: Xapi, req: CommitRequest): Promise<string> {
   return vm;
 }
 
-async function attachDisks(xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+/** A VBD per disk at its userdevice (a re-run adds only the missing ones). */
+export async function attachDisks(xapi: Xapi, vm: string, req: Pick<CommitRequest, 'disks'>): Promise<void> {
   const present = new Set((await vmDisks(xapi, await xapi.getRecord('VM', vm))).map((d) => d.userdevice));
   for (const { source, target } of req.disks) {
     if (present.has(source.userdevice)) continue;
@@ -106,7 +116,7 @@ async function attachDisks(xapi: Xapi, vm: string, req: CommitRequest): Promise<
 }
 
 /** An empty drive per source CD drive (the ISO may not exist on the destination). */
-async function attachCdDrives(source: Xapi, xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+export async function attachCdDrives(source: Xapi, xapi: Xapi, vm: string, req: VmOrigin): Promise<void> {
   const present = new Set<string>();
   for (const ref of (await xapi.getRecord('VM', vm)).VBDs)
     present.add((await xapi.getRecord('VBD', ref)).userdevice);
@@ -129,7 +139,7 @@ async function attachCdDrives(source: Xapi, xapi: Xapi, vm: string, req: CommitR
 }
 
 /** The source's VIFs, same device, MAC, MTU and locking, on the mapped destination networks. */
-async function attachVifs(source: Xapi, xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+export async function attachVifs(source: Xapi, xapi: Xapi, vm: string, req: VmOrigin): Promise<void> {
   const present = new Set<string>();
   for (const ref of (await xapi.getRecord('VM', vm)).VIFs)
     present.add((await xapi.getRecord('VIF', ref)).device);
@@ -160,7 +170,7 @@ async function attachVifs(source: Xapi, xapi: Xapi, vm: string, req: CommitReque
 }
 
 /** VM.create drops bios_strings and xapi lets them be set once: set them before anything can boot it. */
-async function setBiosStrings(xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+export async function setBiosStrings(xapi: Xapi, vm: string, req: VmOrigin): Promise<void> {
   const wanted = settableBiosStrings(req.sourceSnapshot.rec.bios_strings ?? {});
   if (Object.keys(wanted).length === 0) return;
   if (Object.keys((await xapi.getRecord('VM', vm)).bios_strings).length > 0) return;
@@ -171,7 +181,7 @@ async function setBiosStrings(xapi: Xapi, vm: string, req: CommitRequest): Promi
  * Exactly one VTPM with the snapshot's contents. A re-run finds the one an earlier attempt made
  * (VTPM.create refuses a second one with VTPM_MAX_AMOUNT_REACHED) and only rewrites its contents.
  */
-async function copyVtpm(source: Xapi, xapi: Xapi, vm: string, req: CommitRequest): Promise<void> {
+export async function copyVtpm(source: Xapi, xapi: Xapi, vm: string, req: VmOrigin): Promise<void> {
   const srcRef = req.sourceSnapshot.rec.VTPMs?.[0];
   if (!srcRef) return;
   const src = await source.getRecord('VTPM', srcRef);

@@ -25,6 +25,15 @@ export class XcrPermanentError extends Error {
   }
 }
 
+/**
+ * A refusal: the operator asked for something the state does not allow (NOT_FAILED_OVER,
+ * ORIGINAL_RUNNING, JOB_BUSY…). Permanent to the state machine; the CLI exits with "bad input"
+ * (2), or "unreachable" (3) for SOURCE_UNREACHABLE.
+ */
+export class XcrRefusal extends XcrPermanentError {
+  readonly refused = true;
+}
+
 export type XcrError = XcrTransientError | XcrPermanentError;
 
 interface CodedError {

@@ -65,6 +65,7 @@ async function findOne<K extends 'SR' | 'network'>(
   cls: K,
   selector: ObjectSelector,
   field: string,
+  pool = 'destination',
 ): Promise<string> {
   const matches = await lookupRefs(xapi, cls, selector);
   if (matches.length === 1) return matches[0]!;
@@ -73,7 +74,7 @@ async function findOne<K extends 'SR' | 'network'>(
     const known = [...(await xapi.getAllRecords(cls)).values()].map((r) => `"${r.name_label}"`).join(', ');
     throw new XcrPermanentError(
       `${cls.toUpperCase()}_NOT_FOUND`,
-      `no ${cls} with ${describe(selector)} on the destination pool; fix ${field} (available: ${known || 'none'})`,
+      `no ${cls} with ${describe(selector)} on the ${pool} pool; fix ${field} (available: ${known || 'none'})`,
     );
   }
   throw new XcrPermanentError(
@@ -82,8 +83,13 @@ async function findOne<K extends 'SR' | 'network'>(
   );
 }
 
-export function findSr(xapi: Xapi, selector: ObjectSelector): Promise<string> {
-  return findOne(xapi, 'SR', selector, 'destination.sr');
+export function findSr(
+  xapi: Xapi,
+  selector: ObjectSelector,
+  field = 'destination.sr',
+  pool = 'destination',
+): Promise<string> {
+  return findOne(xapi, 'SR', selector, field, pool);
 }
 
 /** VMs carrying a tag, excluding templates, snapshots and dom0 (for jobs that select by tag). */

@@ -51,6 +51,8 @@ export const FO_ROLE = {
   reverseSnapshotDisk: 'reverse-snapshot-disk',
   /** On the source pool: a clone of the base snapshot's disk receiving the DR copy's delta. */
   reverseDisk: 'reverse-disk',
+  /** On the source pool: the VM a failback makes when the original VM is gone (until its cutover ends). */
+  newVm: 'new-vm',
 } as const;
 
 export const ROLE = {

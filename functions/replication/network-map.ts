@@ -94,6 +94,41 @@ export function resolveNetworks(
   return out;
 }
 
+/**
+ * The way back, for a VM made on the source pool from a VM at the destination (a failback whose
+ * original VM is gone): each destination network in `used` goes to the source network `forward`
+ * (the job's map, resolved) sends there; of several, the one named like the destination network,
+ * else the first by name (noted); to none is a problem naming the job's map.
+ */
+export function reverseNetworks(
+  forward: Map<string, string>,
+  sources: NetworkInfo[],
+  dests: NetworkInfo[],
+  used: string[],
+): { mapped: Map<string, string>; notes: string[]; problems: string[] } {
+  const out = { mapped: new Map<string, string>(), notes: [] as string[], problems: [] as string[] };
+  for (const ref of new Set(used)) {
+    const dest = dests.find((d) => d.ref === ref);
+    const name = dest?.name_label ?? ref;
+    const back = sources
+      .filter((s) => forward.get(s.ref) === ref)
+      .sort((a, b) => a.name_label.localeCompare(b.name_label) || a.uuid.localeCompare(b.uuid));
+    const pick = back.find((s) => s.name_label === name) ?? back[0];
+    if (!pick) {
+      out.problems.push(
+        `no source network maps to destination network "${name}" under the job's destination.network/networkMap, so a VIF on it has no way back; map a source network to "${name}"`,
+      );
+      continue;
+    }
+    if (back.length > 1 && pick.name_label !== name)
+      out.notes.push(
+        `destination network "${name}" is where ${back.map((s) => `"${s.name_label}"`).join(', ')} land: its VIFs go back to "${pick.name_label}"`,
+      );
+    out.mapped.set(ref, pick.ref);
+  }
+  return out;
+}
+
 /** One line per problem, naming the config field and the fix (`shorthand`: destination.network). */
 export function networkProblems(res: NetworkResolution, field: string, shorthand = false): string[] {
   return [

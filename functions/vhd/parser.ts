@@ -31,11 +31,11 @@ export interface ParserOptions extends ParseLimits {
 
 export class VhdStreamParser {
   /** Stream offset of the next byte to consume. */
-  pos = 0;
+  pos: number;
   info: VhdStreamInfo | undefined;
   blocksSeen = 0;
   private kind: Kind = 'footer';
-  private targetAt = 0;
+  private targetAt: number;
   private targetLen = FOOTER_SIZE;
   private acc: Buffer | undefined;
   private footerBytes: Buffer | undefined;
@@ -49,7 +49,16 @@ export class VhdStreamParser {
   private spare: Buffer | undefined;
   private stopAfter = false;
 
-  constructor(private readonly opts: ParserOptions) {}
+  constructor(private readonly opts: ParserOptions) {
+    // Stream offsets pass 2^30 on large disks. Stored first as small integers, they then turned
+    // into doubles, which changed the parser's hidden class and threw its optimised code away
+    // (deopts "overflow" and "wrong map"; the verifier ran 0.6-1.9 µs a chunk instead of ~20 ns
+    // for its first parsers). A fraction first makes V8 keep both fields as doubles from the start.
+    this.pos = 0.5;
+    this.targetAt = 0.5;
+    this.pos = 0;
+    this.targetAt = 0;
+  }
 
   get done(): boolean {
     return this.kind === 'end';
@@ -68,6 +77,19 @@ export class VhdStreamParser {
    * VhdFormatError on any violation; the parser is then unusable.
    */
   feed(chunk: Uint8Array, start = 0): number {
+    // Fast path (most chunks of a verified stream): the rest of the chunk lies inside block data
+    // that is only counted, short of its end. A profile of the verifier showed the general loop
+    // as a tenth of its CPU per 64 KiB chunk.
+    const rest = chunk.length - start;
+    if (
+      this.kind === 'data' &&
+      !this.opts.collectBlocks &&
+      this.pos >= this.targetAt &&
+      this.pos + rest < this.targetAt + this.targetLen
+    ) {
+      this.pos += rest;
+      return chunk.length;
+    }
     if (this.failure) throw this.failure;
     try {
       return this.consume(chunk, start);

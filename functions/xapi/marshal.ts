@@ -1,21 +1,21 @@
 /**
  * All wire-type knowledge of the client: how JS values become XAPI XML-RPC / JSON-RPC values and
- * back. The `xmlrpc` package does the XML (de)serialising only; XAPI-specific typing lives here.
+ * back. The `xmlrpc` package writes the XML of calls, `xmlrpc-reader.ts` reads responses; XAPI-specific
+ * typing lives here.
  *
  * Outgoing: integers → decimal strings (XAPI accepts them for int params; `<int>` overflows at 2^31),
  * other numbers and `XapiDouble` → `<double>`, booleans → `<boolean>`, Dates → XAPI's basic ISO-8601
  * string, Buffers → `<base64>`, arrays/objects recursively (undefined members omitted).
- * Incoming: a XAPI envelope `{Status, Value | ErrorDescription}` (XML-RPC) or a JSON-RPC v1/v2 reply.
+ * Incoming: a XAPI envelope `{Status, Value | ErrorDescription}` (XML-RPC, read by `xmlrpc-reader.ts`)
+ * or a JSON-RPC v1/v2 reply.
  */
-import type { Readable } from 'node:stream';
 // Static imports, not createRequire: bundlers (the Lambda esbuild bundle) inline only static imports,
 // and a bundle has no node_modules to require from at run time.
 // @ts-expect-error xmlrpc ships no types for its internal modules
 import customTypeModule from 'xmlrpc/lib/customtype.js';
 // @ts-expect-error xmlrpc ships no types for its internal modules
-import deserializerModule from 'xmlrpc/lib/deserializer.js';
-// @ts-expect-error xmlrpc ships no types for its internal modules
 import serializerModule from 'xmlrpc/lib/serializer.js';
+import { readXmlRpcResponse } from './xmlrpc-reader.js';
 
 interface XmlNode {
   ele(name: string): XmlNode;
@@ -25,14 +25,10 @@ interface CustomTypeCtor {
   new (raw: string): { raw: string; tagName: string; serialize(xml: XmlNode): XmlNode };
   prototype: { tagName: string };
 }
-interface XmlRpcDeserializer {
-  deserializeMethodResponse(stream: Readable, cb: (err: Error | null, value: unknown) => void): void;
-}
 
 const serializer = serializerModule as {
   serializeMethodCall(method: string, params: unknown[]): string;
 };
-const Deserializer = deserializerModule as new () => XmlRpcDeserializer;
 const CustomType = customTypeModule as CustomTypeCtor;
 
 /** A float parameter that must go out as `<double>` even when integral (e.g. event.from's timeout). */
@@ -148,30 +144,13 @@ export class MalformedResponseError extends Error {
   override readonly name = 'MalformedResponseError';
 }
 
-// The xmlrpc package reads a zone-less datetime as local time; XAPI means UTC.
-const ZONELESS_DATE = /(<dateTime\.iso8601>\s*\d{8}T\d{2}:?\d{2}:?\d{2})(\s*<\/dateTime\.iso8601>)/gi;
-
-/** Feeds the whole document to the package's SAX parser synchronously (no stream machinery). */
+/** The response's value (`xmlrpc-reader.ts`: the package's values, without its SAX parser). */
 function deserialize(xml: string): Promise<unknown> {
-  const doc = xml.replace(ZONELESS_DATE, '$1Z$2');
-  const source = {
-    setEncoding() {},
-    on() {},
-    pipe(parser: { write(s: string): void; end(): void }) {
-      parser.write(doc);
-      parser.end();
-    },
-  } as unknown as Readable;
-  return new Promise((resolve, reject) => {
-    try {
-      new Deserializer().deserializeMethodResponse(source, (err, v) =>
-        err ? reject(new MalformedResponseError(`invalid XML-RPC: ${err.message}`)) : resolve(v),
-      );
-    } catch (err) {
-      // The package throws (e.g. a TypeError) on some malformed documents such as an empty <fault/>.
-      reject(new MalformedResponseError(`invalid XML-RPC: ${(err as Error).message}`));
-    }
-  });
+  try {
+    return Promise.resolve(readXmlRpcResponse(xml));
+  } catch (err) {
+    return Promise.reject(new MalformedResponseError(`invalid XML-RPC: ${(err as Error).message}`));
+  }
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -1,8 +1,10 @@
 /** session, task, event, system and the small explicit messages of pool/host/SR/VBD/VIF. */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChangeEntry } from '../db.js';
 import { XapiError } from '../errors.js';
 import { CLASSES, type ClassName } from '../schema.js';
+import type { PoolState } from '../state.js';
 import { cloneValue, NULL_REF, XInt32, type XRecord, type XValue } from '../wire/values.js';
 import { constructorFields, self } from './implicit.js';
 import { p, type Registry } from './registry.js';
@@ -10,8 +12,16 @@ import { p, type Registry } from './registry.js';
 const pad20 = (n: number): string => String(n).padStart(20, '0');
 const EVENT_CLASSES = CLASSES.filter((c) => c !== 'session');
 
-function parseSubscriptions(classes: string[]): { all: boolean; cls: Set<string>; refs: Set<string> } {
-  const out = { all: false, cls: new Set<string>(), refs: new Set<string>() };
+interface Subscriptions {
+  all: boolean;
+  /** lower-case class names */
+  cls: Set<string>;
+  /** `<lower-case class>/<ref>` */
+  refs: Set<string>;
+}
+
+function parseSubscriptions(classes: string[]): Subscriptions {
+  const out: Subscriptions = { all: false, cls: new Set<string>(), refs: new Set<string>() };
   for (const entry of classes) {
     if (entry === '*') out.all = true;
     else if (/^[A-Za-z_]+$/.test(entry)) out.cls.add(entry.toLowerCase());
@@ -22,6 +32,25 @@ function parseSubscriptions(classes: string[]): { all: boolean; cls: Set<string>
     }
   }
   return out;
+}
+
+/**
+ * The objects one event.from pass looks at: those changed after the token's generation, or, from
+ * token "", the live objects of the subscribed classes and refs — never the whole pool for a
+ * `task/<ref>` wait (xapi reads only the subscribed tables as well).
+ */
+function candidates(pool: PoolState, subs: Subscriptions, since: number): Iterable<ChangeEntry> {
+  if (since >= 0) return pool.db.changedSince(since);
+  if (subs.all) return pool.db.changes.values();
+  const out = new Map<string, ChangeEntry>();
+  const add = (ref: string) => {
+    const e = pool.db.changes.get(ref);
+    if (e) out.set(ref, e);
+  };
+  for (const c of EVENT_CLASSES)
+    if (subs.cls.has(c.toLowerCase())) for (const ref of pool.db.table(c).keys()) add(ref);
+  for (const r of subs.refs) add(r.slice(r.indexOf('/') + 1));
+  return out.values();
 }
 
 export function randomMac(): string {
@@ -142,7 +171,7 @@ export function registerCore(reg: Registry): void {
       for (;;) {
         const events: XRecord[] = [];
         const gen = pool.db.gen;
-        for (const c of pool.db.changes.values()) {
+        for (const c of candidates(pool, subs, since)) {
           if (!matches(c.cls, c.ref)) continue;
           if (since < 0) {
             if (c.deleted) continue;

@@ -136,11 +136,12 @@ export function registerImplicit(reg: Registry): void {
       reg.add({
         name: `${cls}.get_by_name_label`,
         params: [p('label', 'string')],
-        handler: ({ pool }, [label]) =>
-          pool.db
-            .all(cls)
-            .filter(([, r]) => r.name_label === label)
-            .map(([r]) => r),
+        handler: ({ pool }, [label]) => {
+          // xapi scans the table too; without copying it first, a lookup in 8,000 VMs stays cheap
+          const refs: string[] = [];
+          for (const [ref, r] of pool.db.table(cls)) if (r.name_label === label) refs.push(ref);
+          return refs;
+        },
       });
     }
     for (const [field, spec] of Object.entries(fields)) {

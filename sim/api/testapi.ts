@@ -73,6 +73,12 @@ export function registerTestApi(reg: Registry): void {
   add('write_vdi', [p('uuid', 'string'), p('offset', 'int'), p('data', 'string')], (pool, [u, o, d]) =>
     t(pool).writeVdi(String(u), Number(o), Buffer.from(String(d), 'base64')),
   );
+  // `length` bytes of one value: benchmarks change hundreds of MiB through the 300 KiB RPC body cap
+  add(
+    'fill_vdi',
+    [p('uuid', 'string'), p('offset', 'int'), p('length', 'int'), p('byte', 'int')],
+    (pool, [u, o, l, b]) => t(pool).writeVdi(String(u), Number(o), Buffer.alloc(Number(l), Number(b))),
+  );
   add('read_vdi', [p('uuid', 'string'), p('offset', 'int'), p('length', 'int')], (pool, [u, o, l]) =>
     t(pool).readVdi(String(u), Number(o), Number(l)).toString('base64'),
   );

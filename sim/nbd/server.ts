@@ -202,11 +202,26 @@ async function transmission(
       continue;
     }
     // Like xapi-nbd: the reply header goes out first; a failing read then drops the connection.
+    // Header and data leave in one writev (cork), not as a 16-byte segment of their own that woke
+    // the client for a header alone; a synchronous export read costs no extra turn of the loop.
+    stream.cork();
     stream.write(simpleReply(0, handle));
-    const data = await exp.read(offset, length);
-    if (data.length !== length) throw new Refused('export returned a short read');
-    await send(stream, data);
-    await pacer?.account(length);
+    let data: Buffer;
+    try {
+      const read = exp.read(offset, length);
+      data = read instanceof Promise ? await read : read;
+    } catch (err) {
+      stream.uncork();
+      throw err;
+    }
+    if (data.length !== length) {
+      stream.uncork();
+      throw new Refused('export returned a short read');
+    }
+    const flushed = send(stream, data);
+    stream.uncork();
+    await flushed;
+    if (pacer) await pacer.account(length);
   }
 }
 

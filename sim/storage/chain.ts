@@ -6,6 +6,7 @@
  * metadata, plus what the garbage collector does with it (gc.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { GroupIndex } from '../db-index.js';
 import { BLOCK_SIZE } from '../disk.js';
 import { XapiError } from '../errors.js';
 import type { PoolState } from '../state.js';
@@ -38,14 +39,28 @@ export function chainDepth(pool: PoolState, vdi: string): number {
   return n;
 }
 
+/** Each pool's VDIs by the uuid their `vhd-parent` names (the GC asks for children of every VDI). */
+const byParent = new WeakMap<PoolState, GroupIndex>();
+
+function vhdChildren(pool: PoolState): GroupIndex {
+  let index = byParent.get(pool);
+  if (!index) {
+    index = new GroupIndex(pool.db, 'VDI', (r) => {
+      const uuid = (r.sm_config as XRecord | undefined)?.[VHD_PARENT];
+      return typeof uuid === 'string' ? uuid : undefined;
+    });
+    byParent.set(pool, index);
+  }
+  return index;
+}
+
 /** The VDIs of the SR whose parent is `vdi`. */
 export function childrenOf(pool: PoolState, vdi: string): string[] {
   const rec = pool.db.find('VDI', vdi);
   if (!rec) return [];
-  const uuid = rec.uuid as string;
-  return (pool.db.get('SR', rec.SR as string).VDIs as string[]).filter(
-    (v) => (pool.db.find('VDI', v)?.sm_config as XRecord | undefined)?.[VHD_PARENT] === uuid,
-  );
+  return vhdChildren(pool)
+    .refs(rec.uuid as string)
+    .filter((v) => pool.db.find('VDI', v)?.SR === rec.SR);
 }
 
 export const isBaseCopy = (rec: XRecord): boolean => rec.managed === false;

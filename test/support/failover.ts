@@ -46,6 +46,23 @@ export const copies = (s: Sites): Rec[] =>
     .map(([, r]) => r as Rec)
     .filter((r) => r.other_config['xcr:fo-role'] === 'copy' || String(r.name_label).includes('xcr-failover'));
 
+/** Every VM and VDI of either pool that carries a failover key or a pending failover name. */
+export const failoverObjects = (s: Sites): string[] =>
+  (['source', 'destination'] as const).flatMap((side) =>
+    (['VM', 'VDI'] as const).flatMap((cls) =>
+      s[side].test
+        .objects(cls)
+        .filter(([, r]) => {
+          const oc = r.other_config as Record<string, string>;
+          return (
+            Object.keys(oc).some((k) => k.startsWith('xcr:fo-') || k === 'xcr:failover') ||
+            String(r.name_label).startsWith('[xcr-failover:')
+          );
+        })
+        .map(([, r]) => `${side} ${cls} ${r.uuid} ${r.name_label}`),
+    ),
+  );
+
 /** [device, MAC, network name] of a VM's VIFs. */
 export function vifsOf(pool: SimPool, vm: Rec): [string, string, string][] {
   const vifs = new Map(pool.test.objects('VIF'));

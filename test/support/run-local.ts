@@ -27,6 +27,7 @@ export async function runLocalExecution(
     executionName: runId,
     handlers,
     retryIntervalMs: 0,
+    validated: true, // loadDefinition validated it, as `xcr run` relies on (cli/run-job.ts)
     ...(onStateEvent ? { onStateEvent } : {}),
   });
   if (result.status !== 'SUCCEEDED') {

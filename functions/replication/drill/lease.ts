@@ -7,6 +7,7 @@
  */
 import type { DrillConfig } from '../../config/schema.js';
 import type { Xapi } from '../../xapi/index.js';
+import type { PoolRecords } from '../cleanup.js';
 import type { RunContext } from '../context.js';
 import { removeDrillClones } from './teardown.js';
 
@@ -28,12 +29,17 @@ export function drillLeaseKey(jobId: string): string {
  * it does (a live drill keeps it, so its clones are never touched; a drill starting meanwhile is
  * refused with DRILL_RUNNING for these few calls and runs at its next schedule).
  */
-export async function sweepDrillLeftovers(ctx: RunContext, dest: Xapi, runId: string): Promise<string[]> {
+export async function sweepDrillLeftovers(
+  ctx: RunContext,
+  dest: Xapi,
+  runId: string,
+  records?: PoolRecords,
+): Promise<string[]> {
   const key = drillLeaseKey(ctx.job.id);
   const lease = await ctx.leases.acquire(key, runId, 5 * 60_000);
   if (!lease.acquired) return [];
   try {
-    return await removeDrillClones(dest, ctx.job.id, {});
+    return await removeDrillClones(dest, ctx.job.id, {}, records);
   } finally {
     await ctx.leases.release(key, runId);
   }

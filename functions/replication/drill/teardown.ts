@@ -4,7 +4,7 @@
  * objects already gone are skipped, so an interrupted teardown is simply repeated.
  */
 import type { Xapi } from '../../xapi/index.js';
-import { removePlanned, sweepRecords } from '../cleanup.js';
+import { type PoolRecords, removePlanned, sweepRecords } from '../cleanup.js';
 import { planDrillSweep } from '../rules/drill.js';
 
 /** Stops and destroys drill clones and their disks; returns "VM <uuid>" / "VDI <uuid>" removed. */
@@ -12,6 +12,8 @@ export async function removeDrillClones(
   xapi: Xapi,
   jobId: string,
   scope: { liveRun?: string; only?: string; point?: string },
+  /** The pool's records when the caller has just read them (lock-check: one listing per run). */
+  records?: PoolRecords,
 ): Promise<string[]> {
-  return removePlanned(xapi, planDrillSweep({ jobId, ...scope, ...(await sweepRecords(xapi)) }));
+  return removePlanned(xapi, planDrillSweep({ jobId, ...scope, ...(records ?? (await sweepRecords(xapi))) }));
 }

@@ -75,6 +75,8 @@ export async function reverseDisks(
     /** The copy's disks (sizes, names) and the original VM's (SRs) for new empty disks. */
     copyDisks: DiskRef[];
     originalDisks: DiskRef[];
+    /** The SR (ref) for new disks where the original VM has no disk (--sr), else the pool's default. */
+    sr?: string | undefined;
   },
 ): Promise<Map<string, { ref: string; uuid: string }>> {
   const out = new Map<string, { ref: string; uuid: string }>();
@@ -121,6 +123,7 @@ export async function reverseDisks(
         SR: await srFor(
           source,
           o.originalDisks.find((x) => x.userdevice === d.userdevice),
+          o.sr,
         ),
         virtual_size: d.vdi.rec.virtual_size,
         type: 'user',
@@ -139,11 +142,20 @@ export async function reverseDisks(
   return out;
 }
 
-/** The SR of the original VM's disk at that userdevice, else the pool's default SR. */
-async function srFor(source: Xapi, disk: DiskRef | undefined): Promise<string> {
+/** The SR of the original VM's disk at that userdevice, else the one asked for (--sr), else the
+ *  pool's default SR; none of them is refused by name. */
+async function srFor(source: Xapi, disk: DiskRef | undefined, asked: string | undefined): Promise<string> {
   if (disk) return disk.vdi.rec.SR;
+  if (asked) return asked;
   const pool = [...(await source.getAllRecords('pool')).values()][0]!;
-  return pool.default_SR;
+  const sr = pool.default_SR;
+  const there = sr !== 'OpaqueRef:NULL' && (await source.getRecord('SR', sr).catch(() => undefined));
+  if (!there)
+    throw new XcrPermanentError(
+      'NO_SOURCE_SR',
+      `the failback needs new disks on the source pool (the original VM or its base is gone) and the pool has no default SR; name one with "xcr failback --sr <uuid or name>"`,
+    );
+  return sr;
 }
 
 export interface SyncResult {
@@ -173,6 +185,7 @@ export async function syncReverse(
     originalDisks: DiskRef[];
     /** Stream only the disk at this position of the snapshot's (one bounded step of the machine). */
     only?: number;
+    sr?: string | undefined;
   },
 ): Promise<SyncResult> {
   const jobId = ctx.job.id;
@@ -186,6 +199,7 @@ export async function syncReverse(
     base: x.base,
     copyDisks: await vmDisks(x.dest, x.copy.rec),
     originalDisks: x.originalDisks,
+    sr: x.sr,
   });
   const prev = x.record.reverseBase
     ? await findVmByUuid(x.dest, x.record.reverseBase).catch(() => undefined)

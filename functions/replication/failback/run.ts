@@ -13,16 +13,11 @@
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
-import { XcrPermanentError } from '../errors.js';
-import {
-  type FailbackEndInput,
-  type FailbackInput,
-  type FailbackReport,
-  type FailbackState,
-  runOf,
-} from '../failover/contract.js';
+import { XcrPermanentError, XcrRefusal } from '../errors.js';
+import type { FailbackEndInput, FailbackInput, FailbackReport, FailbackState } from '../failover/contract.js';
+import { runOf } from '../failover/contract.js';
 import { destroyCopy } from '../failover/copy.js';
-import { liftFence, writeCopyRecord } from '../failover/records.js';
+import { findFailedBack, liftFence, writeCopyRecord, writeRecord } from '../failover/records.js';
 import {
   acquireJobLease,
   reachableSource,
@@ -30,17 +25,20 @@ import {
   sweepBoth,
   withJobLease,
 } from '../failover/run.js';
-import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
+import { findSr, findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { copyRecord, type FailoverRecord, failbackRefusal } from '../rules/failover.js';
+import { copyRecord, type FailoverRecord, failbackRefusal, sourceRecord } from '../rules/failover.js';
 import { findExportedBase } from '../snapshot.js';
 import { adoptDisks, commitFailback, swapDisks } from './cutover.js';
+import { cutoverToNewVm } from './new-vm.js';
 import { syncReverse } from './reverse.js';
 
 export interface FailbackOptions {
   run: string;
   vm: string;
   planned?: boolean | undefined;
+  /** Source-pool SR (uuid or name) for new disks where the original VM has none (default: the pool's default SR). */
+  sr?: string | undefined;
 }
 
 export type { FailbackReport };
@@ -84,7 +82,13 @@ async function baseOf(
 /** `xcr failback`: the state machine's steps in process, under the job lease. */
 export async function runFailback(ctx: RunContext, o: FailbackOptions): Promise<FailbackReport> {
   return withJobLease(ctx, o.run, async () => {
-    const request: FailbackInput = { jobId: ctx.job.id, run: o.run, vm: o.vm, planned: o.planned === true };
+    const request: FailbackInput = {
+      jobId: ctx.job.id,
+      run: o.run,
+      vm: o.vm,
+      planned: o.planned === true,
+      ...(o.sr ? { sr: o.sr } : {}),
+    };
     let state = await beginFailback(ctx, { executionName: o.run, request });
     while (state.phase === 'sync') state = await syncFailback(ctx, state);
     if (state.phase === 'cutover') state = await cutoverFailback(ctx, state);
@@ -112,7 +116,8 @@ const phaseOf = (record: FailoverRecord): FailbackState['phase'] =>
 
 /**
  * failback-begin: the job lease under the run id, the refusals, leftovers swept; planned, the copy
- * shut down cleanly before its final reverse delta.
+ * shut down cleanly before its final reverse delta. A failback past its cutover whose copy is gone
+ * is finished here.
  */
 export async function beginFailback(
   ctx: RunContext,
@@ -122,61 +127,63 @@ export async function beginFailback(
   const o = { ...input.request, run: runOf(input.executionName, input.request) };
   const planned = o.planned === true;
   await acquireJobLease(ctx, o.run);
-  {
-    const dest = await ctx.destination();
-    const source = await reachableSource(ctx);
-    const { copyVm, record, original } = await targetsOf(ctx, dest, source, o.vm);
-    const refusal = failbackRefusal({
-      jobId,
-      vm: o.vm,
-      planned,
-      copy: record,
-      sourceReachable: source !== undefined,
-      originalPowerState: record?.state === 'failed-over' ? original?.rec.power_state : undefined,
-    });
-    if (refusal) throw new XcrPermanentError(refusal.code, refusal.message);
-    if (!original)
-      throw new XcrPermanentError(
-        'ORIGINAL_VM_GONE',
-        `the original VM ${o.vm} is gone from the source pool, so its disks cannot be put back; a failback by full copy into a new VM is not implemented yet: export the DR copy instead`,
-      );
-    const report: FailbackState = {
-      jobId,
-      run: o.run,
-      vm: o.vm,
-      planned,
-      phase: phaseOf(record!),
-      disk: 0,
-      bytes: 0,
-      removed: [],
-      warnings: [],
-    };
-    report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
-    const srcXapi = source!;
-    const copy = await findVmByUuid(dest, copyVm!.uuid);
-    const rec = record!;
-    if (rec.state === 'failed-over') {
-      const base = await baseOf(srcXapi, dest, jobId, rec, original);
-      if (base.warning && !rec.reverseBase) {
-        report.warnings.push(base.warning);
-        ctx.logger.warn(base.warning, { vmUuid: o.vm });
-      }
-      if (planned) await shutDownCopy(dest, copy);
+  const dest = await ctx.destination();
+  const source = await reachableSource(ctx);
+  const { copyVm, record, original } = await targetsOf(ctx, dest, source, o.vm);
+  // a failback past its cutover whose copy is gone: its failed-back record on the source VM
+  const finished = !record && source ? await findFailedBack(source, jobId, o.vm) : undefined;
+  const refusal = failbackRefusal({
+    jobId,
+    vm: o.vm,
+    planned,
+    copy: record,
+    finished: finished && sourceRecord(finished.rec, jobId),
+    sourceReachable: source !== undefined,
+    originalPowerState: record?.state === 'failed-over' ? original?.rec.power_state : undefined,
+  });
+  if (refusal) throw new XcrRefusal(refusal.code, refusal.message);
+  if (finished) return finishPastCutover(ctx, { dest, source: source!, vm: finished, run: o.run, planned });
+  const state: FailbackState = {
+    jobId,
+    run: o.run,
+    vm: o.vm,
+    planned,
+    ...(o.sr ? { sr: o.sr } : {}),
+    phase: phaseOf(record!),
+    disk: 0,
+    bytes: 0,
+    removed: [],
+    warnings: [],
+  };
+  state.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
+  const srcXapi = source!;
+  const copy = await findVmByUuid(dest, copyVm!.uuid);
+  const rec = record!;
+  if (rec.state === 'failed-back') state.warnings.push(pastCutover(rec));
+  if (!original) state.warnings.push(originalGone(o.vm, planned));
+  if (rec.state === 'failed-over') {
+    const base = original
+      ? await baseOf(srcXapi, dest, jobId, rec, original)
+      : { disks: undefined, warning: undefined };
+    if (base.warning && !rec.reverseBase) {
+      state.warnings.push(base.warning);
+      ctx.logger.warn(base.warning, { vmUuid: o.vm });
     }
-    return report;
+    if (planned) await shutDownCopy(dest, copy);
   }
+  return state;
 }
 
-/** The pools, the copy, its record and the original VM for a step after begin (lease renewed). */
+/** The pools, the copy, its record and the original VM (if any) for a step after begin (lease renewed). */
 async function resume(ctx: RunContext, state: FailbackState) {
   await holdLease(ctx, state.run);
   const dest = await ctx.destination();
   const source = await ctx.source();
   const { copyVm, record, original } = await targetsOf(ctx, dest, source, state.vm);
-  if (!copyVm || !record || !original)
+  if (!copyVm || !record)
     throw new XcrPermanentError(
       'FAILBACK_TARGET_GONE',
-      `the DR copy or the original VM ${state.vm} went away during failback ${state.run}; see "xcr inspect ${ctx.job.id}"`,
+      `the DR copy of VM ${state.vm} went away during failback ${state.run}; run the failback again (a run past its cutover finishes), or see "xcr inspect ${ctx.job.id}"`,
     );
   return { dest, source, copy: await findVmByUuid(dest, copyVm.uuid), rec: record, original };
 }
@@ -192,59 +199,82 @@ export async function syncFailback(ctx: RunContext, state: FailbackState): Promi
   const { planned } = state;
   let rec = record;
   if (rec.state !== 'failed-over') return { ...state, phase: phaseOf(rec) };
-  {
-    const base = await baseOf(srcXapi, dest, jobId, rec, original);
-    const sync = await syncReverse(ctx, {
-      dest,
-      source: srcXapi,
-      run: state.run,
-      record: rec,
-      copy,
-      base: base.disks,
-      originalDisks: await vmDisks(srcXapi, original.rec),
-      only: state.disk,
-    });
-    const next = { ...state, bytes: state.bytes + sync.bytes, disk: state.disk + 1, disks: sync.diskCount };
-    if (next.disk < sync.diskCount) return next;
-    const old = rec.reverseBase;
-    rec = {
-      ...rec,
-      reverseRun: sync.reverseRun,
-      reverseBase: sync.snapshot,
-      reverseBaseRun: state.run,
-      ...(planned
-        ? {
-            state: 'cutover' as const,
-            reverseDisks: Object.fromEntries([...sync.disks].map(([dev, d]) => [dev, d.uuid])),
-          }
-        : {}),
-    };
-    await writeCopyRecord(dest, copy.ref, rec);
-    if (old && old !== sync.snapshot) await destroySnapshot(dest, old);
-    return { ...next, phase: planned ? 'cutover' : 'synced' };
-  }
+  const base = original
+    ? await baseOf(srcXapi, dest, jobId, rec, original)
+    : { disks: undefined, warning: undefined };
+  const sync = await syncReverse(ctx, {
+    dest,
+    source: srcXapi,
+    run: state.run,
+    record: rec,
+    copy,
+    base: base.disks,
+    originalDisks: original ? await vmDisks(srcXapi, original.rec) : [],
+    sr: state.sr ? await findSr(srcXapi, selectorOf(state.sr), '--sr', 'source') : undefined,
+    only: state.disk,
+  });
+  const next = { ...state, bytes: state.bytes + sync.bytes, disk: state.disk + 1, disks: sync.diskCount };
+  if (next.disk < sync.diskCount) return next;
+  const old = rec.reverseBase;
+  rec = {
+    ...rec,
+    reverseRun: sync.reverseRun,
+    reverseBase: sync.snapshot,
+    reverseBaseRun: state.run,
+    ...(planned
+      ? {
+          state: 'cutover' as const,
+          reverseDisks: Object.fromEntries([...sync.disks].map(([dev, d]) => [dev, d.uuid])),
+        }
+      : {}),
+  };
+  await writeCopyRecord(dest, copy.ref, rec);
+  if (old && old !== sync.snapshot) await destroySnapshot(dest, old);
+  return { ...next, phase: planned ? 'cutover' : 'synced' };
 }
 
-/** failback-cutover: the reverse disks under the halted original VM, the final state a recovery point. */
+/**
+ * failback-cutover: the reverse disks under the halted original VM (or, the original gone, a new
+ * VM of them), the copy's final state a recovery point.
+ */
 export async function cutoverFailback(ctx: RunContext, state: FailbackState): Promise<FailbackState> {
-  const { dest, source, copy, rec } = await resume(ctx, state);
+  const { dest, source, copy, rec, original } = await resume(ctx, state);
   if (rec.state !== 'cutover') return { ...state, phase: phaseOf(rec) };
-  const report = { ...state };
-  const done = await cutover(ctx, { dest, source, copy, record: rec, report });
-  return { ...report, phase: phaseOf(done) };
+  const report: FailbackState = { ...state, warnings: [...state.warnings] };
+  if (original) {
+    const done = await cutover(ctx, { dest, source, copy, record: rec, report });
+    return { ...report, phase: phaseOf(done) };
+  }
+  const made = await cutoverToNewVm(ctx, {
+    dest,
+    source,
+    copy,
+    record: rec,
+    run: state.run,
+    chain: await chainAfter(dest, rec),
+  });
+  report.recoveryPoint = made.recoveryPoint;
+  report.warnings.push(...made.notes);
+  for (const note of made.notes) ctx.logger.warn(note, { vmUuid: state.vm });
+  return { ...report, phase: phaseOf(made.record) };
 }
 
-/** failback-finish: the original VM started, the copy and this failback's leftovers removed. */
+/** failback-finish: the VM started, the copy and this failback's leftovers removed, the source record last. */
 export async function finishFailback(ctx: RunContext, state: FailbackState): Promise<FailbackState> {
-  const { dest, source, copy, rec } = await resume(ctx, state);
-  const report = { ...state, removed: [...state.removed], replacedDisks: rec.replaced ?? [] };
-  await finish(ctx, { dest, source, copy: copy.rec.uuid, vm: state.vm, report });
+  const { dest, source, copy, rec, original } = await resume(ctx, state);
+  const report: FailbackState = {
+    ...state,
+    removed: [...state.removed],
+    replacedDisks: rec.replaced ?? [],
+    ...(rec.newVm ? { newVm: rec.newVm } : {}),
+  };
+  await finish(ctx, { dest, source, copy: copy.rec.uuid, vm: original?.rec.uuid ?? rec.newVm!, report });
   return { ...report, phase: 'failed-back' };
 }
 
 /** The report of a failback that got through (synced, or failed back), published. */
 async function reportOf(ctx: RunContext, state: FailbackState): Promise<FailbackReport> {
-  const { phase, disk: _disk, disks: _disks, ...rest } = state;
+  const { phase, disk: _disk, disks: _disks, sr: _sr, ...rest } = state;
   const report: FailbackReport = { ...rest, status: phase === 'synced' ? 'synced' : 'failed-back' };
   await publish(ctx, report.status === 'synced' ? 'failback synced' : 'failback succeeded', { ...report });
   return report;
@@ -291,29 +321,76 @@ async function cutover(
   await adoptDisks(x.source, disks);
   original = await findVmByUuid(x.source, x.record.vm);
   await liftFence(x.source, original, ctx.job.id);
-  const rp = await findVmByUuid(x.dest, x.record.point).catch(() => undefined);
   x.report.recoveryPoint = await commitFailback(ctx, {
     source: x.source,
     dest: x.dest,
     run: x.report.run,
     original: await findVmByUuid(x.source, x.record.vm),
     reverseSnapshot: x.record.reverseBase!,
-    chain: rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0,
+    chain: await chainAfter(x.dest, x.record),
   });
   rec = { ...rec, state: 'failed-back' };
+  // after the source snapshot (VM.snapshot copies other_config): the source VM says the failback is
+  // past its cutover until `finish` removes the record last, so a retry can finish without the copy
+  await writeRecord(x.source, original.ref, rec);
   await writeCopyRecord(x.dest, x.copy.ref, rec);
   return rec;
 }
 
-/** After the cutover: the original VM starts, the copy and what is left of failback objects go. */
+/** After the cutover: the original VM starts, the copy and what is left of failback objects go,
+ *  then the source VM's failed-back record (the last trace of the failover). */
 async function finish(
   ctx: RunContext,
-  x: { dest: Xapi; source: Xapi; copy: string; vm: string; report: Pick<FailbackState, 'run' | 'removed'> },
+  x: {
+    dest: Xapi;
+    source: Xapi;
+    copy: string | undefined;
+    vm: string;
+    report: Pick<FailbackState, 'run' | 'removed'>;
+  },
 ) {
   const original = await findVmByUuid(x.source, x.vm);
   if (original.rec.power_state === 'Halted') await x.source.callAsync('VM.start', original.ref, false, false);
-  x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, x.copy)));
+  const copy = x.copy && (await findVmByUuid(x.dest, x.copy).catch(() => undefined));
+  if (copy) x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, copy.rec.uuid)));
   x.report.removed.push(...(await sweepBoth(ctx, x.dest, x.source, x.report.run)));
+  if (sourceRecord(original.rec, ctx.job.id)) await writeRecord(x.source, original.ref, undefined);
+}
+
+/** The chain count of the copy's final state: one after the recovery point the copy was cloned from. */
+async function chainAfter(dest: Xapi, r: FailoverRecord): Promise<number> {
+  const rp = await findVmByUuid(dest, r.point).catch(() => undefined);
+  return rp ? (Number(rp.rec.other_config[KEY.chain] ?? 0) || 0) + 1 : 0;
+}
+
+const selectorOf = (v: string) => (/^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(v) ? { uuid: v } : { name: v });
+
+const originalGone = (vm: string, planned: boolean) =>
+  `the original VM ${vm} is gone from the source pool, so ${planned ? 'the failback makes a new VM there from a full copy of the DR copy' : 'the reverse sync sends the whole disks into new disks; the planned failback makes a new VM of them'}`;
+
+const pastCutover = (r: FailoverRecord) =>
+  `an earlier failback of VM ${r.vm} (failover ${r.run}) got past its cutover; this run finished it`;
+
+/** The retry of a failback whose copy went after the cutover: what `finish` had left. */
+async function finishPastCutover(
+  ctx: RunContext,
+  x: { dest: Xapi; source: Xapi; vm: Ref<VmRecord>; run: string; planned: boolean },
+): Promise<FailbackState> {
+  const rec = sourceRecord(x.vm.rec, ctx.job.id)!;
+  const state: FailbackState = {
+    jobId: ctx.job.id,
+    run: x.run,
+    vm: rec.vm,
+    planned: x.planned,
+    phase: 'failed-back',
+    disk: 0,
+    bytes: 0,
+    replacedDisks: rec.replaced ?? [],
+    removed: [],
+    warnings: [pastCutover(rec)],
+  };
+  await finish(ctx, { dest: x.dest, source: x.source, copy: rec.copy, vm: x.vm.rec.uuid, report: state });
+  return state;
 }
 
 async function destroySnapshot(dest: Xapi, uuid: string): Promise<void> {

@@ -89,6 +89,8 @@ export const failbackInput = z.strictObject({
   vm: id,
   /** Shut the DR copy down, send the final delta, move the VM back. */
   planned: z.boolean().optional(),
+  /** Source-pool SR (uuid or name) for new disks where the original VM has none. */
+  sr: id.optional(),
 });
 export type FailbackInput = z.infer<typeof failbackInput>;
 
@@ -172,6 +174,8 @@ export const failbackState = z.strictObject({
   run: id,
   vm: id,
   planned: z.boolean(),
+  /** Source-pool SR (uuid or name) for new disks where the original VM has none. */
+  sr: id.optional(),
   /** What comes next; the copy's record (`xcr:failover`) says it again on a resumed run. */
   phase: z.enum(['sync', 'cutover', 'finish', 'synced', 'failed-back']),
   /** failback-sync: the next disk (by position in the reverse snapshot) and how many there are. */
@@ -181,6 +185,8 @@ export const failbackState = z.strictObject({
   bytes: count,
   recoveryPoint: id.optional(),
   replacedDisks: z.array(z.string()).optional(),
+  /** planned, the original VM gone: the VM the failback made in its place. */
+  newVm: id.optional(),
   removed: z.array(z.string()),
   warnings: z.array(z.string()),
 });
@@ -195,6 +201,8 @@ export const failbackReport = z.strictObject({
   bytes: count,
   recoveryPoint: id.optional(),
   replacedDisks: z.array(z.string()).optional(),
+  /** planned, the original VM gone: the VM the failback made in its place. */
+  newVm: id.optional(),
   removed: z.array(z.string()),
   warnings: z.array(z.string()),
 });

@@ -3,8 +3,8 @@
  * with the source's MACs on the job's mapped networks (the recovery point already has both), owned
  * by the failover run through `xcr:fo-*` keys and recorded by `xcr:failover` before it is started.
  */
-import type { Xapi } from '../../xapi/index.js';
-import { removePlanned, sweepRecords } from '../cleanup.js';
+import type { VmRecord, Xapi } from '../../xapi/index.js';
+import { type PoolRecords, removePlanned, sweepRecords } from '../cleanup.js';
 import { cloneRecoveryPoint } from '../clone-point.js';
 import { findVmByUuid, vmDisks } from '../inventory.js';
 import { FO_ROLE, KEY, pendingFailoverName } from '../metadata.js';
@@ -72,14 +72,27 @@ export async function recordAndStart(
   if (start && copy.rec.power_state === 'Halted') await xapi.callAsync('VM.start', copy.ref, false, false);
 }
 
-/** Stops and destroys a DR copy and the disks the failover gave it. */
+/** Stops and destroys a DR copy and the disks the failover gave it, and its snapshots (a
+ *  failback's reverse snapshots) with theirs. */
 export async function destroyCopy(xapi: Xapi, jobId: string, copyUuid: string): Promise<string[]> {
   const copy = await findVmByUuid(xapi, copyUuid);
-  const disks = (await vmDisks(xapi, copy.rec)).filter(
-    (d) => d.vdi.rec.other_config[KEY.foJob] === jobId && d.vdi.rec.other_config[KEY.self] === d.vdi.rec.uuid,
-  );
+  const ours = (vm: VmRecord) =>
+    vmDisks(xapi, vm).then((ds) =>
+      ds.filter(
+        (d) =>
+          d.vdi.rec.other_config[KEY.foJob] === jobId && d.vdi.rec.other_config[KEY.self] === d.vdi.rec.uuid,
+      ),
+    );
+  const disks = await ours(copy.rec);
   if (copy.rec.power_state !== 'Halted') await xapi.callAsync('VM.hard_shutdown', copy.ref);
-  for (const ref of copy.rec.snapshots) await destroyIfThere(xapi, 'VM', ref);
+  for (const ref of copy.rec.snapshots) {
+    const snap = await xapi.getRecord('VM', ref).catch((err: unknown) => {
+      if (gone(err)) return undefined;
+      throw err;
+    });
+    if (snap) disks.push(...(await ours(snap)));
+    await destroyIfThere(xapi, 'VM', ref);
+  }
   await xapi.destroy('VM', copy.ref);
   for (const d of disks) await destroyIfThere(xapi, 'VDI', d.vdi.ref);
   return [`VM ${copyUuid}`, ...disks.map((d) => `VDI ${d.vdi.rec.uuid}`)];
@@ -100,9 +113,10 @@ async function destroyIfThere(xapi: Xapi, cls: 'VM' | 'VDI', ref: string): Promi
 export async function sweepFailoverLeftovers(
   xapi: Xapi,
   jobId: string,
-  o: { liveRun?: string; keep: Set<string> },
+  /** records: the pool's, when the caller has just read them (lock-check: one listing per run) */
+  o: { liveRun?: string; keep: Set<string>; records?: PoolRecords },
 ): Promise<string[]> {
-  const { vms, vdis } = await sweepRecords(xapi);
+  const { vms, vdis } = o.records ?? (await sweepRecords(xapi));
   return removePlanned(xapi, planFailoverSweep({ jobId, liveRun: o.liveRun, keep: o.keep, vms, vdis }));
 }
 

@@ -6,6 +6,20 @@ import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { KEY } from '../metadata.js';
 import { type FailoverRecord, FENCE_PREFIX, formatFailoverRecord, sourceRecord } from '../rules/failover.js';
 
+/** The source VM (not a snapshot) whose failed-back record names `vm`: a failback past its cutover
+ *  that has not finished (its record goes last). */
+export async function findFailedBack(
+  xapi: Xapi,
+  jobId: string,
+  vm: string,
+): Promise<{ ref: string; rec: VmRecord } | undefined> {
+  for (const [ref, rec] of await xapi.getAllRecords('VM')) {
+    const r = !rec.is_a_snapshot ? sourceRecord(rec, jobId) : undefined;
+    if (r?.vm === vm && r.state === 'failed-back') return { ref, rec };
+  }
+  return undefined;
+}
+
 /** Writes the one `xcr:failover` key of a person's VM (remove + add: nothing else of its
  *  other_config changes; a failure between the two loses only this side's record). */
 export async function writeRecord(xapi: Xapi, vmRef: string, r: FailoverRecord | undefined): Promise<void> {

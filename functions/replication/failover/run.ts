@@ -11,8 +11,10 @@
  */
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
+
 import { holdLease, LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
-import { failureCode, failureError, XcrPermanentError } from '../errors.js';
+import { failureCode, failureError, XcrPermanentError, XcrRefusal } from '../errors.js';
+
 import { findVmByUuid } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { listRecoveryPoints } from '../recovery-points.js';
@@ -21,8 +23,8 @@ import {
   type FailoverRecord,
   failoverRefusal,
   fenceReason,
-  notFailedOver,
   sourceRecord,
+  undoRefusal,
 } from '../rules/failover.js';
 import {
   clip,
@@ -94,7 +96,7 @@ export async function withJobLease<T>(ctx: RunContext, run: string, fn: () => Pr
 export async function acquireJobLease(ctx: RunContext, run: string): Promise<void> {
   const lease = await ctx.leases.acquire(leaseKey(ctx.job.id), run, LEASE_TTL_MS);
   if (!lease.acquired)
-    throw new XcrPermanentError(
+    throw new XcrRefusal(
       'JOB_BUSY',
       `run ${lease.holder} of job ${ctx.job.id} holds the job (lease until ${lease.expiresAt.toISOString()}); wait for it to end, or clear a dead one with "xcr unlock ${ctx.job.id}"`,
     );
@@ -480,7 +482,7 @@ export async function undoStep(ctx: RunContext, o: { run: string; vm: string }):
   {
     const dest = await ctx.destination();
     const source = await ctx.source().catch((err: unknown) => {
-      throw new XcrPermanentError(
+      throw new XcrRefusal(
         'SOURCE_UNREACHABLE',
         `undo resumes the VM at the source pool "${ctx.job.source.pool}", which does not answer (${message(err)}); the DR copy stays as it is`,
       );
@@ -489,10 +491,13 @@ export async function undoStep(ctx: RunContext, o: { run: string; vm: string }):
     const copy = (await sweepRecords(dest)).vms.find((v) => copyRecord(v, ctx.job.id)?.vm === o.vm);
     const src = await sourceVmOf(source, o.vm);
     const srcRecord = src && sourceRecord(src.rec, ctx.job.id);
-    if (!copy && !srcRecord) {
-      const r = notFailedOver(ctx.job.id, o.vm, 'undo');
-      throw new XcrPermanentError(r.code, r.message);
-    }
+    const refusal = undoRefusal({
+      jobId: ctx.job.id,
+      vm: o.vm,
+      copy: copy && copyRecord(copy, ctx.job.id),
+      source: srcRecord,
+    });
+    if (refusal) throw new XcrRefusal(refusal.code, refusal.message);
     if (copy) report.removed.push(...(await destroyCopy(dest, ctx.job.id, copy.uuid)));
     report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
     if (src) await resumeSource(source, src, ctx.job.id);

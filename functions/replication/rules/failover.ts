@@ -22,7 +22,9 @@ export const failoverRecord = z.strictObject({
   planned: z.boolean(),
   /** fencing: the source is fenced, no copy yet; cutover: the copy is halted and its final state is
    *  in the reverse disks, which go under the original VM next; failed-back: the original VM has the copy's disks
-   *  and a recovery point of them exists, what is left is lifting the fence and removing the copy. */
+   *  and a recovery point of them exists, what is left is starting it and removing the copy. From the
+   *  cutover's end the source VM carries a failed-back record too (removed last), so a retry finishes
+   *  the failback even when the copy (and its record) is already gone. */
   state: z.enum(['fencing', 'failed-over', 'cutover', 'failed-back']),
   /** On the source VM: the `start` block it had before the fence (absent: none). */
   prevStart: z.string().optional(),
@@ -38,6 +40,9 @@ export const failoverRecord = z.strictObject({
    *  disks they replace (kept, detached). */
   reverseDisks: z.record(z.string(), z.string()).optional(),
   replaced: z.array(z.string()).optional(),
+  /** On the DR copy, from the cutover on, when the original VM is gone: the VM the failback made
+   *  on the source pool from a full copy (it takes the original's place in the job). */
+  newVm: z.string().optional(),
 });
 export type FailoverRecord = z.infer<typeof failoverRecord>;
 
@@ -105,8 +110,14 @@ export function failedOverVms(input: {
   for (const vm of input.source) {
     if (vm.is_a_snapshot) continue;
     const r = sourceRecord(vm, input.jobId);
-    if (r?.state === 'failed-over' && !out.has(vm.uuid))
+    if (out.has(vm.uuid)) continue;
+    if (r?.state === 'failed-over')
       out.set(vm.uuid, `failed over to VM ${r.copy} at ${r.at} (failover ${r.run})`);
+    else if (r?.state === 'failed-back')
+      out.set(
+        vm.uuid,
+        `its failback is unfinished (failover ${r.run}): run "xcr failback ${input.jobId} --vm ${r.vm} --planned" again`,
+      );
   }
   return out;
 }
@@ -151,10 +162,12 @@ export function failbackRefusal(o: {
   vm: string;
   planned: boolean;
   copy?: FailoverRecord | undefined;
+  /** The failed-back record a failback past its cutover left on the source VM (the retry finishes it). */
+  finished?: FailoverRecord | undefined;
   sourceReachable: boolean;
   originalPowerState?: string | undefined;
 }): Refusal | undefined {
-  if (!o.copy) return notFailedOver(o.jobId, o.vm, 'failback');
+  if (!o.copy && o.finished?.state !== 'failed-back') return notFailedOver(o.jobId, o.vm, 'failback');
   if (!o.sourceReachable)
     return {
       code: 'SOURCE_UNREACHABLE',
@@ -166,6 +179,37 @@ export function failbackRefusal(o: {
       message: `the original VM ${o.vm} is ${o.originalPowerState.toLowerCase()} on the source pool (a forced failover left it so): its disks cannot be replaced while it runs; shut it down (its writes since the failover are given up) and run the failback again`,
     };
   return undefined;
+}
+
+/** Why an undo must not go ahead: nothing to undo, or a failback got to its cutover (the original VM
+ *  has, or is getting, the DR copy's disks: destroying the copy would lose them). */
+export function undoRefusal(o: {
+  jobId: string;
+  vm: string;
+  copy?: FailoverRecord | undefined;
+  source?: FailoverRecord | undefined;
+}): Refusal | undefined {
+  if (!o.copy && !o.source) return notFailedOver(o.jobId, o.vm, 'undo');
+  const past = [o.copy, o.source].find((r) => r?.state === 'cutover' || r?.state === 'failed-back');
+  if (past)
+    return {
+      code: 'FAILBACK_UNFINISHED',
+      message: `the failback of VM ${o.vm} (job ${o.jobId}) got to its cutover: the source VM has or is getting the DR copy's disks, so it cannot be undone; finish it with "xcr failback ${o.jobId} --vm ${o.vm} --planned"`,
+    };
+  return undefined;
+}
+
+/** What a failback that made a new VM (the original was gone) says about the job: a job by tag
+ *  finds the new VM by the tag the failback gave it; a job by uuid must be told. */
+export function newVmNotice(
+  job: { id: string; vms: { uuids: string[] } | { tag: string } },
+  gone: string,
+  vm: string,
+): string {
+  const made = `the original VM ${gone} is gone from the source pool: the failback made VM ${vm} there from a full copy of the DR copy`;
+  if ('tag' in job.vms)
+    return `${made}; it carries the job's tag "${job.vms.tag}", so job ${job.id} protects it from its next run (the recovery points of ${gone} stay until deleted)`;
+  return `${made}; job ${job.id} selects VMs by uuid: in the config's job "${job.id}", change vms.uuids entry "${gone}" to "${vm}", or the job does not protect the new VM (the recovery points of ${gone} stay until deleted)`;
 }
 
 export function notFailedOver(jobId: string, vm: string, what: 'undo' | 'failback'): Refusal {

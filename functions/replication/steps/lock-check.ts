@@ -1,4 +1,10 @@
-import { snapshotsWithRecoveryPoints, sweep, sweepRecords } from '../cleanup.js';
+import {
+  forgetRemoved,
+  type PoolRecords,
+  snapshotsWithRecoveryPoints,
+  sweep,
+  sweepRecords,
+} from '../cleanup.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
 import {
   type LockCheckInput,
@@ -7,24 +13,23 @@ import {
   type SkippedVm,
 } from '../contract.js';
 import { sweepDrillLeftovers } from '../drill/lease.js';
-import { keptRuns, sweepFailoverLeftovers } from '../failover/copy.js';
+import { sweepFailoverLeftovers } from '../failover/copy.js';
 import { vmsWithTag } from '../inventory.js';
 import { KEY } from '../metadata.js';
-import { failedOverVms } from '../rules/failover.js';
+import { failedOverVms, recordedRuns } from '../rules/failover.js';
 import { batchPlan } from '../run-results.js';
 
 /** The job's VMs, less those failed over to the destination (replicating an old source over a live
  *  DR copy's base would be wrong): they are reported as skipped, "failed over …". */
-async function selectVms(ctx: RunContext): Promise<{ uuids: string[]; skipped: SkippedVm[] }> {
-  const [selected, source, destination] = await Promise.all([
-    selectedVms(ctx),
-    ctx.source(),
-    ctx.destination(),
-  ]);
+async function selectVms(
+  ctx: RunContext,
+  pools: Listings,
+): Promise<{ uuids: string[]; skipped: SkippedVm[] }> {
+  const selected = await selectedVms(ctx);
   const failedOver = failedOverVms({
     jobId: ctx.job.id,
-    destination: (await sweepRecords(destination)).vms,
-    source: (await sweepRecords(source)).vms,
+    destination: pools.destination.vms,
+    source: pools.source.vms,
   });
   return {
     uuids: selected.filter((vm) => !failedOver.has(vm)),
@@ -45,28 +50,43 @@ async function selectedVms(ctx: RunContext): Promise<string[]> {
     .sort();
 }
 
-/** Removes what interrupted runs of this job left on both sides (best effort, logged). */
-async function sweepLeftovers(ctx: RunContext, runId: string): Promise<void> {
+interface Listings {
+  source: PoolRecords;
+  destination: PoolRecords;
+}
+
+/**
+ * Removes what interrupted runs of this job left on both sides (best effort, logged). Each pool is
+ * listed once per run (VM and VDI records: at fleet scale the run's largest cost) and the
+ * listing serves every sweep in turn, each one's removals dropped before the next reads it, then the
+ * VM selection. A sweep's promotions (pending → exported snapshots) are not written back into it:
+ * no later reader looks at a job snapshot's status.
+ */
+async function sweepLeftovers(ctx: RunContext, runId: string): Promise<Listings> {
   const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
+  const jobId = ctx.job.id;
   const scope = { except: runId };
-  // one listing of the destination serves both: which snapshots have points, and its own sweep
-  const destRecords = await sweepRecords(destination);
-  const completed = snapshotsWithRecoveryPoints(destRecords.vms, ctx.job.id);
-  const src = await sweep(source, ctx.job.id, scope, completed);
-  const dst = await sweep(destination, ctx.job.id, scope, undefined, destRecords);
-  const drills = await sweepDrillLeftovers(ctx, destination, runId);
+  let [src, dst] = await Promise.all([sweepRecords(source), sweepRecords(destination)]);
+  const completed = snapshotsWithRecoveryPoints(dst.vms, jobId);
+  const srcSweep = await sweep(source, jobId, scope, completed, src);
+  src = forgetRemoved(src, srcSweep.destroyed);
+  const dstSweep = await sweep(destination, jobId, scope, undefined, dst);
+  dst = forgetRemoved(dst, dstSweep.destroyed);
+  const drills = await sweepDrillLeftovers(ctx, destination, runId, dst);
+  dst = forgetRemoved(dst, drills);
   // the job lease is held, so no failover or failback run is live: what theirs no record keeps goes
-  const keep = await keptRuns(destination, ctx.job.id);
-  const failover = [
-    ...(await sweepFailoverLeftovers(destination, ctx.job.id, { keep })),
-    ...(await sweepFailoverLeftovers(source, ctx.job.id, { keep })),
-  ];
-  const removed = [...src.destroyed, ...dst.destroyed, ...drills, ...failover];
-  if (removed.length || src.promoted.length) {
-    ctx.logger.warn('removed leftovers of interrupted runs', { removed, promoted: src.promoted });
+  const keep = recordedRuns(dst.vms, jobId);
+  const foDst = await sweepFailoverLeftovers(destination, jobId, { keep, records: dst });
+  dst = forgetRemoved(dst, foDst);
+  const foSrc = await sweepFailoverLeftovers(source, jobId, { keep, records: src });
+  src = forgetRemoved(src, foSrc);
+  const removed = [...srcSweep.destroyed, ...dstSweep.destroyed, ...drills, ...foDst, ...foSrc];
+  if (removed.length || srcSweep.promoted.length) {
+    ctx.logger.warn('removed leftovers of interrupted runs', { removed, promoted: srcSweep.promoted });
   }
-  const notOurs = [...new Set([...src.reported, ...dst.reported])];
+  const notOurs = [...new Set([...srcSweep.reported, ...dstSweep.reported])];
   if (notOurs.length) ctx.logger.info('left alone: not provably this job’s', { objects: notOurs });
+  return { source: src, destination: dst };
 }
 
 /**
@@ -98,8 +118,8 @@ export async function lockCheck(ctx: RunContext, input: LockCheckInput): Promise
     });
   }
   try {
-    await sweepLeftovers(ctx, input.runId);
-    const { uuids, skipped } = await selectVms(ctx);
+    const listings = await sweepLeftovers(ctx, input.runId);
+    const { uuids, skipped } = await selectVms(ctx, listings);
     for (const s of skipped) ctx.logger.info('VM skipped', { vmUuid: s.vmUuid, reason: s.reason });
     // The VM list goes to the run store, never into the state: the batches read it back by index.
     await ctx.runs.putWorkList(input.runId, uuids);

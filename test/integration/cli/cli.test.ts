@@ -402,7 +402,7 @@ describe('xcr as an operator uses it', () => {
     ).toEqual([]);
   });
 
-  it('fails over, refuses a second failover, undoes only when confirmed, refuses a failback without failover', async () => {
+  it('fails over, refuses a second failover, undoes only when confirmed, refuses a failback or undo without failover (exit 2)', async () => {
     const file = writeConfig('failover', config());
     expect((await xcr(['run', '-c', file, '--json'])).code).toBe(0);
     const done = await xcr(['failover', 'web', '-c', file]);
@@ -420,8 +420,12 @@ describe('xcr as an operator uses it', () => {
     const undone = await xcr(['failover', '--undo', 'web', '-c', file, '--vm', vmUuid, '--yes', '--json']);
     expect(undone.code).toBe(0);
     expect(JSON.parse(undone.stdout).vms).toMatchObject([{ vm: vmUuid, status: 'undone' }]);
+    // refusals (the state does not allow what was asked) exit 2, as bad input does
     const failback = await xcr(['failback', 'web', '-c', file, '--vm', vmUuid]);
-    expect(failback.code).toBe(1);
+    expect(failback.code).toBe(2);
     expect(failback.stderr).toMatch(/NOT_FAILED_OVER: .* is not failed over/);
+    const undoAgain = await xcr(['failover', '--undo', 'web', '-c', file, '--vm', vmUuid, '--yes']);
+    expect(undoAgain.code).toBe(2);
+    expect(undoAgain.stderr).toMatch(/NOT_FAILED_OVER: .* nothing to undo/);
   }, 240_000);
 });

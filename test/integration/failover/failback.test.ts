@@ -6,12 +6,13 @@ import {
   disksOf,
   failback,
   failover,
+  failoverObjects,
   until,
   vifsOf,
   vmByUuid,
   withXapi,
 } from '../../support/failover.js';
-import { BLOCK, MiB, type Sites, startSites } from '../../support/sites.js';
+import { BLOCK, MiB, type Sites, type SitesOptions, startSites } from '../../support/sites.js';
 
 let sites: Sites | undefined;
 afterEach(async () => {
@@ -42,8 +43,10 @@ function changedBlocks(s: Sites, a: string, b: string): number {
 }
 
 /** Runs the job, fails the (halted) VM over unplanned, lets the DR copy's guest boot. */
-async function failedOver(): Promise<{ s: Sites; web: string; copy: string; point: string }> {
-  sites = await startSites({ vms });
+async function failedOver(
+  o: Partial<SitesOptions> = {},
+): Promise<{ s: Sites; web: string; copy: string; point: string }> {
+  sites = await startSites({ vms, ...o });
   const s = sites;
   const web = s.vmUuid('web');
   expect((await s.run()).status).toBe('succeeded');
@@ -176,4 +179,94 @@ describe('failback', () => {
     expect((await failback(s, web, true)).status).toBe('failed-back');
     s.assertNoLeaks();
   });
+
+  it('the original VM gone: a pre-sync into new disks, then the planned failback makes a new VM of them, saying why; the job protects it by its tag', async () => {
+    const { s, web, copy } = await failedOver({ job: { vms: { tag: 'prod' } } });
+    // the operator deleted the original VM with its snapshots and disks
+    await withXapi(s.source, async (x) => {
+      const ref = await x.getByUuid('VM', web);
+      const rec = await x.getRecord('VM', ref);
+      for (const vm of [...rec.snapshots, ref]) {
+        const vdis = [];
+        for (const v of (await x.getRecord('VM', vm)).VBDs) vdis.push((await x.getRecord('VBD', v)).VDI);
+        await x.callAsync('VM.destroy', vm);
+        for (const v of vdis) if (v !== 'OpaqueRef:NULL') await x.callAsync('VDI.destroy', v);
+      }
+    });
+    const [d0, d1] = disksOf(s.destination, vmByUuid(s.destination, copy));
+    s.destination.test.writeVdi(d0!, 10 * MiB, Buffer.alloc(4096, 0xd1));
+    const pre = await failback(s, web, false);
+    expect(pre.status).toBe('synced');
+    expect(pre.warnings.join()).toMatch(/original VM .* is gone .* whole disks into new disks/);
+    expect(pre.bytes).toBeGreaterThan(12 * MiB);
+    s.destination.test.writeVdi(d1!, 3 * MiB, Buffer.alloc(4096, 0xd2));
+    const atCutover = [d0!, d1!].map((v) => s.destination.test.hashVdi(v));
+    const copyVifs = vifsOf(s.destination, vmByUuid(s.destination, copy)).map(([dev, mac]) => [dev, mac]);
+    const r = await failback(s, web, true);
+    expect(r.status).toBe('failed-back');
+    expect(r.bytes).toBeLessThanOrEqual(1.01 * BLOCK);
+    const made = r.newVm!;
+    expect(made).toBeDefined();
+    expect(made).not.toBe(web);
+    expect(r.warnings.join('\n')).toContain(
+      `the original VM ${web} is gone from the source pool: the failback made VM ${made} there from a full copy of the DR copy; it carries the job's tag "prod"`,
+    );
+    const vm = vmByUuid(s.source, made);
+    expect(vm).toMatchObject({ power_state: 'Running', name_label: 'web', tags: ['prod'] });
+    expect(Object.keys(vm.other_config).filter((k) => k.startsWith('xcr:'))).toEqual([]);
+    expect(vifsOf(s.source, vm)).toEqual(copyVifs.map(([dev, mac]) => [dev, mac, 'Pool-wide network']));
+    expect(disksOf(s.source, vm).map((v) => s.source.test.hashVdi(v))).toEqual(atCutover);
+    expect(copies(s)).toEqual([]);
+    expect(failoverObjects(s)).toEqual([]);
+    // the copy's final state is the new VM's recovery point; forward replication resumes as a delta
+    const rp = s.destination.test
+      .objects('VM')
+      .map(([, v]) => v as { uuid: string; other_config: Record<string, string> })
+      .find((v) => v.other_config['xcr:vm'] === made && v.other_config['xcr:status'] === 'complete');
+    expect(rp?.uuid).toBe(r.recoveryPoint);
+    expect(s.rpDiskHashes(rp as never).map(([, h]) => h)).toEqual(atCutover);
+    const next = await s.run();
+    expect(next.vms).toMatchObject([{ vmUuid: made, status: 'succeeded', kind: 'delta' }]);
+    s.assertNoLeaks();
+  });
+
+  // A planned failback that fails after its cutover is finished by the operator's retry (a new run,
+  // no faults), also when the DR copy (and its record) went before the failure. The fault is
+  // injected into the simulator as the fault matrix does. [pool, call, the failing attempt got past
+  // the cutover (else the retry repeats the cutover)]
+  for (const [side, method, past] of [
+    ['destination', 'VDI.destroy', true],
+    ['source', 'VM.start', true],
+    ['source', 'VM.remove_from_other_config', false],
+  ] as const) {
+    it(`a ${side} ${method} failing during a planned failback: the retry finishes it`, async () => {
+      const { s, web, copy } = await failedOver();
+      const [d0] = disksOf(s.destination, vmByUuid(s.destination, copy));
+      s.destination.test.writeVdi(d0!, 2 * MiB, Buffer.alloc(4096, 0x5e));
+      const atCutover = disksOf(s.destination, vmByUuid(s.destination, copy)).map((v) =>
+        s.destination.test.hashVdi(v),
+      );
+      const pool = side === 'source' ? s.source : s.destination;
+      pool.test.injectFault({ method, count: 1000, error: ['SR_BACKEND_FAILURE_47', '', 'injected'] });
+      await expect(failback(s, web, true)).rejects.toThrow(/SR_BACKEND_FAILURE_47/);
+      pool.test.clearFaults();
+      // the original has the copy's disks already (the fault came after the swap)
+      expect(disksOf(s.source, vmByUuid(s.source, web)).map((v) => s.source.test.hashVdi(v))).toEqual(
+        atCutover,
+      );
+      const retry = await failback(s, web, true);
+      expect(retry.status).toBe('failed-back');
+      expect(/got past its cutover/.test(retry.warnings.join())).toBe(past);
+      const back = vmByUuid(s.source, web);
+      expect(back.power_state).toBe('Running');
+      expect(back.other_config['xcr:failover']).toBeUndefined();
+      expect(back.blocked_operations).toEqual({});
+      expect(copies(s)).toEqual([]);
+      await expect(failback(s, web, true)).rejects.toThrow(/NOT_FAILED_OVER/);
+      expect(failoverObjects(s)).toEqual([]);
+      expect((await s.run()).vms[0]).toMatchObject({ status: 'succeeded', kind: 'delta' });
+      s.assertReplicasMatchSource('web');
+      s.assertNoLeaks();
+    });
+  }
 });

@@ -28,7 +28,9 @@ const crowd = (n: number): SimVmSpec[] =>
   }));
 
 /** Per-VM calls of a delta run (the second run), with the calls the per-VM steps made. */
-async function deltaRun(extra: number): Promise<{ perVm: number; waits: number; listings: string[] }> {
+async function deltaRun(
+  extra: number,
+): Promise<{ perVm: number; waits: number; listings: string[]; perRunListings: string[] }> {
   const vms = job(3);
   sites = await startSites({
     vms: [...vms, ...crowd(extra)],
@@ -46,12 +48,14 @@ async function deltaRun(extra: number): Promise<{ perVm: number; waits: number; 
   const listings = PER_VM_STEPS.flatMap((step) =>
     (calls.byStep.get(step) ?? []).filter(isClassListing).map((m) => `${step}: ${m}`),
   );
+  // once per run, lock-check lists each pool's VMs and VDIs once (sweeps and selection share it; no VBD listing)
+  const perRunListings = (calls.byStep.get('lock-check') ?? []).filter(isClassListing).sort();
   // event.from calls wait for a task (VM.snapshot) and their number follows its duration, not the pool
   const perVm = perVmCalls(calls, vms.length, { work: true });
   const waits = perVmCalls(calls, vms.length) - perVm;
   await sites.close();
   sites = undefined;
-  return { perVm, waits, listings };
+  return { perVm, waits, listings, perRunListings };
 }
 
 describe('XAPI calls per VM do not depend on the pool size', () => {
@@ -60,16 +64,20 @@ describe('XAPI calls per VM do not depend on the pool size', () => {
     expect(isClassListing('VDI.get_all')).toBe(true);
     expect(isClassListing('VBD.get_all_records_where')).toBe(true);
     expect(isClassListing('VM.get_by_uuid')).toBe(false);
+    expect(isClassListing('SR.get_all')).toBe(true);
+    expect(isClassListing('Async.VBD.get_all_records')).toBe(true);
     expect(isClassListing('VM.get_snapshots')).toBe(false);
     expect(isClassListing('network.get_all_records')).toBe(false);
   });
 
-  it('no per-VM step lists a class, and a crowded pool costs no extra call per VM', async () => {
+  it('no per-VM step lists a class, lock-check lists each pool once, and a crowded pool costs no extra call per VM', async () => {
     const small = await deltaRun(0);
     expect(small.listings).toEqual([]);
     const crowded = await deltaRun(40);
     expect(crowded.listings).toEqual([]);
     expect(crowded.perVm).toBe(small.perVm);
+    const onePerPool = ['VDI', 'VDI', 'VM', 'VM'].map((c) => `${c}.get_all_records`);
+    expect(crowded.perRunListings).toEqual(onePerPool);
     expect(crowded.waits).toBeLessThanOrEqual(2 * Math.max(small.waits, 1));
   });
 });

@@ -310,6 +310,8 @@ describe('the sim.* namespace', () => {
       'over the wire',
     );
     expect(await s.call('sim.hash_vdi', uuid)).toBe(pool.test.hashVdi(uuid));
+    await s.call('sim.fill_vdi', uuid, '8192', '3', '122');
+    expect(pool.test.readVdi(uuid, 8191, 5).toString('latin1')).toBe('\0zzz\0');
     await s.call('sim.inject_fault', { method: 'VM.get_all', error: ['X'] });
     expect(await s.failure('VM.get_all')).toEqual(['X']);
     await s.call('sim.clear_faults');

@@ -117,6 +117,46 @@ describe('NbdClient (scripted servers)', () => {
     client.close().catch(() => {});
   });
 
+  it('reads large replies into the caller buffer whatever the cut between headers and data', async () => {
+    // Plain TCP reads go straight into the target buffer: cut the stream at awkward places (inside
+    // headers, one byte after a header, across reply boundaries) with the writes paced apart.
+    const { port } = await scripted(async (socket, requests) => {
+      const batch: Request[] = [];
+      for await (const r of requests) {
+        batch.push(r);
+        if (batch.length === 3) break;
+      }
+      const all = Buffer.concat(
+        [batch[1]!, batch[2]!, batch[0]!].map((r) =>
+          reply(0, r.handle, content.subarray(r.offset, r.offset + r.length)),
+        ),
+      );
+      const first = 16 + 300_032;
+      const second = first + 16 + 200_192;
+      const cuts = [7, 17, 100_000, first + 7, first + 17, 370_000, second + 3, second + 16, all.length];
+      socket.setNoDelay(true);
+      let at = 0;
+      for (const cut of cuts) {
+        socket.write(all.subarray(at, cut));
+        at = cut;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    });
+    const client = await NbdClient.connect({ host: '127.0.0.1', port, exportName: 'x' });
+    const ranges = [
+      [0, 300_032],
+      [512, 300_032],
+      [700_416, 200_192],
+    ] as const;
+    const targets = ranges.map(([, l]) => Buffer.alloc(l));
+    await Promise.all(ranges.map(([o], i) => client.readInto(o, targets[i]!)));
+    targets.forEach((got, i) => {
+      const [o, l] = ranges[i]!;
+      expect(got.equals(content.subarray(o, o + l))).toBe(true);
+    });
+    client.close().catch(() => {});
+  });
+
   it('keeps the connection after an error reply, and marks EINVAL as not retryable', async () => {
     const { port } = await scripted(async (socket, requests) => {
       for await (const r of requests) {

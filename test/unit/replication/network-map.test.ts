@@ -6,6 +6,7 @@ import {
   type NetworkInfo,
   networkProblems,
   resolveNetworks,
+  reverseNetworks,
 } from '../../../functions/replication/network-map.js';
 
 const net = (ref: string, name_label: string, extra: Partial<NetworkInfo> = {}): NetworkInfo => ({
@@ -98,5 +99,31 @@ describe('destination.network / networkMap in the job config', () => {
       /networkMap.*either destination\.network/s,
     );
     expect(() => parseConfig(config({ networkMap: {} }))).toThrow(/networkMap.*at least one network/s);
+  });
+});
+
+describe('reverseNetworks (a failback that makes a new VM on the source pool)', () => {
+  const a = [lan, storage, net('3', 'Backup')];
+  const b = [net('11', 'DR LAN'), net('12', 'Storage')];
+  it('each destination network goes back to the source network the map sends there; of several, the same name, else the first by name (noted)', () => {
+    const forward = new Map([
+      ['1', '11'],
+      ['3', '11'],
+      ['2', '12'],
+    ]);
+    const back = reverseNetworks(forward, a, b, ['11', '12', '11']);
+    expect([...back.mapped]).toEqual([
+      ['11', '3'],
+      ['12', '2'],
+    ]);
+    expect(back.notes).toEqual([
+      'destination network "DR LAN" is where "Backup", "LAN" land: its VIFs go back to "Backup"',
+    ]);
+    expect(back.problems).toEqual([]);
+  });
+  it('a destination network no source network maps to is a problem naming the map', () => {
+    const back = reverseNetworks(new Map([['1', '11']]), a, b, ['12']);
+    expect(back.mapped.size).toBe(0);
+    expect(back.problems[0]).toMatch(/no source network maps to destination network "Storage" .*networkMap/);
   });
 });

@@ -38,6 +38,25 @@ describe('sparse copy-on-write disks', () => {
     expect(store.used).toBe(4 * BLOCK_SIZE);
   });
 
+  it('a write spanning whole blocks replaces them without touching the shared or recycled bytes', () => {
+    const store = new BlockStore(1024 * MiB);
+    const d = new Disk(store, 64 * MiB);
+    d.write(0, Buffer.alloc(3 * BLOCK_SIZE, 1));
+    const snap = d.share();
+    // block 0 partly, blocks 1 and 2 wholly: only block 0 keeps bytes of its old version
+    d.write(BLOCK_SIZE - 4, Buffer.alloc(2 * BLOCK_SIZE + 4, 7));
+    expect(d.read(0, BLOCK_SIZE - 4).every((b) => b === 1)).toBe(true);
+    expect(d.read(BLOCK_SIZE - 4, 2 * BLOCK_SIZE + 4).every((b) => b === 7)).toBe(true);
+    expect(snap.read(0, 3 * BLOCK_SIZE).every((b) => b === 1)).toBe(true);
+    // a whole-block write into a hole of a disk whose old blocks went back to the spare list
+    snap.release();
+    d.release();
+    const e = new Disk(store, 64 * MiB);
+    e.write(4 * BLOCK_SIZE, Buffer.alloc(BLOCK_SIZE, 3));
+    expect(e.read(4 * BLOCK_SIZE, BLOCK_SIZE).every((b) => b === 3)).toBe(true);
+    expect(e.read(5 * BLOCK_SIZE, 8).every((b) => b === 0)).toBe(true);
+  });
+
   it('hash is canonical: equal content, equal hash, whatever is allocated', () => {
     const store = new BlockStore(1024 * MiB);
     const a = new Disk(store, 16 * MiB);

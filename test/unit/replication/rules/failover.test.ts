@@ -8,9 +8,11 @@ import {
   failedOverVms,
   failoverRefusal,
   formatFailoverRecord,
+  newVmNotice,
   parseFailoverRecord,
   planFailoverSweep,
   recordedRuns,
+  undoRefusal,
 } from '../../../../functions/replication/rules/failover.js';
 
 const record = (o: Partial<FailoverRecord> = {}): FailoverRecord => ({
@@ -84,6 +86,15 @@ describe('failedOverVms (the replication run skips these)', () => {
     expect([...out.keys()]).toEqual(skipped);
     for (const reason of out.values()) expect(reason).toMatch(/^failed over to VM /);
   });
+
+  it('a failback past its cutover whose copy is gone: skipped until the retry finishes it', () => {
+    const out = failedOverVms({
+      jobId: 'j',
+      destination: [],
+      source: [src('src-1', record({ state: 'failed-back' }))],
+    });
+    expect(out.get('src-1')).toMatch(/failback is unfinished .*xcr failback j --vm src-1 --planned/);
+  });
 });
 
 describe('refusals', () => {
@@ -116,10 +127,43 @@ describe('refusals', () => {
       { copy: record(), planned: true, originalPowerState: 'Running' },
       'ORIGINAL_RUNNING',
     ],
+    [
+      'without a failover (a fenced-only source record)',
+      { finished: record({ state: 'fencing' }) },
+      'NOT_FAILED_OVER',
+    ],
   ])('failback refused %s', (_why, o, code) => {
     expect(
       failbackRefusal({ jobId: 'j', vm: 'src-1', planned: false, sourceReachable: true, ...o })?.code,
     ).toBe(code);
+  });
+  it('failback goes ahead without a copy when the source VM says the cutover was done (the retry finishes)', () => {
+    expect(
+      failbackRefusal({
+        jobId: 'j',
+        vm: 'src-1',
+        planned: true,
+        sourceReachable: true,
+        finished: record({ state: 'failed-back' }),
+      }),
+    ).toBeUndefined();
+  });
+  it.each([
+    ['nothing recorded', {}, 'NOT_FAILED_OVER'],
+    ['a failback in its cutover', { copy: record({ state: 'cutover' }) }, 'FAILBACK_UNFINISHED'],
+    [
+      'a failback past its cutover, copy gone',
+      { source: record({ state: 'failed-back' }) },
+      'FAILBACK_UNFINISHED',
+    ],
+  ])('undo refused: %s', (_why, o, code) => {
+    expect(undoRefusal({ jobId: 'j', vm: 'src-1', ...o })?.code).toBe(code);
+  });
+  it.each([
+    ['a failover', { copy: record(), source: record() }],
+    ['only the source record (DR copy lost)', { source: record() }],
+  ])('undo goes ahead: %s', (_why, o) => {
+    expect(undoRefusal({ jobId: 'j', vm: 'src-1', ...o })).toBeUndefined();
   });
 });
 
@@ -182,5 +226,16 @@ describe('planFailoverSweep', () => {
     const plan = planFailoverSweep({ jobId: 'j', keep: recordedRuns(vms, 'j'), vms, vdis });
     expect(plan.vms.map((v) => v.uuid)).toEqual(['s0']);
     expect(plan.vdis.map((v) => v.uuid)).toEqual(['r0']);
+  });
+});
+
+describe('newVmNotice (the original VM gone, the failback made a new one)', () => {
+  it('a job by tag protects the new VM by its tag; a job by uuid says exactly what to change', () => {
+    expect(newVmNotice({ id: 'j', vms: { tag: 'prod' } }, 'old', 'new')).toMatch(
+      /VM old is gone .* made VM new .* carries the job's tag "prod", so job j protects it/,
+    );
+    expect(newVmNotice({ id: 'j', vms: { uuids: ['old', 'x'] } }, 'old', 'new')).toMatch(
+      /in the config's job "j", change vms.uuids entry "old" to "new"/,
+    );
   });
 });

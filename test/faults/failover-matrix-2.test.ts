@@ -1,0 +1,4 @@
+/** Shard 2 of the failover/failback fault matrix (test/faults/failover-matrix.ts). */
+import { failoverMatrix } from './failover-matrix.js';
+
+failoverMatrix(1);
