@@ -1,5 +1,5 @@
 import type { RunContext } from '../replication/context.js';
-import { failureCode } from '../replication/errors.js';
+import { failureCode, REFUSAL_ERROR, XcrRefusal } from '../replication/errors.js';
 import {
   beginFailback,
   cutoverFailback,
@@ -36,7 +36,14 @@ export function createFailoverHandlers(deps: HandlerDeps): Record<FailoverStepNa
       const input = parseFailoverInput(step, raw);
       const jobId =
         'request' in input ? input.request.jobId : 'state' in input ? input.state.jobId : input.jobId;
-      return withRunContext(deps, jobId, (ctx) => fn(ctx, input));
+      try {
+        return await withRunContext(deps, jobId, (ctx) => fn(ctx, input));
+      } catch (err) {
+        // a refusal keeps its kind across the state machine (the end step throws it again as one)
+        if (err instanceof XcrRefusal)
+          throw Object.assign(new Error(err.message), { name: REFUSAL_ERROR, code: err.code });
+        throw err;
+      }
     };
   return {
     [FAILOVER_STATE.begin]: on(FAILOVER_STATE.begin, beginFailover),

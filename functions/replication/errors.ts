@@ -34,6 +34,9 @@ export class XcrRefusal extends XcrPermanentError {
   readonly refused = true;
 }
 
+/** The ASL error name a refusal crosses a state machine with (never retried, like a permanent error). */
+export const REFUSAL_ERROR = 'XcrRefusal';
+
 export type XcrError = XcrTransientError | XcrPermanentError;
 
 interface CodedError {
@@ -82,11 +85,11 @@ export function failureCode(failure: { Error: string; Cause?: string }): { code:
   return { code: m ? m[1]! : failure.Error, message };
 }
 
-/** A caught Step Functions failure as the error to throw again: the same code and message. */
+/** A caught Step Functions failure as the error to throw again: the same code and message (a refusal stays one). */
 export function failureError(failure: { Error: string; Cause?: string }): XcrPermanentError {
   const f = failureCode(failure);
-  return new XcrPermanentError(
-    f.code,
-    f.message.startsWith(`${f.code}: `) ? f.message.slice(f.code.length + 2) : f.message,
-  );
+  const detail = f.message.startsWith(`${f.code}: `) ? f.message.slice(f.code.length + 2) : f.message;
+  return failure.Error === REFUSAL_ERROR
+    ? new XcrRefusal(f.code, detail)
+    : new XcrPermanentError(f.code, detail);
 }

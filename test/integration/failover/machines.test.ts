@@ -156,7 +156,8 @@ describe('the failover and failback state machines, run locally', () => {
     const other = await s.leases.acquire(leaseKey(s.job.id), 'someone-else', 60_000);
     expect(other.acquired).toBe(true);
     const events = recordEvents(s);
-    await expect(m.failover('fo-busy', {})).rejects.toThrow(/JOB_BUSY/);
+    // a refusal stays one across the machine (the CLI exits 2 on it)
+    await expect(m.failover('fo-busy', {})).rejects.toMatchObject({ code: 'JOB_BUSY', refused: true });
     expect(events).toEqual(['xcr failover failed']);
     // the holder keeps it
     expect((await s.leases.acquire(leaseKey(s.job.id), 'probe', 1000)).acquired).toBe(false);
