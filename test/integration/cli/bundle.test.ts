@@ -71,7 +71,9 @@ it('synthesizes, validates and runs a job from the bundle; what it defers is not
     });
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ status: 'succeeded', vms: [{ status: 'succeeded' }] });
-    expect(readdirSync(cache)).toHaveLength(1);
+    // one synthesis stores every machine of the job: its run and its failover and failback
+    const stored = readdirSync(cache).map((f) => f.replace(/^[^.]+/, ''));
+    expect(stored.sort()).toEqual(['.failback.json', '.failover.json', '.json']);
     sites.assertReplicasMatchSource('vm');
   } finally {
     await sites.close();

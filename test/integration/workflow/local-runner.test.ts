@@ -71,8 +71,15 @@ async function run(fake: FakeOptions, jobId = 'web', executionName = 'xcr-web-ru
 
 describe('local runner on the synthesized definition', () => {
   it('synthesizes per job the run and its two child machines, with the job concurrency on the Map', () => {
-    expect([...definitions.keys()].sort()).toEqual(['web', 'wide']);
-    for (const defs of definitions.values()) expect(Object.keys(defs.children)).toHaveLength(2);
+    const runKeys = [...definitions.keys()].filter((k) => !k.includes(':'));
+    expect(runKeys.sort()).toEqual(['web', 'wide']);
+    expect([...definitions.keys()].filter((k) => k.includes(':')).sort()).toEqual([
+      'failback:web',
+      'failback:wide',
+      'failover:web',
+      'failover:wide',
+    ]);
+    for (const k of runKeys) expect(Object.keys(definitions.get(k)!.children)).toHaveLength(2);
     const map = (jobId: string) => stateOf(definitions.get(jobId)!, 'replicate-vms').MaxConcurrency;
     expect(map('web')).toBe(3);
     expect(map('wide')).toBe(40);
