@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SimVmSpec } from '../../../sim/types.js';
-import { isClassListing, PER_VM_STEPS, perVmCalls, stepCalls } from '../../support/call-count.js';
+import { isClassListing, isTaskWait, PER_VM_STEPS, perVmCalls, stepCalls } from '../../support/call-count.js';
 import { MiB, type Sites, startSites } from '../../support/sites.js';
 
 let sites: Sites | undefined;
@@ -28,9 +28,13 @@ const crowd = (n: number): SimVmSpec[] =>
   }));
 
 /** Per-VM calls of a delta run (the second run), with the calls the per-VM steps made. */
-async function deltaRun(
-  extra: number,
-): Promise<{ perVm: number; waits: number; listings: string[]; perRunListings: string[] }> {
+async function deltaRun(extra: number): Promise<{
+  perVm: number;
+  waits: number;
+  listings: string[];
+  perRunListings: string[];
+  methods: Record<string, number>;
+}> {
   const vms = job(3);
   sites = await startSites({
     vms: [...vms, ...crowd(extra)],
@@ -53,9 +57,14 @@ async function deltaRun(
   // event.from calls wait for a task (VM.snapshot) and their number follows its duration, not the pool
   const perVm = perVmCalls(calls, vms.length, { work: true });
   const waits = perVmCalls(calls, vms.length) - perVm;
+  // per step and method, so a difference names the call
+  const methods: Record<string, number> = {};
+  for (const step of PER_VM_STEPS)
+    for (const m of calls.byStep.get(step) ?? [])
+      if (!isTaskWait(m)) methods[`${step}: ${m}`] = (methods[`${step}: ${m}`] ?? 0) + 1;
   await sites.close();
   sites = undefined;
-  return { perVm, waits, listings, perRunListings };
+  return { perVm, waits, listings, perRunListings, methods };
 }
 
 describe('XAPI calls per VM do not depend on the pool size', () => {
@@ -75,6 +84,7 @@ describe('XAPI calls per VM do not depend on the pool size', () => {
     expect(small.listings).toEqual([]);
     const crowded = await deltaRun(40);
     expect(crowded.listings).toEqual([]);
+    expect(crowded.methods).toEqual(small.methods);
     expect(crowded.perVm).toBe(small.perVm);
     const onePerPool = ['VDI', 'VDI', 'VM', 'VM'].map((c) => `${c}.get_all_records`);
     expect(crowded.perRunListings).toEqual(onePerPool);
