@@ -20,8 +20,8 @@ import {
   endFailover,
   failedFailoverVm,
   prepareFailoverVm,
-  undoStep,
 } from '../replication/failover/run.js';
+import { undoStep } from '../replication/failover/undo.js';
 import type { HandlerDeps } from '../replication/ports.js';
 import { type StepHandler, withRunContext } from './steps.js';
 

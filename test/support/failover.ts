@@ -1,7 +1,8 @@
 /** Failover, undo and failback of a Sites job, in process, and a client session on a simulated pool. */
 import { withRunContext } from '../../functions/handlers/steps.js';
 import { runFailback } from '../../functions/replication/failback/run.js';
-import { type FailoverOptions, runFailover, undoFailover } from '../../functions/replication/failover/run.js';
+import { type FailoverOptions, runFailover } from '../../functions/replication/failover/run.js';
+import { undoFailover } from '../../functions/replication/failover/undo.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import type { SimPool } from '../../sim/types.js';
 import type { Sites } from './sites.js';

@@ -17,14 +17,14 @@ import { XcrPermanentError, XcrRefusal } from '../errors.js';
 import type { FailbackEndInput, FailbackInput, FailbackReport, FailbackState } from '../failover/contract.js';
 import { runOf } from '../failover/contract.js';
 import { destroyCopy } from '../failover/copy.js';
-import { findFailedBack, liftFence, writeCopyRecord, writeRecord } from '../failover/records.js';
 import {
   acquireJobLease,
   reachableSource,
   releaseOrRethrow,
   sweepBoth,
   withJobLease,
-} from '../failover/run.js';
+} from '../failover/pools.js';
+import { findFailedBack, liftFence, writeCopyRecord, writeRecord } from '../failover/records.js';
 import { findSr, findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { copyRecord, type FailoverRecord, failbackRefusal, sourceRecord } from '../rules/failover.js';

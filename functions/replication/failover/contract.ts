@@ -168,6 +168,18 @@ export const failoverEndInput = z.strictObject({
 });
 export type FailoverEndInput = z.infer<typeof failoverEndInput>;
 
+/** What a failback has done so far: carried through its steps, then reported. */
+const failbackOutcome = {
+  /** Bytes of the reverse deltas this run sent. */
+  bytes: count,
+  recoveryPoint: id.optional(),
+  replacedDisks: z.array(z.string()).optional(),
+  /** planned, the original VM gone: the VM the failback made in its place. */
+  newVm: id.optional(),
+  removed: z.array(z.string()),
+  warnings: z.array(z.string()),
+};
+
 /** One failback through its steps: begin → failback-sync ⟲ (one disk each) → cutover → finish → end. */
 export const failbackState = z.strictObject({
   jobId: id,
@@ -181,14 +193,7 @@ export const failbackState = z.strictObject({
   /** failback-sync: the next disk (by position in the reverse snapshot) and how many there are. */
   disk: count,
   disks: count.optional(),
-  /** Bytes of the reverse deltas this run sent. */
-  bytes: count,
-  recoveryPoint: id.optional(),
-  replacedDisks: z.array(z.string()).optional(),
-  /** planned, the original VM gone: the VM the failback made in its place. */
-  newVm: id.optional(),
-  removed: z.array(z.string()),
-  warnings: z.array(z.string()),
+  ...failbackOutcome,
 });
 export type FailbackState = z.infer<typeof failbackState>;
 
@@ -198,13 +203,7 @@ export const failbackReport = z.strictObject({
   vm: id,
   planned: z.boolean(),
   status: z.enum(['synced', 'failed-back']),
-  bytes: count,
-  recoveryPoint: id.optional(),
-  replacedDisks: z.array(z.string()).optional(),
-  /** planned, the original VM gone: the VM the failback made in its place. */
-  newVm: id.optional(),
-  removed: z.array(z.string()),
-  warnings: z.array(z.string()),
+  ...failbackOutcome,
 });
 export type FailbackReport = z.infer<typeof failbackReport>;
 

@@ -6,15 +6,13 @@
  *
  * The work is split into the failover state machine's steps (`failover-begin`, per VM
  * `failover-prepare` → final delta → `failover-clone`, `failover-vm-failed`, `failover-undo`,
- * `failover-end`), each a function over the payloads of `contract.ts`; `runFailover` and
- * `undoFailover` compose the same functions in process.
+ * `failover-end`), each a function over the payloads of `contract.ts`; `runFailover` composes the
+ * same functions in process (the undo is in `undo.ts`, what they share around the work in `pools.ts`).
  */
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
-
-import { holdLease, LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
-import { failureCode, failureError, XcrPermanentError, XcrRefusal } from '../errors.js';
-
+import { holdLease, type RunContext } from '../context.js';
+import { XcrPermanentError } from '../errors.js';
 import { findVmByUuid } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { listRecoveryPoints } from '../recovery-points.js';
@@ -24,7 +22,6 @@ import {
   failoverRefusal,
   fenceReason,
   sourceRecord,
-  undoRefusal,
 } from '../rules/failover.js';
 import {
   clip,
@@ -37,9 +34,20 @@ import {
   MAX_FAILOVER_VMS,
   runOf,
 } from './contract.js';
-import { destroyCopy, keptRuns, makeCopy, recordAndStart, sweepFailoverLeftovers } from './copy.js';
+import { makeCopy, recordAndStart } from './copy.js';
 import { finalDeltaResult, finalDeltaWorkList, replicateVm } from './final-delta.js';
-import { fenceSource, liftFence } from './records.js';
+import {
+  acquireJobLease,
+  codeOf,
+  message,
+  publish,
+  reachableSource,
+  releaseOrRethrow,
+  sourceVmOf,
+  sweepBoth,
+  withJobLease,
+} from './pools.js';
+import { fenceSource } from './records.js';
 
 export interface FailoverOptions {
   run: string;
@@ -52,65 +60,6 @@ export interface FailoverOptions {
 
 export type { FailoverReport, FailoverVmResult };
 
-const SOURCE_PROBE_MS = 15_000;
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-const codeOf = (err: unknown) => String((err as { code?: unknown }).code ?? (err as Error).name);
-
-/** The source pool, or undefined when it does not answer within the probe time (a lost site). */
-export async function reachableSource(ctx: RunContext): Promise<Xapi | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), SOURCE_PROBE_MS);
-  });
-  try {
-    return await Promise.race([ctx.source(), timeout]);
-  } catch (err) {
-    ctx.logger.warn('the source pool does not answer', { error: message(err) });
-    return undefined;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function sourceVmOf(source: Xapi | undefined, vm: string) {
-  if (!source) return undefined;
-  try {
-    return await findVmByUuid(source, vm);
-  } catch (err) {
-    if (codeOf(err) === 'VM_NOT_FOUND') return undefined;
-    throw err;
-  }
-}
-
-/** Holds the job's lease for `fn`, refusing (not queueing) while a run or another failover holds it. */
-export async function withJobLease<T>(ctx: RunContext, run: string, fn: () => Promise<T>): Promise<T> {
-  await acquireJobLease(ctx, run);
-  try {
-    return await fn();
-  } finally {
-    await ctx.leases.release(leaseKey(ctx.job.id), run);
-  }
-}
-
-/** Takes (or, for the same run id, renews) the job's lease; JOB_BUSY while another run holds it. */
-export async function acquireJobLease(ctx: RunContext, run: string): Promise<void> {
-  const lease = await ctx.leases.acquire(leaseKey(ctx.job.id), run, LEASE_TTL_MS);
-  if (!lease.acquired)
-    throw new XcrRefusal(
-      'JOB_BUSY',
-      `run ${lease.holder} of job ${ctx.job.id} holds the job (lease until ${lease.expiresAt.toISOString()}); wait for it to end, or clear a dead one with "xcr unlock ${ctx.job.id}"`,
-    );
-}
-
-/** Removes crashed failover/failback runs' leftovers on both pools (the source only when it answers). */
-export async function sweepBoth(ctx: RunContext, dest: Xapi, source: Xapi | undefined, liveRun: string) {
-  const keep = await keptRuns(dest, ctx.job.id);
-  const removed = await sweepFailoverLeftovers(dest, ctx.job.id, { liveRun, keep });
-  if (source) removed.push(...(await sweepFailoverLeftovers(source, ctx.job.id, { liveRun, keep })));
-  if (removed.length) ctx.logger.warn('removed leftovers of interrupted failover runs', { removed });
-  return removed;
-}
-
 /** The VMs to act on: those asked for, else every VM the job has recovery points of. */
 async function vmsOf(dest: Xapi, jobId: string, asked: string[] | undefined): Promise<string[]> {
   if (asked?.length) return asked;
@@ -122,10 +71,6 @@ async function vmsOf(dest: Xapi, jobId: string, asked: string[] | undefined): Pr
       `job ${jobId} has recovery points of ${all.length} VMs; one failover takes at most ${MAX_FAILOVER_VMS}: fail them over in groups with --vm (input "vms")`,
     );
   return all;
-}
-
-async function publish(ctx: RunContext, what: string, detail: Record<string, unknown>) {
-  await ctx.events.publishEvent?.(`xcr ${what}`, { jobId: ctx.job.id, ...detail });
 }
 
 /** The source pool for a VM step: probed again only when failover-begin found it answering. */
@@ -385,37 +330,6 @@ export async function endFailover(ctx: RunContext, input: FailoverEndInput): Pro
   };
 }
 
-/**
- * What both end steps do first: the job lease released (only if this run holds it) whatever
- * happened; a failure published as `xcr <what> failed` and thrown again. Returns the run id.
- */
-export async function releaseOrRethrow(
-  ctx: RunContext,
-  what: 'failover' | 'failback',
-  input: {
-    executionName: string;
-    state: {
-      run?: string | undefined;
-      vm?: string | undefined;
-      failure?: { Error: string; Cause?: string | undefined } | undefined;
-    };
-  },
-): Promise<string> {
-  const { state } = input;
-  const run = state.run ?? input.executionName;
-  await ctx.leases.release(leaseKey(ctx.job.id), run);
-  if (state.failure) {
-    const f = failureCode(state.failure);
-    await publish(ctx, `${what} failed`, {
-      run,
-      ...(state.vm ? { vm: state.vm } : {}),
-      message: clip(f.message),
-    });
-    throw failureError(state.failure);
-  }
-  return run;
-}
-
 /** One VM in process: what the Map iteration of the state machine does, by the same functions. */
 async function failoverVm(ctx: RunContext, begun: FailoverBegun, vm: string): Promise<FailoverVmResult> {
   let item: FailoverItem = { ...begun, vm };
@@ -465,55 +379,4 @@ function requestOf(ctx: RunContext, o: FailoverOptions): FailoverInput {
   if (o.start !== undefined) r.start = o.start;
   if (o.force !== undefined) r.force = o.force;
   return r;
-}
-
-/**
- * `xcr failover --undo`: destroys the DR copy (its writes are given up), lifts the fence, starts
- * the source VM again if the failover had shut it down; replication resumes as a delta from the
- * last recovery point (its base snapshot on the source was never touched).
- */
-export async function undoFailover(ctx: RunContext, o: { run: string; vm: string }): Promise<FailoverReport> {
-  return withJobLease(ctx, o.run, () => undoStep(ctx, o));
-}
-
-/** failover-undo: the undo itself, under the lease failover-begin took. */
-export async function undoStep(ctx: RunContext, o: { run: string; vm: string }): Promise<FailoverReport> {
-  await holdLease(ctx, o.run);
-  {
-    const dest = await ctx.destination();
-    const source = await ctx.source().catch((err: unknown) => {
-      throw new XcrRefusal(
-        'SOURCE_UNREACHABLE',
-        `undo resumes the VM at the source pool "${ctx.job.source.pool}", which does not answer (${message(err)}); the DR copy stays as it is`,
-      );
-    });
-    const report: FailoverReport = { jobId: ctx.job.id, run: o.run, planned: false, vms: [], removed: [] };
-    const copy = (await sweepRecords(dest)).vms.find((v) => copyRecord(v, ctx.job.id)?.vm === o.vm);
-    const src = await sourceVmOf(source, o.vm);
-    const srcRecord = src && sourceRecord(src.rec, ctx.job.id);
-    const refusal = undoRefusal({
-      jobId: ctx.job.id,
-      vm: o.vm,
-      copy: copy && copyRecord(copy, ctx.job.id),
-      source: srcRecord,
-    });
-    if (refusal) throw new XcrRefusal(refusal.code, refusal.message);
-    if (copy) report.removed.push(...(await destroyCopy(dest, ctx.job.id, copy.uuid)));
-    report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
-    if (src) await resumeSource(source, src, ctx.job.id);
-    const result: FailoverVmResult = { vm: o.vm, status: 'undone', warnings: [] };
-    if (copy) result.copy = copy.uuid;
-    report.vms.push(result);
-    await publish(ctx, 'failover undone', { run: o.run, vm: o.vm, removed: report.removed });
-    return report;
-  }
-}
-
-/** Lifts the fence and starts the source VM when the failover had shut it down. */
-async function resumeSource(source: Xapi, src: { ref: string; rec: VmRecord }, jobId: string) {
-  const r = sourceRecord(src.rec, jobId);
-  await liftFence(source, src, jobId);
-  const ps = (await source.getRecord('VM', src.ref)).power_state;
-  if (r?.planned && r.wasRunning && ps === 'Halted')
-    await source.callAsync('VM.start', src.ref, false, false);
 }
