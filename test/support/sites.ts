@@ -1,27 +1,12 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  type DrillOutcome,
-  isReport,
-  type LocalDrillOptions,
-  localDrillRunner,
-} from '../../cli/drill-job.js';
-import { jsonLogger, localDeps } from '../../cli/local-deps.js';
-import type { WorkflowDefinitions } from '../../cli/local-runner.js';
-import { parseConfig } from '../../functions/config/load.js';
-import type { JobConfig, XcrConfig } from '../../functions/config/schema.js';
-import { createStepHandlers, type StepHandler } from '../../functions/handlers/steps.js';
-import { FileLeaseStore } from '../../functions/lease/index.js';
-import type { RunResult, RunSummary } from '../../functions/replication/contract.js';
-import type { DrillInput, DrillReport } from '../../functions/replication/drill/contract.js';
-import type { HandlerDeps } from '../../functions/replication/ports.js';
+import type { JobConfig } from '../../functions/config/schema.js';
 import { Xapi } from '../../functions/xapi/index.js';
 import { startPool } from '../../sim/index.js';
-import type { GuestBehaviour, SimPool, SimStorageSettings, SimVmSpec } from '../../sim/types.js';
-import { runLocalExecution } from './run-local.js';
+import type { GuestBehaviour, SimPool, SimPoolSpec, SimStorageSettings, SimVmSpec } from '../../sim/types.js';
+import { type LocalJob, localJob } from './local-job.js';
+
+export type { DrillRequest, StepWrapper } from './local-job.js';
 
 export const MiB = 2 ** 20;
 export const BLOCK = 2 * MiB;
@@ -62,44 +47,9 @@ export interface SitesOptions {
   destinationGuests?: GuestBehaviour[];
 }
 
-export type StepWrapper = (step: string, handler: StepHandler) => StepHandler;
-
-export type DrillRequest = Omit<DrillInput, 'jobId'> & { jobId?: string; drillRun?: string };
-
-export interface Sites {
+export interface Sites extends Omit<LocalJob, 'close'> {
   source: SimPool;
   destination: SimPool;
-  config: XcrConfig;
-  job: JobConfig;
-  handlers: Record<string, StepHandler>;
-  deps: HandlerDeps;
-  leases: FileLeaseStore;
-  /** Run events published so far (finish-run's, and the execution-ended path's). */
-  events: RunSummary[];
-  logs: Record<string, unknown>[];
-  /** Where the runs' file leases live. */
-  stateDir: string;
-  /**
-   * Runs the job once; `wrap` may decorate step handlers (to inject crashes, pauses, duplicates),
-   * `transform` the synthesized definitions (to scale their timeouts down).
-   */
-  run(
-    runId?: string,
-    wrap?: StepWrapper,
-    onStateEvent?: (event: unknown) => void,
-    transform?: (definitions: WorkflowDefinitions) => WorkflowDefinitions,
-  ): Promise<RunResult>;
-  /** Runs another job of `extraJobs` once. */
-  runJob(jobId: string, runId?: string, wrap?: StepWrapper): Promise<RunResult>;
-  /**
-   * One execution of the job's (or `jobId`'s) synthesized drill state machine in the local runner;
-   * `runner` shortens or decorates it (timing, check-wait, wrapped steps).
-   */
-  drill(o?: DrillRequest, runner?: LocalDrillOptions): Promise<DrillReport>;
-  /** A drill execution as the run-ended rule starts it (`afterRun`): a report, or not due. */
-  drillOutcome(o: DrillRequest, runner?: LocalDrillOptions): Promise<DrillOutcome>;
-  /** Moves the lease store's clock forward (to let an abandoned run's lease expire). */
-  advanceClock(ms: number): void;
   vmUuid(name: string): string;
   /** The live (non-snapshot) VDI uuids of a source VM, by userdevice order. */
   liveDisks(name: string): string[];
@@ -117,38 +67,45 @@ export interface Sites {
   close(): Promise<void>;
 }
 
-let runCounter = 0;
+/** The two pools' specs (startPool's, or a sim/config.ts file's for a simulator process). */
+export function siteSpecs(o: SitesOptions): { source: SimPoolSpec; destination: SimPoolSpec } {
+  return {
+    source: {
+      name: 'site-a',
+      hosts: o.sourceHosts,
+      srs: [{ name_label: 'Local storage', sizeBytes: o.sourceSrBytes ?? 64 * 2 ** 30, shared: true }],
+      networks: (o.sourceNetworks ?? ['Pool-wide network']).map((name_label) => ({ name_label })),
+      vms: o.vms,
+      ...(o.sourceTls ? { tls: o.sourceTls } : {}),
+      ...(o.sourceStorage ? { storage: o.sourceStorage } : {}),
+    },
+    destination: {
+      name: 'site-b',
+      hosts: o.destinationHosts,
+      srs: [
+        {
+          name_label: 'Replica storage',
+          sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30,
+          shared: true,
+          ...(o.replicaSrType ? { type: o.replicaSrType } : {}),
+        },
+      ],
+      networks: [
+        ...(o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
+        ...(o.destinationGuests ? [{ name_label: 'Drill network' }] : []),
+      ],
+      ...(o.destinationVms ? { vms: o.destinationVms } : {}),
+      ...(o.destinationRestrictsVtpm ? { restrictVtpm: true } : {}),
+      ...(o.destinationStorage ? { storage: o.destinationStorage } : {}),
+      ...(o.destinationGuests ? { guests: o.destinationGuests } : {}),
+    },
+  };
+}
 
 export async function startSites(o: SitesOptions): Promise<Sites> {
-  const source = await startPool({
-    name: 'site-a',
-    hosts: o.sourceHosts,
-    srs: [{ name_label: 'Local storage', sizeBytes: o.sourceSrBytes ?? 64 * 2 ** 30, shared: true }],
-    networks: (o.sourceNetworks ?? ['Pool-wide network']).map((name_label) => ({ name_label })),
-    vms: o.vms,
-    ...(o.sourceTls ? { tls: o.sourceTls } : {}),
-    ...(o.sourceStorage ? { storage: o.sourceStorage } : {}),
-  });
-  const destination = await startPool({
-    name: 'site-b',
-    hosts: o.destinationHosts,
-    srs: [
-      {
-        name_label: 'Replica storage',
-        sizeBytes: o.replicaSrBytes ?? 64 * 2 ** 30,
-        shared: true,
-        ...(o.replicaSrType ? { type: o.replicaSrType } : {}),
-      },
-    ],
-    networks: [
-      ...(o.destinationNetworks ?? ['Replica network']).map((name_label) => ({ name_label })),
-      ...(o.destinationGuests ? [{ name_label: 'Drill network' }] : []),
-    ],
-    ...(o.destinationVms ? { vms: o.destinationVms } : {}),
-    ...(o.destinationRestrictsVtpm ? { restrictVtpm: true } : {}),
-    ...(o.destinationStorage ? { storage: o.destinationStorage } : {}),
-    ...(o.destinationGuests ? { guests: o.destinationGuests } : {}),
-  });
+  const specs = siteSpecs(o);
+  const source = await startPool(specs.source);
+  const destination = await startPool(specs.destination);
   if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
   const vmUuid = (name: string) => {
@@ -156,98 +113,23 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     if (!vm) throw new Error(`no source VM ${name}`);
     return vm.uuid;
   };
-  const jobDefaults = {
-    source: { pool: 'a' },
-    destination: { pool: 'b', sr: { name: 'Replica storage' } },
-    vms: { uuids: (o.select ?? o.vms.map((v) => v.name_label)).map(vmUuid) },
-    schedule: { rate: '10 minutes' },
-    retention: 3,
-  };
-  const config = parseConfig({
-    version: 1,
-    pools: {
-      a: {
-        url: source.url,
-        username: source.username,
-        password: { env: 'XCR_TEST_A' },
-        ...(o.sourceTls
-          ? { tlsFingerprint: new X509Certificate(o.sourceTls.cert).fingerprint256 }
-          : { allowPlainHttp: true }),
-      },
-      b: {
-        url: destination.url,
-        username: destination.username,
-        password: { env: 'XCR_TEST_B' },
-        allowPlainHttp: true,
-      },
-    },
-    jobs: [
-      { id: 'job1', ...jobDefaults, ...o.job },
-      ...(o.extraJobs ?? []).map((j) => ({ ...jobDefaults, ...j })),
-    ],
+  const local = localJob({
+    source,
+    destination,
+    ...(o.sourceTls ? { sourceTlsFingerprint: new X509Certificate(o.sourceTls.cert).fingerprint256 } : {}),
+    vmUuids: (o.select ?? o.vms.map((v) => v.name_label)).map(vmUuid),
+    ...(o.job ? { job: o.job } : {}),
+    ...(o.extraJobs ? { extraJobs: o.extraJobs } : {}),
   });
-  const job = config.jobs[0]!;
-  const stateDir = mkdtempSync(join(tmpdir(), 'xcr-test-'));
-  const logs: Record<string, unknown>[] = [];
-  let clockOffset = 0;
-  const now = () => new Date(Date.now() + clockOffset);
-  const events: RunSummary[] = [];
-  const leases = new FileLeaseStore(stateDir, { now });
-  const deps = localDeps({
-    config,
-    stateDir,
-    leases,
-    env: { XCR_TEST_A: source.password, XCR_TEST_B: destination.password },
-    logger: jsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
-    onRunResult: (result) => events.push(result),
-  });
-  const handlers = createStepHandlers(deps);
+  const { config, job } = local;
   const objects = (pool: SimPool, cls: 'VM' | 'VDI' | 'VBD' | 'task') =>
     pool.test.objects(cls).map(([ref, r]) => [ref, r as Rec] as const);
 
   const sites: Sites = {
+    ...local,
     source,
     destination,
-    config,
-    job,
-    handlers,
-    deps,
-    leases,
-    events,
-    logs,
-    stateDir,
     vmUuid,
-    async run(runId = `run-${++runCounter}`, wrap, onStateEvent, transform) {
-      const wrapped = wrap
-        ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
-        : handlers;
-      return runLocalExecution(config, job, deps, wrapped, runId, onStateEvent, transform);
-    },
-    async runJob(jobId, runId = `run-${++runCounter}`, wrap) {
-      const other = config.jobs.find((j) => j.id === jobId)!;
-      const wrapped = wrap
-        ? Object.fromEntries(Object.entries(handlers).map(([step, h]) => [step, wrap(step, h)]))
-        : handlers;
-      return runLocalExecution(config, other, deps, wrapped, runId);
-    },
-    async drill(o = {}, runner = {}) {
-      const outcome = await sites.drillOutcome(o, runner);
-      if (!isReport(outcome)) throw new Error(`drill not due: ${outcome.reason}`);
-      return outcome;
-    },
-    drillOutcome(o, runner = {}) {
-      const { jobId = job.id, drillRun = `drill-${++runCounter}`, ...rest } = o;
-      const drilled = config.jobs.find((j) => j.id === jobId)!;
-      return localDrillRunner(config, drilled, deps, {
-        timing: { pollMs: 50 },
-        checkWaitMs: 10,
-        retryIntervalMs: 0,
-        ...runner,
-      }).run({ drillRun, ...rest });
-    },
-    advanceClock(ms) {
-      clockOffset += ms;
-    },
     liveDisks(name) {
       const vm = objects(source, 'VM').find(([, r]) => r.uuid === vmUuid(name))![1];
       const vbds = new Map(objects(source, 'VBD'));
@@ -373,7 +255,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
     },
     async close() {
       await Promise.all([source.close(), destination.close()]);
-      rmSync(stateDir, { recursive: true, force: true });
+      local.close();
     },
   };
   return sites;
