@@ -101,17 +101,30 @@ function checkedWrite(disk: Disk, offset: number, data: Buffer): void {
   disk.write(offset, data);
 }
 
+/**
+ * A whole block's data for the disk to keep. Without reuseBlockBuffer the parser gives each block a
+ * buffer of its own (or a view of a source chunk): one that is a whole BLOCK_SIZE allocation is never
+ * written again, so the disk owns it as is — no second fresh 2 MiB buffer to fault in, no copy
+ * (a view of a request chunk, smaller than a block, is copied: keeping it would pin the chunk).
+ */
+function ownBlock(data: Buffer): Buffer {
+  if (data.byteOffset === 0 && data.buffer.byteLength === BLOCK_SIZE) return data;
+  const buf = takeBuffer();
+  data.copy(buf);
+  return buf;
+}
+
 async function importVhd(disk: Disk, src: AsyncIterable<Buffer>, length: number): Promise<void> {
-  const { info, blocks } = await readVhdStream(src, { expectedLength: length });
+  // a disk that keeps nothing lets the parser reuse one buffer for every block
+  const discards = disk instanceof DiscardingDisk;
+  const { info, blocks } = await readVhdStream(src, { expectedLength: length, reuseBlockBuffer: discards });
   const sectors = info.blockSize / SECTOR_SIZE;
   for await (const block of blocks()) {
     const base = block.index * info.blockSize;
     const runs = bitmapRuns(block.bitmap, sectors);
     if (info.blockSize === BLOCK_SIZE && runs.length === 1 && runs[0]![0] === 0 && runs[0]![1] === sectors) {
       if (base + BLOCK_SIZE > disk.size) throw VDI_IO_ERROR();
-      const buf = takeBuffer();
-      block.data.copy(buf);
-      disk.putBlock(block.index, buf);
+      disk.putBlock(block.index, discards ? block.data : ownBlock(block.data));
       continue;
     }
     for (const [first, count] of runs) {

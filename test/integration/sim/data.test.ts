@@ -26,6 +26,7 @@ beforeAll(async () => {
     srs: [
       { name_label: 'Shared', sizeBytes: 1024 * MiB, shared: true },
       { name_label: 'OnHost2', sizeBytes: 256 * MiB, host: 1 },
+      { name_label: 'Dummy', sizeBytes: 1024 * MiB, type: 'dummy', shared: true },
     ],
     vms: [
       {
@@ -384,6 +385,34 @@ describe('import_raw_vdi', () => {
     await r.body.dump();
     expect((await s.waitTask(task)).status).toBe('success');
     expect(pool.test.readVdi(await uuidOf(target), 1024, 1)[0]).toBe(2);
+    await s.call('VDI.destroy', target);
+  });
+
+  it('whole blocks imported into two VDIs are their own: a write to one leaves the other as it was', async () => {
+    const vhd = (await download({ vdi: vmDisk, format: 'vhd' })).body;
+    const [a, b] = [await newVdi(12 * MiB), await newVdi(12 * MiB)];
+    for (const v of [a, b])
+      expect((await s.waitTask((await upload({ vdi: v, format: 'vhd' }, vhd)).task)).status).toBe('success');
+    const want = pool.test.readVdi(await uuidOf(vmDisk), 0, 12 * MiB);
+    pool.test.writeVdi(await uuidOf(a), 10 * MiB, Buffer.alloc(BLOCK, 0x77));
+    expect(pool.test.readVdi(await uuidOf(b), 0, 12 * MiB).equals(want)).toBe(true);
+    expect(pool.test.readVdi(await uuidOf(a), 10 * MiB, BLOCK).equals(Buffer.alloc(BLOCK, 0x77))).toBe(true);
+    for (const v of [a, b]) await s.call('VDI.destroy', v);
+  });
+
+  it('a dummy SR checks every byte of a VHD and keeps none', async () => {
+    const dummySr = (await s.call<string[]>('SR.get_by_name_label', 'Dummy'))[0]!;
+    const target = await newVdi(12 * MiB, dummySr);
+    const good = (await download({ vdi: vmDisk, format: 'vhd' })).body;
+    expect((await s.waitTask((await upload({ vdi: target, format: 'vhd' }, good)).task)).status).toBe(
+      'success',
+    );
+    expect(pool.test.readVdi(await uuidOf(target), 0, 12 * MiB).equals(Buffer.alloc(12 * MiB))).toBe(true);
+    const badTrailer = Buffer.from(good);
+    badTrailer[badTrailer.length - 512 + 64] = badTrailer[badTrailer.length - 512 + 64]! ^ 0xff;
+    expect(
+      (await s.waitTask((await upload({ vdi: target, format: 'vhd' }, badTrailer)).task)).error_info,
+    ).toEqual(['VDI_IO_ERROR', 'Device I/O errors']);
     await s.call('VDI.destroy', target);
   });
 
