@@ -1,14 +1,18 @@
 /**
  * The failover and failback state machines as CDK synthesizes them, executed by the local runner
  * (what `xcr failover` / `xcr failback` do) against two simulated pools: an unplanned failover, a
- * planned failback, a planned failover whose final delta runs the job's batch machine, and a
- * failure mid-flow that leaves the lease released, a `failed` event, and a resumable run.
+ * planned failback, a planned failover whose final delta runs the job's batch machine, a
+ * failure mid-flow that leaves the lease released, a `failed` event, and a resumable run, and the
+ * execution-ended path: an execution that ends without its end step (stopped, timed out, the end
+ * step itself failing) gives the lease back and says failed, and its run resumes.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { localFailoverRunner } from '../../../cli/failover-job.js';
-import type { StepHandler } from '../../../functions/handlers/steps.js';
+import { type StepHandler, withRunContext } from '../../../functions/handlers/steps.js';
 import { leaseKey } from '../../../functions/replication/context.js';
 import { XcrPermanentError } from '../../../functions/replication/errors.js';
+import { workflowEnded, workflowEndedOf } from '../../../functions/replication/failover/ended.js';
+import { beginFailover, prepareFailoverVm } from '../../../functions/replication/failover/run.js';
 import { copies, disksOf, until, vmByUuid, withXapi } from '../../support/failover.js';
 import { MiB, type Sites, startSites } from '../../support/sites.js';
 
@@ -161,5 +165,68 @@ describe('the failover and failback state machines, run locally', () => {
     expect(events).toEqual(['xcr failover failed']);
     // the holder keeps it
     expect((await s.leases.acquire(leaseKey(s.job.id), 'probe', 1000)).acquired).toBe(false);
+  });
+
+  it('an execution whose end step fails: the execution-ended path releases the lease, says failed once, and the run resumes', async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const web = s.vmUuid('web');
+    expect((await s.run()).status).toBe('succeeded');
+    const events = recordEvents(s);
+    let fail = true;
+    const m = machines(s, (step, h) => async (input) => {
+      if (step === 'failover-end' && fail) throw new XcrPermanentError('INJECTED', 'end step broke');
+      return h(input);
+    });
+    await expect(m.failover('fo-end-1', { vms: [web] })).rejects.toThrow(/INJECTED: end step broke/);
+    expect(events).toEqual(['xcr failover succeeded', 'xcr failover failed']);
+    expect(await leaseIsFree(s)).toBe(true);
+    fail = false;
+    const again = await m.failover('fo-end-1-resume', { vms: [web], run: 'fo-end-1' });
+    expect(again.run).toBe('fo-end-1');
+    expect(again.vms).toEqual([expect.objectContaining({ vm: web, status: 'failed-over' })]);
+    expect(copies(s)).toHaveLength(1);
+    expect(await leaseIsFree(s)).toBe(true);
+  });
+
+  it("a failover stopped mid-flow: the lease is its run's until the execution-ended path frees it; replication goes on, and the run resumes", async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const web = s.vmUuid('web');
+    expect((await s.run()).status).toBe('succeeded');
+    // failover-begin and failover-prepare ran (the source VM is fenced), then StopExecution
+    await withRunContext(s.deps, s.job.id, async (ctx) => {
+      const begun = await beginFailover(ctx, { executionName: 'fo-stop-1', request: { jobId: s.job.id } });
+      await prepareFailoverVm(ctx, { ...begun, vm: web });
+    });
+    expect(vmByUuid(s.source, web).other_config['xcr:failover']).toBeDefined();
+    expect(await leaseIsFree(s)).toBe(false);
+    expect((await s.run()).status).toBe('skipped');
+    const events = recordEvents(s);
+    const ended = workflowEndedOf('failover', {
+      jobId: s.job.id,
+      name: 'fo-stop-1',
+      input: { jobId: s.job.id },
+      status: 'ABORTED',
+      startedAt: '2026-12-01T10:00:00.000Z',
+      stoppedAt: '2026-12-01T10:05:00.000Z',
+    });
+    expect(await workflowEnded(s.deps, ended)).toMatchObject({ run: 'fo-stop-1', released: true });
+    expect(events).toEqual(['xcr failover failed']);
+    expect(await leaseIsFree(s)).toBe(true);
+    // a second delivery of the status change changes nothing
+    expect(await workflowEnded(s.deps, ended)).toMatchObject({ released: false });
+    expect(events).toEqual(['xcr failover failed']);
+    // the job's next run is not blocked: the VM is not failed over yet (no DR copy), so it replicates
+    const next = await s.run();
+    expect(next.status).toBe('succeeded');
+    expect(next.vms[0]).toMatchObject({ vmUuid: web, status: 'succeeded', kind: 'delta' });
+    const fo = await machines(s).failover('fo-stop-1-resume', { run: 'fo-stop-1' });
+    expect(fo.run).toBe('fo-stop-1');
+    expect(fo.vms).toEqual([
+      expect.objectContaining({ vm: web, status: 'failed-over', point: next.vms[0]!.recoveryPoint }),
+    ]);
+    expect(await leaseIsFree(s)).toBe(true);
+    s.assertNoLeaks();
   });
 });
