@@ -8,6 +8,7 @@ import type {
   FailoverInput,
   FailoverReport,
 } from '../functions/replication/failover/contract.js';
+import { workflowEnded, workflowEndedOf } from '../functions/replication/failover/ended.js';
 import type { HandlerDeps } from '../functions/replication/ports.js';
 import { loadDefinition } from './definition-cache.js';
 import { runExecution, type StateEvent } from './local-runner.js';
@@ -31,7 +32,9 @@ export interface LocalFailoverRunner {
  * Runs a job's failover and failback locally as on AWS: the state machines CDK synthesizes,
  * executed by the local ASL interpreter, each task state calling the step handler of its name
  * in process (a planned failover's final delta runs the job's batch and transfer machines on the
- * replication step handlers). An execution that fails throws its error, code kept.
+ * replication step handlers). An execution that fails throws its error, code kept; as on AWS, one
+ * that failed without its end step first goes the execution-ended path (the lease released if the
+ * run still holds it, `xcr failover|failback failed`).
  */
 export function localFailoverRunner(
   config: XcrConfig,
@@ -43,7 +46,8 @@ export function localFailoverRunner(
   const handlers = Object.fromEntries(
     Object.entries(plain).map(([step, h]) => [step, o.wrapStep ? o.wrapStep(step, h) : h]),
   );
-  const execute = async (machine: 'failover' | 'failback', run: string, input: unknown) => {
+  const execute = async (machine: 'failover' | 'failback', run: string, input: Record<string, unknown>) => {
+    const startedAt = new Date().toISOString();
     const defs = await loadDefinition(config, job, { machine });
     const result = await runExecution({
       definition: defs.main,
@@ -56,6 +60,18 @@ export function localFailoverRunner(
       ...(o.onStateEvent ? { onStateEvent: o.onStateEvent } : {}),
     });
     if (result.status !== 'SUCCEEDED') {
+      await workflowEnded(
+        deps,
+        workflowEndedOf(machine, {
+          jobId: job.id,
+          name: run,
+          input,
+          status: 'FAILED',
+          startedAt,
+          stoppedAt: new Date().toISOString(),
+          ...(result.error ? { error: result.error.Error, cause: result.error.Cause } : {}),
+        }),
+      );
       throw failureError(result.error ?? { Error: 'States.Runtime', Cause: `${machine} ${run} failed` });
     }
     return result.output;

@@ -304,6 +304,8 @@ export class ContinuousReplication extends Construct {
     grantPools(FAILOVER_XAPI_STEPS.map((s) => foRoles[s]));
     this.runEnded = new RunEnded(this, 'RunEnded', {
       stateMachines: [...jobs.values()].map((j) => j.stateMachine),
+      failoverMachines: [...this.failovers.workflows.values()].map((f) => f.failover),
+      failbackMachines: [...this.failovers.workflows.values()].map((f) => f.failback),
       leaseTable: this.leaseTable,
       runTable: this.runTable,
       eventBus,

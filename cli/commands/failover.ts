@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import type { FailoverReport } from '../../functions/replication/failover/contract.js';
+import type { FailoverReport, Listed } from '../../functions/replication/failover/contract.js';
 import { localFailoverRunner } from '../failover-job.js';
 import {
   CliProblem,
@@ -34,8 +34,14 @@ export function describeFailover(r: FailoverReport): string {
     v.point ?? '-',
     [v.message, ...v.warnings].filter(Boolean).join('; '),
   ]);
-  const removed = r.removed.length ? `\nremoved: ${r.removed.join(', ')}` : '';
-  return `${table(['SOURCE VM', 'RESULT', 'DR COPY', 'RECOVERY POINT', 'NOTE'], rows)}${removed}`;
+  return `${table(['SOURCE VM', 'RESULT', 'DR COPY', 'RECOVERY POINT', 'NOTE'], rows)}${describeRemoved(r.removed)}`;
+}
+
+/** The leftovers a run removed: the first ones named, the rest counted (the logs name them all). */
+export function describeRemoved(removed: Listed): string {
+  if (!removed.count) return '';
+  const more = removed.count - removed.items.length;
+  return `\nremoved: ${removed.items.join(', ')}${more ? ` and ${more} more (named in the logs)` : ''}`;
 }
 
 async function confirm(question: string): Promise<boolean> {
@@ -119,7 +125,7 @@ export async function failbackCommand(jobId: string | undefined, opts: FailbackC
       lines.push(
         `previous disks kept detached (delete them once checked): ${report.replacedDisks.join(', ')}`,
       );
-    return lines.join('\n');
+    return `${lines.join('\n')}${describeRemoved(report.removed)}`;
   });
   return EXIT.ok;
 }

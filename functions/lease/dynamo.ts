@@ -52,7 +52,7 @@ export class DynamoLeaseStore implements LeaseStore {
     throw new LeaseContentionError(key, MAX_ATTEMPTS);
   }
 
-  async release(key: string, owner: string): Promise<void> {
+  async release(key: string, owner: string): Promise<boolean> {
     checkLeaseArgs(key, owner);
     try {
       await this.client.send(
@@ -64,8 +64,10 @@ export class DynamoLeaseStore implements LeaseStore {
           ExpressionAttributeValues: { ':o': { S: owner } },
         }),
       );
+      return true;
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
+      return false;
     }
   }
 

@@ -93,13 +93,13 @@ export class FileLeaseStore implements LeaseStore {
     throw new LeaseContentionError(key, MAX_ATTEMPTS);
   }
 
-  async release(key: string, owner: string): Promise<void> {
+  async release(key: string, owner: string): Promise<boolean> {
     checkLeaseArgs(key, owner);
     const keyDir = this.keyDir(key);
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const cur = await readCurrent(keyDir);
-      if (cur.record?.owner !== owner) return;
-      if (await commit(keyDir, cur.gen + 1, { owner: null, expiresAtMs: this.now().getTime() })) return;
+      if (cur.record?.owner !== owner) return false;
+      if (await commit(keyDir, cur.gen + 1, { owner: null, expiresAtMs: this.now().getTime() })) return true;
     }
     throw new LeaseContentionError(key, MAX_ATTEMPTS);
   }

@@ -2,8 +2,11 @@
 export interface LeaseStore {
   /** Takes the lease, or renews it when `owner` already holds it. */
   acquire(key: string, owner: string, ttlMs: number): Promise<LeaseResult>;
-  /** Releases the lease if `owner` holds it; no error otherwise. */
-  release(key: string, owner: string): Promise<void>;
+  /**
+   * Releases the lease if `owner` holds it (also past its expiry, while no one took it over);
+   * no error otherwise. True when this call released it, false when `owner` did not hold it.
+   */
+  release(key: string, owner: string): Promise<boolean>;
 }
 
 /** Where a lease store knows it: the process that holds (or held) a lease. */

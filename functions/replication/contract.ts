@@ -73,6 +73,12 @@ export const MAX_REPORTED_FAILURES = 20;
 /** Step Functions execution statuses of a run that ended without finish-run (the execution-ended rule). */
 export const ENDED_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
 export type EndedStatus = (typeof ENDED_STATUSES)[number];
+/** How an execution of each ended status ended, for a reason or an event's message. */
+export const ENDED_HOW: Readonly<Record<EndedStatus, string>> = {
+  FAILED: 'failed',
+  TIMED_OUT: 'timed out',
+  ABORTED: 'was stopped',
+};
 
 export const STEP_NAMES = [
   STATE.lockCheck,

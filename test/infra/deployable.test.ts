@@ -172,31 +172,70 @@ describe('npm run synth explains itself', () => {
 });
 
 describe('runs that end without finish-run', () => {
-  it('an EventBridge rule on FAILED/TIMED_OUT/ABORTED executions of the job state machines invokes the execution-ended handler', () => {
-    const rules = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
-    expect(rules).toHaveLength(1);
-    const props = rules[0]!.Properties as {
-      EventPattern: {
-        source: string[];
-        'detail-type': string[];
-        detail: { status: string[]; stateMachineArn: unknown[] };
-      };
-      Targets: { Arn: { 'Fn::GetAtt': [string, string] } }[];
+  type RuleProps = {
+    EventPattern: {
+      source: string[];
+      'detail-type': string[];
+      detail: { status: string[]; stateMachineArn: unknown[] };
     };
+    Targets: {
+      Arn: { 'Fn::GetAtt': [string, string] };
+      InputTransformer?: { InputTemplate: string; InputPathsMap: Record<string, string> };
+    }[];
+  };
+  const rules = () =>
+    Object.entries(s.json.Resources)
+      .filter(([, r]) => r.Type === 'AWS::Events::Rule')
+      .map(([id, r]) => ({ id, props: r.Properties as RuleProps }));
+  const machinesLike = (re: RegExp) =>
+    Object.entries(s.json.Resources)
+      .filter(([id, r]) => r.Type === 'AWS::StepFunctions::StateMachine' && re.test(id))
+      .map(([id]) => ({ Ref: id }));
+  const expectEndedRule = (props: RuleProps, machines: { Ref: string }[]) => {
     expect(props.EventPattern.source).toEqual(['aws.states']);
     expect(props.EventPattern['detail-type']).toEqual(['Step Functions Execution Status Change']);
     expect(props.EventPattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
-    const machines = Object.entries(s.json.Resources)
-      .filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine')
-      // the runs only: a child (batch, transfer) that fails is caught by its parent; a failover or
-      // failback releases the lease in its own end step
-      .filter(([id]) => !/(Batch|Transfer|Failover|Failback)StateMachine/.test(id))
-      .map(([id]) => ({ Ref: id }));
-    expect(machines).toHaveLength(2);
     expect(props.EventPattern.detail.stateMachineArn).toEqual(machines);
+    expect(props.Targets).toHaveLength(1);
     const target = props.Targets[0]!.Arn['Fn::GetAtt'][0];
     expect(s.json.Resources[target]!.Type).toBe('AWS::Lambda::Function');
-    expect(target).toMatch(/^ReplicationRunEnded/);
+    expect(target).toMatch(/^ReplicationRunEndedFunction/);
+  };
+
+  it('EventBridge rules on FAILED/TIMED_OUT/ABORTED executions of the job, failover and failback machines invoke the execution-ended handler', () => {
+    expect(
+      rules()
+        .map((r) => r.id.replace(/[0-9A-F]{8}$/, ''))
+        .sort(),
+    ).toEqual([
+      'ReplicationRunEndedFailbackRule',
+      'ReplicationRunEndedFailoverRule',
+      'ReplicationRunEndedRule',
+    ]);
+  });
+
+  it('the job runs: the rule passes the event as it is', () => {
+    const { props } = rules().find((r) => /^ReplicationRunEndedRule/.test(r.id))!;
+    // the runs only: a child (batch, transfer) that fails is caught by its parent (and a planned
+    // failover's final delta is stopped with the failover execution that started it)
+    const machines = machinesLike(/^(?!.*(Batch|Transfer|Failover|Failback)StateMachine)/);
+    expect(machines).toHaveLength(2);
+    expectEndedRule(props, machines);
+    expect(props.Targets[0]!.InputTransformer).toBeUndefined();
+  });
+
+  it.each([
+    ['failover', 'Failover'],
+    ['failback', 'Failback'],
+  ])("every job's %s machine: its rule names the workflow in the target input", (workflow, name) => {
+    const { props } = rules().find((r) => new RegExp(`^ReplicationRunEnded${name}Rule`).test(r.id))!;
+    const machines = machinesLike(new RegExp(`^ReplicationFailovers.*${name}StateMachine`));
+    expect(machines).toHaveLength(example.jobs.length);
+    expectEndedRule(props, machines);
+    const t = props.Targets[0]!.InputTransformer!;
+    expect(t.InputPathsMap).toEqual({ detail: '$.detail' });
+    // the detail goes in as an object, not a string
+    expect(t.InputTemplate).toBe(`{"workflow":"${workflow}","detail":<detail>}`);
   });
 
   it('parseStatusChange reads the run from the event, and ignores what needs no cleanup', () => {

@@ -32,5 +32,12 @@ describe('the execution-ended Lambda entry', () => {
     await expect(
       m.handler({ detail: { name: 'web-1', status: 'ABORTED', startDate: 0, input: '{"jobId":"web"}' } }),
     ).rejects.toThrow(/XCR_LEASE_TABLE is not set/);
+    // a failover rule's input: the workflow and the detail
+    const failover = (status: string) => ({
+      workflow: 'failover',
+      detail: { name: 'fo-1', status, startDate: 0, input: '{"jobId":"web","run":"fo-0"}' },
+    });
+    expect(await m.handler(failover('SUCCEEDED'))).toEqual({ ignored: 'SUCCEEDED' });
+    await expect(m.handler(failover('TIMED_OUT'))).rejects.toThrow(/XCR_LEASE_TABLE is not set/);
   }, 120_000);
 });

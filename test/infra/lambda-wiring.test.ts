@@ -204,7 +204,7 @@ describe('the Lambda entry wrapper', () => {
       deps: {
         config,
         resolvePassword: async () => 'x',
-        leases: { acquire: async () => ({ acquired: true }), release: async () => {} },
+        leases: { acquire: async () => ({ acquired: true }), release: async () => true },
         runs: new MemoryRunStore(),
         events: { publish: async () => {} },
         logger: { info: () => {}, warn: () => {}, error: () => {} },

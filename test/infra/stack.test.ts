@@ -174,6 +174,32 @@ describe('IAM least privilege and secrets', () => {
     );
   });
 
+  it('the execution-ended handler: its logs, lease release, the run table read and events, nothing else, invoked by its three rules only', () => {
+    const ended = statements().filter(({ id }) => id.startsWith('ReplicationRunEnded'));
+    expect(ended.flatMap(({ st }) => actionsOf(st)).sort()).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+      'events:PutEvents',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      // tracing, as every function has it
+      'xray:PutTelemetryRecords',
+      'xray:PutTraceSegments',
+    ]);
+    const fn = resourcesOf('AWS::Lambda::Function').find(([id]) => id.startsWith('ReplicationRunEnded'))![0];
+    const invokers = resourcesOf('AWS::Lambda::Permission')
+      .filter(([, r]) => JSON.stringify(r.Properties.FunctionName).includes(fn))
+      .map(([, r]) => {
+        expect(r.Properties.Principal).toBe('events.amazonaws.com');
+        return (r.Properties.SourceArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      });
+    expect(invokers.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'ReplicationRunEndedFailbackRule',
+      'ReplicationRunEndedFailoverRule',
+      'ReplicationRunEndedRule',
+    ]);
+  });
+
   it('only finish-run, the execution-ended handler and the failover steps that publish may put events', () => {
     const all = statements().filter(({ st }) => actionsOf(st).includes('events:PutEvents'));
     const failover = all

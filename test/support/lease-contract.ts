@@ -81,10 +81,19 @@ export function leaseContract(makeStore: MakeStore, o: { propertyRuns: number })
     it('ignores a release by a non-holder and frees the key on release by the holder', async () => {
       const { store, k } = await setup();
       await store.acquire(k, 'run-a', TTL);
-      await store.release(k, 'run-b');
+      expect(await store.release(k, 'run-b')).toBe(false);
       expect(await store.acquire(k, 'run-b', TTL)).toMatchObject({ acquired: false, holder: 'run-a' });
-      await store.release(k, 'run-a');
-      await store.release(k, 'run-a'); // at-least-once delivery: a second release is a no-op
+      expect(await store.release(k, 'run-a')).toBe(true);
+      // at-least-once delivery: a second release is a no-op, and says so
+      expect(await store.release(k, 'run-a')).toBe(false);
+      expect(await store.acquire(k, 'run-b', TTL)).toEqual({ acquired: true });
+    });
+
+    it('releases its own expired lease while nobody took it over (an execution-ended cleanup)', async () => {
+      const { store, clock, k } = await setup();
+      await store.acquire(k, 'run-a', TTL);
+      clock.advance(2 * TTL);
+      expect(await store.release(k, 'run-a')).toBe(true);
       expect(await store.acquire(k, 'run-b', TTL)).toEqual({ acquired: true });
     });
 
@@ -93,13 +102,13 @@ export function leaseContract(makeStore: MakeStore, o: { propertyRuns: number })
       await store.acquire(k, 'run-a', TTL);
       clock.advance(TTL);
       await store.acquire(k, 'run-b', TTL);
-      await store.release(k, 'run-a');
+      expect(await store.release(k, 'run-a')).toBe(false);
       expect(await store.acquire(k, 'run-c', TTL)).toMatchObject({ acquired: false, holder: 'run-b' });
     });
 
     it('releases an unknown key without error and keeps keys independent', async () => {
       const { store, k } = await setup();
-      await store.release(k, 'run-a');
+      expect(await store.release(k, 'run-a')).toBe(false);
       const other = key();
       expect(await store.acquire(k, 'run-a', TTL)).toEqual({ acquired: true });
       expect(await store.acquire(other, 'run-b', TTL)).toEqual({ acquired: true });
@@ -171,7 +180,7 @@ export function leaseContract(makeStore: MakeStore, o: { propertyRuns: number })
             const held = model.get(k);
             const live = held && held.expiresAtMs > clock.ms ? held : undefined;
             if (step.kind === 'release') {
-              await store.release(k, step.owner);
+              expect(await store.release(k, step.owner)).toBe(held?.owner === step.owner);
               if (held?.owner === step.owner) model.delete(k);
               continue;
             }

@@ -4,51 +4,46 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { DynamoLeaseStore } from '../../lease/dynamo.js';
 import {
-  ENDED_STATUSES,
-  type EndedStatus,
+  ENDED_WORKFLOWS,
+  type EndedWorkflow,
+  type WorkflowEnded,
+  workflowEnded,
+  workflowEndedOf,
+} from '../../replication/failover/ended.js';
+import {
   type ExecutionEnded,
   type ExecutionEndedDeps,
+  endedExecutionOf,
   executionEnded,
+  type StatusChangeDetail,
 } from '../../replication/steps/execution-ended.js';
 import { DynamoRunStore } from '../../runstore/dynamo.js';
 import { EventBridgeRunEventSink } from './events.js';
 import { ENV, METRICS_NAMESPACE, SERVICE_NAME } from './names.js';
 import { addRunMetrics, powertoolsStepLogger } from './observability.js';
 
-/** The part of a "Step Functions Execution Status Change" event this handler reads. */
+/**
+ * A "Step Functions Execution Status Change" event: the job machines' rule passes it as it is, the
+ * failover and failback machines' rules as `{ workflow, detail }` (their target's input).
+ */
 export interface StatusChangeEvent {
-  detail: {
-    name: string;
-    status: string;
-    startDate: number;
-    stopDate?: number | null;
-    input?: string | null;
-    error?: string | null;
-    cause?: string | null;
-  };
+  workflow?: EndedWorkflow;
+  detail: StatusChangeDetail;
 }
 
 /** The run an execution status change is about, or undefined when there is nothing to clean up. */
 export function parseStatusChange(event: StatusChangeEvent): ExecutionEnded | undefined {
-  const d = event.detail;
-  if (!ENDED_STATUSES.includes(d.status as EndedStatus)) return undefined;
-  let jobId: unknown;
-  try {
-    jobId = (JSON.parse(d.input ?? '{}') as { jobId?: unknown }).jobId;
-  } catch {
-    jobId = undefined;
-  }
-  if (typeof jobId !== 'string' || jobId === '') return undefined;
-  return {
-    jobId,
-    runId: d.name,
-    status: d.status as EndedStatus,
-    startedAt: new Date(d.startDate).toISOString(),
-    stoppedAt: new Date(d.stopDate ?? Date.now()).toISOString(),
-    ...(d.error ? { error: d.error } : {}),
-    // The cause can hold a step's message; keep it short in the event.
-    ...(d.cause ? { cause: d.cause.slice(0, 500) } : {}),
-  };
+  const e = endedExecutionOf(event.detail);
+  if (!e) return undefined;
+  const { input: _input, name, ...rest } = e;
+  return { ...rest, runId: name };
+}
+
+/** The failover or failback run an execution status change is about, or undefined (nothing to clean up). */
+export function parseWorkflowEnded(event: StatusChangeEvent): WorkflowEnded | undefined {
+  if (!event.workflow || !ENDED_WORKFLOWS.includes(event.workflow)) return undefined;
+  const e = endedExecutionOf(event.detail);
+  return e && workflowEndedOf(event.workflow, e);
 }
 
 let runtime: { deps: ExecutionEndedDeps; metrics: Metrics } | undefined;
@@ -72,8 +67,17 @@ function build(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-/** Lambda entry point of the EventBridge rule on the job state machines' failed/timed-out/aborted executions. */
+/**
+ * Lambda entry point of the EventBridge rules on the job, failover and failback state machines'
+ * failed/timed-out/aborted executions.
+ */
 export async function handler(event: StatusChangeEvent): Promise<unknown> {
+  if (event.workflow) {
+    const ended = parseWorkflowEnded(event);
+    if (!ended) return { ignored: event.detail.status };
+    runtime ??= build();
+    return workflowEnded(runtime.deps, ended);
+  }
   const ended = parseStatusChange(event);
   if (!ended) return { ignored: event.detail.status };
   runtime ??= build();

@@ -14,11 +14,19 @@ import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { sweepRecords } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
 import { XcrPermanentError, XcrRefusal } from '../errors.js';
-import type { FailbackEndInput, FailbackInput, FailbackReport, FailbackState } from '../failover/contract.js';
-import { runOf } from '../failover/contract.js';
+import {
+  type FailbackEndInput,
+  type FailbackInput,
+  type FailbackReport,
+  type FailbackState,
+  NOTHING_LISTED,
+  runOf,
+} from '../failover/contract.js';
 import { destroyCopy } from '../failover/copy.js';
 import {
   acquireJobLease,
+  noteRemoved,
+  publish,
   reachableSource,
   releaseOrRethrow,
   sweepBoth,
@@ -152,10 +160,9 @@ export async function beginFailback(
     phase: phaseOf(record!),
     disk: 0,
     bytes: 0,
-    removed: [],
+    removed: await sweepBoth(ctx, dest, source, o.run),
     warnings: [],
   };
-  state.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
   const srcXapi = source!;
   const copy = await findVmByUuid(dest, copyVm!.uuid);
   const rec = record!;
@@ -264,7 +271,6 @@ export async function finishFailback(ctx: RunContext, state: FailbackState): Pro
   const { dest, source, copy, rec, original } = await resume(ctx, state);
   const report: FailbackState = {
     ...state,
-    removed: [...state.removed],
     replacedDisks: rec.replaced ?? [],
     ...(rec.newVm ? { newVm: rec.newVm } : {}),
   };
@@ -352,8 +358,14 @@ async function finish(
   const original = await findVmByUuid(x.source, x.vm);
   if (original.rec.power_state === 'Halted') await x.source.callAsync('VM.start', original.ref, false, false);
   const copy = x.copy && (await findVmByUuid(x.dest, x.copy).catch(() => undefined));
-  if (copy) x.report.removed.push(...(await destroyCopy(x.dest, ctx.job.id, copy.rec.uuid)));
-  x.report.removed.push(...(await sweepBoth(ctx, x.dest, x.source, x.report.run)));
+  if (copy)
+    x.report.removed = noteRemoved(
+      ctx,
+      'removed the DR copy',
+      await destroyCopy(x.dest, ctx.job.id, copy.rec.uuid),
+      x.report.removed,
+    );
+  x.report.removed = await sweepBoth(ctx, x.dest, x.source, x.report.run, x.report.removed);
   if (sourceRecord(original.rec, ctx.job.id)) await writeRecord(x.source, original.ref, undefined);
 }
 
@@ -386,7 +398,7 @@ async function finishPastCutover(
     disk: 0,
     bytes: 0,
     replacedDisks: rec.replaced ?? [],
-    removed: [],
+    removed: NOTHING_LISTED,
     warnings: [pastCutover(rec)],
   };
   await finish(ctx, { dest: x.dest, source: x.source, copy: rec.copy, vm: x.vm.rec.uuid, report: state });
@@ -399,8 +411,4 @@ async function destroySnapshot(dest: Xapi, uuid: string): Promise<void> {
   const disks = await vmDisks(dest, snap.rec);
   await dest.destroy('VM', snap.ref);
   for (const d of disks) await dest.destroy('VDI', d.vdi.ref);
-}
-
-async function publish(ctx: RunContext, what: string, detail: Record<string, unknown>) {
-  await ctx.events.publishEvent?.(`xcr ${what}`, { jobId: ctx.job.id, ...detail });
 }

@@ -1,8 +1,9 @@
 /**
  * The failover and failback workflows' contract: state names, the execution inputs and what each
  * step receives and returns, as strict zod schemas (as the replication and drill contracts do).
- * Payloads are ids, flags and counters, a per-VM Map of at most MAX_FAILOVER_VMS items, never a
- * session ref, never a credential.
+ * Payloads are ids, flags and counters, a per-VM Map of at most MAX_FAILOVER_VMS items, lists
+ * that grow with what a run finds cut to a count and MAX_LISTED items, never a session ref, never
+ * a credential.
  */
 import { z } from 'zod';
 import { ConfigError } from '../../config/load.js';
@@ -57,6 +58,21 @@ export const MAX_MESSAGE_CHARS = 1000;
 
 const id = z.string().min(1);
 const count = z.number().int().nonnegative();
+
+/**
+ * Items of a list that grows with what a run finds (the leftovers of crashed runs it removed) that
+ * a payload or an event carries; the count says how many there were, the logs name them all.
+ */
+export const MAX_LISTED = 20;
+const boundedList = z.strictObject({ count, items: z.array(z.string()).max(MAX_LISTED) });
+/** A list bounded for a payload: how many, and the first MAX_LISTED of them. */
+export type Listed = z.infer<typeof boundedList>;
+export const NOTHING_LISTED: Listed = { count: 0, items: [] };
+/** `prior` and then `more`, still bounded. */
+export const listed = (more: readonly string[], prior: Listed = NOTHING_LISTED): Listed => ({
+  count: prior.count + more.length,
+  items: [...prior.items, ...more.slice(0, MAX_LISTED - prior.items.length)],
+});
 /** What a Catch writes at its ResultPath: Step Functions' error object (kept as it comes). */
 const caughtError = z.looseObject({ Error: z.string(), Cause: z.string().optional() });
 
@@ -118,7 +134,7 @@ export const failoverBegun = z.strictObject({
   /** Whether the source pool answered (the VM steps do not wait for a lost one again). */
   sourceReachable: z.boolean(),
   vms: z.array(id).max(MAX_FAILOVER_VMS),
-  removed: z.array(z.string()),
+  removed: boundedList,
   request: failoverInput,
 });
 export type FailoverBegun = z.infer<typeof failoverBegun>;
@@ -149,7 +165,7 @@ export const failoverReport = z.strictObject({
   run: id,
   planned: z.boolean(),
   vms: z.array(failoverVmResult),
-  removed: z.array(z.string()),
+  removed: boundedList,
 });
 export type FailoverReport = z.infer<typeof failoverReport>;
 
@@ -162,7 +178,7 @@ export const failoverEndInput = z.strictObject({
     planned: z.boolean().optional(),
     results: z.array(failoverVmResult).optional(),
     report: failoverReport.optional(),
-    removed: z.array(z.string()).optional(),
+    removed: boundedList.optional(),
     failure: caughtError.optional(),
   }),
 });
@@ -176,7 +192,7 @@ const failbackOutcome = {
   replacedDisks: z.array(z.string()).optional(),
   /** planned, the original VM gone: the VM the failback made in its place. */
   newVm: id.optional(),
-  removed: z.array(z.string()),
+  removed: boundedList,
   warnings: z.array(z.string()),
 };
 

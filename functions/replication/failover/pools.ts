@@ -7,7 +7,7 @@ import type { Xapi } from '../../xapi/index.js';
 import { LEASE_TTL_MS, leaseKey, type RunContext } from '../context.js';
 import { failureCode, failureError, XcrRefusal } from '../errors.js';
 import { findVmByUuid } from '../inventory.js';
-import { clip } from './contract.js';
+import { clip, type Listed, listed } from './contract.js';
 import { keptRuns, sweepFailoverLeftovers } from './copy.js';
 
 const SOURCE_PROBE_MS = 15_000;
@@ -61,13 +61,42 @@ export async function acquireJobLease(ctx: RunContext, run: string): Promise<voi
     );
 }
 
-/** Removes crashed failover/failback runs' leftovers on both pools (the source only when it answers). */
-export async function sweepBoth(ctx: RunContext, dest: Xapi, source: Xapi | undefined, liveRun: string) {
+/** Entries of a removed list per log line: each line stays far below a log event's size limit. */
+export const REMOVED_PER_LOG_LINE = 500;
+
+/**
+ * `removed` (all of it, logged in lines of REMOVED_PER_LOG_LINE) added to `prior`, bounded for the
+ * payload: the logs name every object removed, the payload and the events count them.
+ */
+export function noteRemoved(
+  ctx: RunContext,
+  what: string,
+  removed: readonly string[],
+  prior?: Listed,
+): Listed {
+  const parts = Math.ceil(removed.length / REMOVED_PER_LOG_LINE);
+  for (let i = 0; i < parts; i++) {
+    const chunk = removed.slice(i * REMOVED_PER_LOG_LINE, (i + 1) * REMOVED_PER_LOG_LINE);
+    ctx.logger.warn(what, { removed: chunk, part: i + 1, parts, count: removed.length });
+  }
+  return listed(removed, prior);
+}
+
+/**
+ * Removes crashed failover/failback runs' leftovers on both pools (the source only when it
+ * answers): all of them logged, the payload's count and first items returned.
+ */
+export async function sweepBoth(
+  ctx: RunContext,
+  dest: Xapi,
+  source: Xapi | undefined,
+  liveRun: string,
+  prior?: Listed,
+): Promise<Listed> {
   const keep = await keptRuns(dest, ctx.job.id);
   const removed = await sweepFailoverLeftovers(dest, ctx.job.id, { liveRun, keep });
   if (source) removed.push(...(await sweepFailoverLeftovers(source, ctx.job.id, { liveRun, keep })));
-  if (removed.length) ctx.logger.warn('removed leftovers of interrupted failover runs', { removed });
-  return removed;
+  return noteRemoved(ctx, 'removed leftovers of interrupted failover runs', removed, prior);
 }
 
 export async function publish(ctx: RunContext, what: string, detail: Record<string, unknown>) {

@@ -32,6 +32,7 @@ import {
   type FailoverReport,
   type FailoverVmResult,
   MAX_FAILOVER_VMS,
+  NOTHING_LISTED,
   runOf,
 } from './contract.js';
 import { makeCopy, recordAndStart } from './copy.js';
@@ -297,7 +298,7 @@ export async function beginFailover(
     planned: request.planned === true,
     sourceReachable: false,
     vms: [],
-    removed: [],
+    removed: NOTHING_LISTED,
     request,
   };
   if (request.undo) return begun;
@@ -326,7 +327,7 @@ export async function endFailover(ctx: RunContext, input: FailoverEndInput): Pro
     run,
     planned: state.planned === true,
     vms: state.results ?? [],
-    removed: state.removed ?? [],
+    removed: state.removed ?? NOTHING_LISTED,
   };
 }
 

@@ -3,9 +3,9 @@ import { sweepRecords } from '../cleanup.js';
 import { holdLease, type RunContext } from '../context.js';
 import { XcrRefusal } from '../errors.js';
 import { copyRecord, sourceRecord, undoRefusal } from '../rules/failover.js';
-import type { FailoverReport, FailoverVmResult } from './contract.js';
+import { type FailoverReport, type FailoverVmResult, NOTHING_LISTED } from './contract.js';
 import { destroyCopy } from './copy.js';
-import { message, publish, sourceVmOf, sweepBoth, withJobLease } from './pools.js';
+import { message, noteRemoved, publish, sourceVmOf, sweepBoth, withJobLease } from './pools.js';
 import { liftFence } from './records.js';
 
 /**
@@ -28,7 +28,13 @@ export async function undoStep(ctx: RunContext, o: { run: string; vm: string }):
         `undo resumes the VM at the source pool "${ctx.job.source.pool}", which does not answer (${message(err)}); the DR copy stays as it is`,
       );
     });
-    const report: FailoverReport = { jobId: ctx.job.id, run: o.run, planned: false, vms: [], removed: [] };
+    const report: FailoverReport = {
+      jobId: ctx.job.id,
+      run: o.run,
+      planned: false,
+      vms: [],
+      removed: NOTHING_LISTED,
+    };
     const copy = (await sweepRecords(dest)).vms.find((v) => copyRecord(v, ctx.job.id)?.vm === o.vm);
     const src = await sourceVmOf(source, o.vm);
     const srcRecord = src && sourceRecord(src.rec, ctx.job.id);
@@ -39,8 +45,13 @@ export async function undoStep(ctx: RunContext, o: { run: string; vm: string }):
       source: srcRecord,
     });
     if (refusal) throw new XcrRefusal(refusal.code, refusal.message);
-    if (copy) report.removed.push(...(await destroyCopy(dest, ctx.job.id, copy.uuid)));
-    report.removed.push(...(await sweepBoth(ctx, dest, source, o.run)));
+    if (copy)
+      report.removed = noteRemoved(
+        ctx,
+        'removed the DR copy',
+        await destroyCopy(dest, ctx.job.id, copy.uuid),
+      );
+    report.removed = await sweepBoth(ctx, dest, source, o.run, report.removed);
     if (src) await resumeSource(source, src, ctx.job.id);
     const result: FailoverVmResult = { vm: o.vm, status: 'undone', warnings: [] };
     if (copy) result.copy = copy.uuid;

@@ -1,15 +1,21 @@
 /**
  * The failover and failback state machines as CDK synthesizes them, executed by the local runner
  * (what `xcr failover` / `xcr failback` do) against two simulated pools: an unplanned failover, a
- * planned failback, a planned failover whose final delta runs the job's batch machine, and a
- * failure mid-flow that leaves the lease released, a `failed` event, and a resumable run.
+ * planned failback, a planned failover whose final delta runs the job's batch machine, a
+ * failure mid-flow that leaves the lease released, a `failed` event, and a resumable run, and the
+ * execution-ended path: an execution that ends without its end step (stopped, timed out, the end
+ * step itself failing) gives the lease back and says failed, and its run resumes.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { localFailoverRunner } from '../../../cli/failover-job.js';
-import type { StepHandler } from '../../../functions/handlers/steps.js';
+import { type StepHandler, withRunContext } from '../../../functions/handlers/steps.js';
 import { leaseKey } from '../../../functions/replication/context.js';
 import { XcrPermanentError } from '../../../functions/replication/errors.js';
-import { copies, disksOf, until, vmByUuid, withXapi } from '../../support/failover.js';
+import { MAX_LISTED } from '../../../functions/replication/failover/contract.js';
+import { workflowEnded, workflowEndedOf } from '../../../functions/replication/failover/ended.js';
+import { beginFailover, prepareFailoverVm } from '../../../functions/replication/failover/run.js';
+import type { SimPool } from '../../../sim/types.js';
+import { copies, disksOf, failoverObjects, until, vmByUuid, withXapi } from '../../support/failover.js';
 import { MiB, type Sites, startSites } from '../../support/sites.js';
 
 let sites: Sites | undefined;
@@ -162,4 +168,139 @@ describe('the failover and failback state machines, run locally', () => {
     // the holder keeps it
     expect((await s.leases.acquire(leaseKey(s.job.id), 'probe', 1000)).acquired).toBe(false);
   });
+
+  it('an execution whose end step fails: the execution-ended path releases the lease, says failed once, and the run resumes', async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const web = s.vmUuid('web');
+    expect((await s.run()).status).toBe('succeeded');
+    const events = recordEvents(s);
+    let fail = true;
+    const m = machines(s, (step, h) => async (input) => {
+      if (step === 'failover-end' && fail) throw new XcrPermanentError('INJECTED', 'end step broke');
+      return h(input);
+    });
+    await expect(m.failover('fo-end-1', { vms: [web] })).rejects.toThrow(/INJECTED: end step broke/);
+    expect(events).toEqual(['xcr failover succeeded', 'xcr failover failed']);
+    expect(await leaseIsFree(s)).toBe(true);
+    fail = false;
+    const again = await m.failover('fo-end-1-resume', { vms: [web], run: 'fo-end-1' });
+    expect(again.run).toBe('fo-end-1');
+    expect(again.vms).toEqual([expect.objectContaining({ vm: web, status: 'failed-over' })]);
+    expect(copies(s)).toHaveLength(1);
+    expect(await leaseIsFree(s)).toBe(true);
+  });
+
+  it("a failover stopped mid-flow: the lease is its run's until the execution-ended path frees it; replication goes on, and the run resumes", async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const web = s.vmUuid('web');
+    expect((await s.run()).status).toBe('succeeded');
+    // failover-begin and failover-prepare ran (the source VM is fenced), then StopExecution
+    await withRunContext(s.deps, s.job.id, async (ctx) => {
+      const begun = await beginFailover(ctx, { executionName: 'fo-stop-1', request: { jobId: s.job.id } });
+      await prepareFailoverVm(ctx, { ...begun, vm: web });
+    });
+    expect(vmByUuid(s.source, web).other_config['xcr:failover']).toBeDefined();
+    expect(await leaseIsFree(s)).toBe(false);
+    expect((await s.run()).status).toBe('skipped');
+    const events = recordEvents(s);
+    const ended = workflowEndedOf('failover', {
+      jobId: s.job.id,
+      name: 'fo-stop-1',
+      input: { jobId: s.job.id },
+      status: 'ABORTED',
+      startedAt: '2026-12-01T10:00:00.000Z',
+      stoppedAt: '2026-12-01T10:05:00.000Z',
+    });
+    expect(await workflowEnded(s.deps, ended)).toMatchObject({ run: 'fo-stop-1', released: true });
+    expect(events).toEqual(['xcr failover failed']);
+    expect(await leaseIsFree(s)).toBe(true);
+    // a second delivery of the status change changes nothing
+    expect(await workflowEnded(s.deps, ended)).toMatchObject({ released: false });
+    expect(events).toEqual(['xcr failover failed']);
+    // the job's next run is not blocked: the VM is not failed over yet (no DR copy), so it replicates
+    const next = await s.run();
+    expect(next.status).toBe('succeeded');
+    expect(next.vms[0]).toMatchObject({ vmUuid: web, status: 'succeeded', kind: 'delta' });
+    const fo = await machines(s).failover('fo-stop-1-resume', { run: 'fo-stop-1' });
+    expect(fo.run).toBe('fo-stop-1');
+    expect(fo.vms).toEqual([
+      expect.objectContaining({ vm: web, status: 'failed-over', point: next.vms[0]!.recoveryPoint }),
+    ]);
+    expect(await leaseIsFree(s)).toBe(true);
+    s.assertNoLeaks();
+  });
+
+  it('many leftovers of crashed runs: all removed and logged, while payloads and events carry a count and the first few', async () => {
+    sites = await startSites({ vms: [vm('Halted')] });
+    const s = sites;
+    const web = s.vmUuid('web');
+    expect((await s.run()).status).toBe('succeeded');
+    // disks a crashed failover run (or three) left on both pools, more than one log line takes
+    const left = [
+      ...(await leftovers(s.destination, s.job.id, 530)),
+      ...(await leftovers(s.source, s.job.id, 7)),
+    ];
+    expect(failoverObjects(s).filter((o) => o.includes(' leftover '))).toHaveLength(left.length);
+    const sizes: { step: string; bytes: number }[] = [];
+    const events: { type: string; bytes: number }[] = [];
+    s.deps.events.publishEvent = async (type, detail) => {
+      events.push({ type, bytes: JSON.stringify(detail).length });
+    };
+    const m = machines(s, (step, h) => async (input) => {
+      const out = await h(input);
+      sizes.push({ step, bytes: JSON.stringify(input).length }, { step, bytes: JSON.stringify(out).length });
+      return out;
+    });
+    const fo = await m.failover('fo-many-1', { vms: [web] });
+    expect(fo.vms[0]).toMatchObject({ status: 'failed-over' });
+    expect(fo.removed.count).toBe(left.length);
+    expect(fo.removed.items).toHaveLength(MAX_LISTED);
+    for (const item of fo.removed.items) expect(left).toContain(item);
+    // every payload stays small: one VM, whatever the number of leftovers
+    expect(Math.max(...sizes.map((x) => x.bytes))).toBeLessThan(8 * 1024);
+    expect(JSON.stringify(fo).length).toBeLessThan(4 * 1024);
+    // the logs name every one of them, in lines of at most 500
+    const lines = s.logs.filter((l) => l.message === 'removed leftovers of interrupted failover runs');
+    expect(lines.map((l) => (l.removed as string[]).length)).toEqual([500, 37]);
+    expect(lines.flatMap((l) => l.removed as string[]).sort()).toEqual([...left].sort());
+    expect(failoverObjects(s).filter((o) => o.includes(' leftover '))).toEqual([]);
+
+    // the undo bounds them the same way, in its event too
+    await leftovers(s.destination, s.job.id, 40);
+    const undone = await m.failover('undo-many-1', { undo: { vm: web } });
+    expect(undone.removed.count).toBeGreaterThan(40);
+    expect(undone.removed.items).toHaveLength(MAX_LISTED);
+    expect(events.find((e) => e.type === 'xcr failover undone')!.bytes).toBeLessThan(4 * 1024);
+    expect(Math.max(...sizes.map((x) => x.bytes))).toBeLessThan(8 * 1024);
+  });
 });
+
+/** `n` detached disks tagged as a dead failover run's DR copy disks (what a crash leaves), their names as a sweep reports them. */
+async function leftovers(pool: SimPool, jobId: string, n: number): Promise<string[]> {
+  return withXapi(pool, async (x) => {
+    const sr = (await x.call<string[]>('SR.get_all'))[0]!;
+    const made: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const ref = await x.call<string>('VDI.create', {
+        name_label: `leftover ${i}`,
+        SR: sr,
+        virtual_size: '1048576',
+        type: 'user',
+        sharable: false,
+        read_only: false,
+        other_config: {},
+      });
+      const uuid = await x.call<string>('VDI.get_uuid', ref);
+      await x.call('VDI.set_other_config', ref, {
+        'xcr:fo-job': jobId,
+        'xcr:fo-run': `dead-run-${i % 3}`,
+        'xcr:fo-role': 'copy-disk',
+        'xcr:self': uuid,
+      });
+      made.push(`VDI ${uuid}`);
+    }
+    return made;
+  });
+}
