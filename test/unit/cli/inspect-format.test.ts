@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { describeRemoved } from '../../../cli/commands/failover.js';
 import {
   renderDrill,
   renderRecoveryPoints,
@@ -8,6 +9,7 @@ import {
   wrap,
 } from '../../../cli/commands/inspect-format.js';
 import type { RecoveryPointInfo } from '../../../functions/replication/clone-point.js';
+import { listed } from '../../../functions/replication/failover/contract.js';
 
 const VM_A = '6f1c2b9e-0d4a-4c55-9a0e-3b8f7d2e1a01';
 const VM_B = 'a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d';
@@ -205,5 +207,16 @@ describe('recovery-points and status on an 80-column terminal', () => {
         .map((l) => l.trim())
         .join(' '),
     ).toBe(`check: ${reason}`);
+  });
+});
+
+describe('describeRemoved', () => {
+  const names = (n: number) => Array.from({ length: n }, (_, i) => `VDI ${i}`);
+  it.each([
+    { n: 0, want: '' },
+    { n: 2, want: '\nremoved: VDI 0, VDI 1' },
+    { n: 25, want: `\nremoved: ${names(20).join(', ')} and 5 more (named in the logs)` },
+  ])('$n removed', ({ n, want }) => {
+    expect(describeRemoved(listed(names(n)))).toBe(want);
   });
 });
