@@ -12,6 +12,7 @@ import { isTransient, retrying } from '../retry/index.js';
 import { readVhdStream } from '../vhd/index.js';
 import { realCause, type Xapi } from '../xapi/index.js';
 import { XcrPermanentError } from './errors.js';
+import { ReadBuffers, reusingReader } from './read-buffers.js';
 import { explainNoSpace } from './space.js';
 
 /**
@@ -65,6 +66,14 @@ export interface CbtStepResult {
 }
 
 const MAX_UPLOAD = 256 * 1024 * 1024;
+/** Data bytes per chunk of the chunked body, and the NBD reads started ahead of the upload. */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+const READ_AHEAD = 4;
+/**
+ * Read buffers kept for reuse: the reads ahead, the chunk being handed on, one in the body's queue
+ * and one or two the socket is writing; past that a chunk gets a fresh buffer (ReadBuffers).
+ */
+const KEEP_BUFFERS = READ_AHEAD + 4;
 const UNALLOCATED = 0xffffffff;
 
 /** The pool's NBD security from its networks' purposes (xapi-nbd: `nbd` → TLS forced, `insecure_nbd` → plain). */
@@ -185,11 +194,12 @@ export async function transferCbtChunk(t: CbtDiskTransfer): Promise<CbtStepResul
   const budget = batchExtents(pending, t.budgetBytes)[0]!;
   const uploads = batchExtents(budget, Math.min(t.uploadBytes ?? t.budgetBytes, MAX_UPLOAD, t.budgetBytes));
   const nbd = await openNbd(t.source, t.vdi, t.connections ?? 4);
+  const buffers = new ReadBuffers(CHUNK_BYTES, KEEP_BUFFERS);
   try {
     for (const upload of uploads) {
       if (result.uploads > 0 && Date.now() - started > t.budgetMs) break;
       try {
-        result.bytes += await sendWithRetry(t, nbd, upload);
+        result.bytes += await sendWithRetry(t, nbd, buffers, upload);
       } catch (err) {
         if (result.uploads === 0) throw await explainUploadFailure(t, result.remaining, err);
         result.interrupted = err as Error;
@@ -210,13 +220,23 @@ export async function transferCbtChunk(t: CbtDiskTransfer): Promise<CbtStepResul
   return result;
 }
 
-async function sendWithRetry(t: CbtDiskTransfer, nbd: NbdPool, extents: Extent[]): Promise<number> {
+async function sendWithRetry(
+  t: CbtDiskTransfer,
+  nbd: NbdPool,
+  buffers: ReadBuffers,
+  extents: Extent[],
+): Promise<number> {
   return retrying(
     async () => {
-      const body = encodeChunked(extents, (offset, length) => nbd.read(offset, length), {
-        diskSize: t.virtualSize,
-        readAhead: 4,
-      });
+      const body = encodeChunked(
+        extents,
+        reusingReader(buffers, (offset, target) => nbd.readInto(offset, target)),
+        {
+          diskSize: t.virtualSize,
+          maxChunkBytes: CHUNK_BYTES,
+          readAhead: READ_AHEAD,
+        },
+      );
       // the body's own failure (an NBD read) only reaches the import as the connection it cut short
       let bodyError: unknown;
       body.stream.once('error', (e) => {

@@ -5,3 +5,4 @@ export type * from './records.js';
 export type { TransportKind } from './rpc.js';
 export { fingerprintOfPem, normaliseFingerprint, type TlsOptions } from './tls.js';
 export type { ExportVdiOptions, ImportVdiOptions, VdiExport } from './transfer.js';
+export { onWritten } from './written.js';

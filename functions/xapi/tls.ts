@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { XapiTransportError } from './errors.js';
 import { guardSocket } from './undici-workaround.js';
+import { trackWrites } from './written.js';
 
 export interface TlsOptions {
   /** SHA-256 fingerprint of the server certificate, hex, colons optional. */
@@ -83,6 +84,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         }
       }
       guardSocket(socket);
+      trackWrites(socket);
       callback(null, socket);
     });
   };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobConfig } from '../../../functions/config/schema.js';
@@ -97,6 +98,22 @@ describe('cbt transfer mode (CBT + NBD + chunked raw import)', () => {
     expect(retried.length).toBe(2);
     s.assertReplicasMatchSource('db');
     s.assertNoLeaks();
+  });
+
+  it('a delta of many 4 MiB chunks into a destination slower than the source arrives byte for byte', async () => {
+    // The read buffers are reused once the upload's socket has written them; the throttled import
+    // keeps each chunk in the socket for a while, so a buffer refilled too early would reach the
+    // replica as another chunk's bytes. Random data: no two chunks alike.
+    const s = await start({});
+    await s.run();
+    const [d0] = s.liveDisks('db');
+    s.source.test.writeVdi(d0!, 8 * MiB, randomBytes(48 * MiB));
+    s.destination.test.throttle(96 * MiB);
+    const result = await s.run();
+    expect(result.status).toBe('succeeded');
+    expect(result.vms[0]!.kind).toBe('delta');
+    expect(result.bytes).toBeGreaterThanOrEqual(48 * MiB);
+    s.assertReplicasMatchSource('db');
   });
 
   it('auto falls back to vhd with the reason when CBT was disabled between runs', async () => {
