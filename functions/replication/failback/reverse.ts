@@ -65,7 +65,8 @@ export async function reverseDisks(
   const ranks = [o.reverseRun, o.reverseBaseRun, o.run];
   for (const [ref, v] of await source.getAllRecords('VDI')) {
     const oc = v.other_config;
-    const rank = ranks.lastIndexOf(oc[KEY.foRun]);
+    const run = oc[KEY.foRun];
+    const rank = run === undefined ? -1 : ranks.lastIndexOf(run);
     const dev = oc[KEY.userdevice] ?? '';
     if (
       oc[KEY.foJob] === o.jobId &&

@@ -5,7 +5,16 @@
  * the DR pool has no CBT a qcow2 disk travels whole into a new disk, saying so.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { copies, disksOf, failback, failover, until, vifsOf, vmByUuid } from '../../support/failover.js';
+import {
+  copies,
+  disksOf,
+  failback,
+  failover,
+  until,
+  vifsOf,
+  vmByUuid,
+  withXapi,
+} from '../../support/failover.js';
 import { MiB, type Sites, type SitesOptions, startSites } from '../../support/sites.js';
 
 const KiB = 1024;
@@ -178,6 +187,29 @@ describe('failback over CBT', () => {
     expect(r.replacedDisks).toEqual(oldDisks);
     expect((await s.run()).vms[0]).toMatchObject({ status: 'succeeded', kind: 'delta' });
     s.assertReplicasMatchSource('db');
+    s.assertNoLeaks();
+  });
+
+  it('CBT turned off on the copy after a pre-sync: the qcow2 disk goes whole into a new disk, the other goes on over CBT; the superseded disk goes at the end', async () => {
+    const { s, db, copy } = await failedOver();
+    const [d0, d1] = disksOf(s.destination, vmByUuid(s.destination, copy));
+    write(s, d0!, [[1 * MiB, 4096]], 0xd1);
+    expect((await failback(s, db, false)).status).toBe('synced');
+    await withXapi(s.destination, async (x) => x.call('VDI.disable_cbt', await x.getByUuid('VDI', d0!)));
+    write(s, d0!, [[12 * MiB, 4096]], 0xd2);
+    const changed = write(s, d1!, [[7 * MiB, 4096]], 0xd3);
+    const atCutover = [d0!, d1!].map((v) => s.destination.test.hashVdi(v));
+    const r = await failback(s, db, true);
+    expect(r.status).toBe('failed-back');
+    expect(r.warnings.join('\n')).toMatch(
+      /disk 0 is qcow2, .*CBT is off on the DR copy's disk: it is sent whole into a new disk/,
+    );
+    // disk 0's allocated clusters whole (its 8 MiB of data, the 1 MiB write inside it, the cluster
+    // at 12 MiB), disk 1's one changed extent
+    expect(r.bytes).toBeGreaterThan(8 * MiB + EXTENT + changed * EXTENT);
+    expect(r.bytes).toBeLessThan(8 * MiB + EXTENT + changed * EXTENT + 4 * KiB);
+    expect(disksOf(s.source, vmByUuid(s.source, db)).map((v) => s.source.test.hashVdi(v))).toEqual(atCutover);
+    expect(copies(s)).toEqual([]);
     s.assertNoLeaks();
   });
 });
