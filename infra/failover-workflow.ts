@@ -144,7 +144,7 @@ export function buildFailoverWorkflow(
 
 /**
  * The failback of one VM of a job: failback-begin (lease, refusals, sweep, planned: the copy shut
- * down) → reverse-synced? ⟲ failback-sync (one disk per invocation) → cutover? → failback-cutover
+ * down) → reverse-synced? ⟲ failback-sync (one disk, or one cbt piece of it, per invocation) → cutover? → failback-cutover
  * → failback-finish (planned) → failback-end. Every state before the end catches into it.
  */
 export function buildFailbackWorkflow(scope: Construct, props: { functions: Functions }): sfn.IChainable {

@@ -75,6 +75,7 @@ const pool = z
       .optional(),
     bindAddress: z.string().optional(),
     restrictVtpm: z.boolean().optional(),
+    restrictCbt: z.boolean().optional(),
     storage: z
       .strictObject({
         chainLimit: z.number().int().min(1).optional(),

@@ -8,12 +8,13 @@ import {
 } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { registerCbt } from './api/cbt.js';
 import { registerCore } from './api/core.js';
 import { registerFirmware } from './api/firmware.js';
 import { registerImplicit } from './api/implicit.js';
 import { Registry } from './api/registry.js';
 import { makeTestApi, registerTestApi } from './api/testapi.js';
-import { registerCbt, registerVdi } from './api/vdi.js';
+import { registerVdi } from './api/vdi.js';
 import { registerVm } from './api/vm.js';
 import { registerHostMemory } from './api/vm-start.js';
 import { registerVtpm } from './api/vtpm.js';

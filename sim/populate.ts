@@ -212,7 +212,10 @@ export function populate(pool: PoolState, spec: SimPoolSpec): void {
     master: pool.master.ref,
     default_SR: [...srByName.values()][0] ?? NULL_REF,
     // Hosts that may hold a VTPM say so explicitly (xapi refuses unless the value is "false").
-    restrictions: { restrict_vtpm: spec.restrictVtpm ? 'true' : 'false' },
+    restrictions: {
+      restrict_vtpm: spec.restrictVtpm ? 'true' : 'false',
+      restrict_cbt: spec.restrictCbt ? 'true' : 'false',
+    },
   });
   for (const vm of spec.vms ?? []) createVm(pool, vm, srByName, netByName);
 }

@@ -11,6 +11,13 @@ import type { Operations } from './storage/ops.js';
 import type { StorageSettings } from './storage/settings.js';
 import { NULL_REF, toXmlString, XFloat, type XValue } from './wire/values.js';
 
+/** Where a VDI's CBT log sits (cbt-log.ts). */
+export interface CbtLog {
+  chain: number;
+  /** position in the chain: later logs have larger numbers */
+  seq: number;
+}
+
 export interface HostState {
   ref: string;
   uuid: string;
@@ -58,11 +65,15 @@ export class PoolState {
   readonly disks = new Map<string, Disk>();
   /** block identities kept by VDI.data_destroy (CBT metadata only) */
   readonly cbtMetadata = new Map<string, Map<number, Block>>();
+  /** each tracked VDI's CBT log position (cbt-log.ts) */
+  readonly cbtLogs = new Map<string, CbtLog>();
   readonly stores = new Map<string, BlockStore>();
   readonly hosts: HostState[] = [];
   readonly faults = new Faults();
   /** Body bytes sent by export_raw_vdi so far (what crossed the wire from this pool). */
   exportedBytes = 0;
+  /** Body bytes received by import_raw_vdi so far (what crossed the wire into this pool). */
+  importedBytes = 0;
   readonly callLog: string[] = [];
   readonly guests = new Guests();
   /** RAM of each host, for VM.start's free-memory check. */

@@ -70,6 +70,8 @@ export interface SimPoolSpec {
   bindAddress?: string;
   /** pool.restrictions.restrict_vtpm = "true": VTPM.create fails with FEATURE_RESTRICTED (unlicensed) */
   restrictVtpm?: boolean;
+  /** pool.restrictions.restrict_cbt = "true": VDI.enable_cbt fails with LICENCE_RESTRICTION ["CBT"] (unlicensed) */
+  restrictCbt?: boolean;
   /** storage timing (GC quiet period, coalesce and operation durations, xapi's retry bound, chain limit) */
   storage?: Partial<SimStorageSettings>;
   /** RAM of each host (default 256 GiB); VM.start needs the VM's memory_static_max free. */
@@ -118,6 +120,8 @@ export interface SimTestApi {
   calls(): string[];
   /** Body bytes this pool's export_raw_vdi sent so far (all exports, counted at the server) */
   exportedBytes(): number;
+  /** Body bytes this pool's import_raw_vdi received so far (all imports, chunk headers included) */
+  importedBytes(): number;
   /** change storage timing from now on */
   storage(settings: Partial<SimStorageSettings>): void;
   /** run every SR's garbage collector now (no quiet period) until no work is left */

@@ -41,8 +41,13 @@ async function cbtObstacle(
   if (enableError) return enableError;
   if (!snapshot.rec.cbt_enabled) return 'CBT is not enabled on the disk (enableCbt: true turns it on)';
   if (base && !base.cbt_enabled) return 'CBT was not enabled on the base snapshot';
+  return nbdObstacle(xapi, snapshot.ref);
+}
+
+/** Why NBD cannot serve this VDI, or undefined when one real connection to it succeeds. */
+export async function nbdObstacle(xapi: Xapi, vdi: string): Promise<string | undefined> {
   try {
-    const nbd = await openNbd(xapi, snapshot.ref, 1, 5_000);
+    const nbd = await openNbd(xapi, vdi, 1, 5_000);
     await nbd.close();
   } catch (err) {
     return `NBD is not usable: ${(err as Error).message}`;

@@ -1,3 +1,4 @@
+import type { JobConfig } from '../config/schema.js';
 import {
   batchExtents,
   decodeCbtBitmap,
@@ -74,6 +75,19 @@ const READ_AHEAD = 4;
  * and one or two the socket is writing; past that a chunk gets a fresh buffer (ReadBuffers).
  */
 const KEEP_BUFFERS = READ_AHEAD + 4;
+const MiB = 2 ** 20;
+/** An invocation stops starting uploads after this long (Lambda allows 15 minutes in all). */
+const CBT_TIME_BUDGET_MS = 10 * 60 * 1000;
+
+/** One invocation's share of a cbt disk: at most cbtChunkMiB of data and 10 minutes of uploads. */
+export function cbtBudget(job: Pick<JobConfig, 'cbtChunkMiB' | 'transferTimeoutSec'>) {
+  const timeoutMs = job.transferTimeoutSec * 1000;
+  return {
+    budgetBytes: job.cbtChunkMiB * MiB,
+    budgetMs: Math.min(CBT_TIME_BUDGET_MS, timeoutMs / 2),
+    timeoutMs,
+  };
+}
 const UNALLOCATED = 0xffffffff;
 
 /** The pool's NBD security from its networks' purposes (xapi-nbd: `nbd` → TLS forced, `insecure_nbd` → plain). */
@@ -107,7 +121,10 @@ export async function openNbd(
 ): Promise<NbdPool> {
   const security = await nbdSecurity(xapi);
   if (!security)
-    throw new XcrPermanentError('NBD_UNAVAILABLE', 'no network of the source pool has an NBD purpose');
+    throw new XcrPermanentError(
+      'NBD_UNAVAILABLE',
+      'no network of the pool serving the disk has an NBD purpose (nbd or insecure_nbd)',
+    );
   const records = await nbdRecords(xapi, vdi);
   if (records.length === 0)
     throw new XcrPermanentError('NBD_UNAVAILABLE', 'VDI.get_nbd_info returned no record');

@@ -49,6 +49,10 @@ export const FO_ROLE = {
   /** A snapshot of the DR copy taken by a failback: the base of the next reverse delta. */
   reverseSnapshot: 'reverse-snapshot',
   reverseSnapshotDisk: 'reverse-snapshot-disk',
+  /** A snapshot of the DR copy taken by the failover before the copy starts, once CBT is on on its
+   *  disks: the start of the CBT log chain a failback lists the copy's changed blocks from. */
+  cbtBaseline: 'cbt-baseline',
+  cbtBaselineDisk: 'cbt-baseline-disk',
   /** On the source pool: a clone of the base snapshot's disk receiving the DR copy's delta. */
   reverseDisk: 'reverse-disk',
   /** On the source pool: the VM a failback makes when the original VM is gone (until its cutover ends). */

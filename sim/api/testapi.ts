@@ -43,6 +43,7 @@ export function makeTestApi(pool: PoolState): SimTestApi {
     },
     calls: () => [...pool.callLog],
     exportedBytes: () => pool.exportedBytes,
+    importedBytes: () => pool.importedBytes,
     vtpmContents: (ref) => vtpmContents(pool, ref),
     storage: (settings) => {
       pool.storage.settings = { ...pool.storage.settings, ...settings };

@@ -1,9 +1,9 @@
 /** VDI messages and the disk-level helpers VM.snapshot/clone/copy share. */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BLOCK_SIZE, type Block, CBT_GRAIN, changedRegions, Disk } from '../disk.js';
+import { dropCbtLog, snapshotCbtLog } from '../cbt-log.js';
+import { Disk } from '../disk.js';
 import { SR_FULL_ERROR, XapiError } from '../errors.js';
-import { nbdInfo } from '../nbd-hosts.js';
 import { PoolState } from '../state.js';
 import { assertChainRoom, insertBaseCopy, leafSmConfig, releaseCharge } from '../storage/chain.js';
 import { assertFormatHolds, chooseImageFormat, IMAGE_FORMAT } from '../storage/formats.js';
@@ -91,7 +91,7 @@ export function snapshotVdi(pool: PoolState, vdi: string): string {
   const d = pool.disk(vdi);
   const fields = inherited(src);
   const base = insertBaseCopy(pool, vdi);
-  return createVdi(
+  const ref = createVdi(
     pool,
     src.SR as string,
     {
@@ -104,6 +104,8 @@ export function snapshotVdi(pool: PoolState, vdi: string): string {
     },
     d.share(),
   );
+  snapshotCbtLog(pool, vdi, ref);
+  return ref;
 }
 
 export function cloneVdi(pool: PoolState, vdi: string): string {
@@ -132,6 +134,8 @@ export function cloneVdi(pool: PoolState, vdi: string): string {
       is_a_snapshot: false,
       snapshot_of: NULL_REF,
       snapshot_time: EPOCH,
+      // SM's clone passes no CBT log (VDI.py: only snapshot does): the clone starts without CBT
+      cbt_enabled: false,
     },
     d.share(),
   );
@@ -156,6 +160,7 @@ export function destroyVdiData(pool: PoolState, vdi: string): void {
   pool.disks.get(vdi)?.release();
   pool.disks.delete(vdi);
   pool.cbtMetadata.delete(vdi);
+  dropCbtLog(pool, vdi);
   pool.db.destroy('VDI', vdi);
   pool.syncSr(rec.SR as string);
 }
@@ -305,107 +310,4 @@ export function registerVdi(reg: Registry): void {
       },
     });
   }
-  for (const [name, on] of [
-    ['enable_cbt', true],
-    ['disable_cbt', false],
-  ] as const) {
-    reg.add({
-      name: `VDI.${name}`,
-      params: [p('self', 'ref')],
-      handler: ({ pool }, [vdi]) => {
-        const ref = self(pool, 'VDI', vdi);
-        const rec = pool.db.get('VDI', ref);
-        if (rec.is_a_snapshot === true)
-          throw new XapiError('OPERATION_NOT_ALLOWED', [`VDI is a snapshot: ${ref}`]);
-        if (rec.type !== 'user' && rec.type !== 'system')
-          throw new XapiError('VDI_INCOMPATIBLE_TYPE', [ref, String(rec.type)]);
-        pool.db.set('VDI', ref, 'cbt_enabled', on);
-        return undefined;
-      },
-    });
-  }
-}
-
-/** What a VDI's changed-block log can be compared by: its live generations, or those kept by data_destroy. */
-function cbtGenerations(pool: PoolState, vdi: string): Map<number, Block> {
-  return pool.cbtMetadata.get(vdi) ?? pool.disk(vdi).generations();
-}
-
-/**
- * CBT (docs/xapi.md): VDI.list_changed_blocks returns base64 of one bit per 64 KiB, MSB first. Every
- * write marks the 64 KiB regions it touches on the block generation it lands in, so the bitmap is
- * exact at 64 KiB, as tapdisk logs it.
- */
-export function registerCbt(reg: Registry): void {
-  reg.add({
-    name: 'VDI.list_changed_blocks',
-    params: [p('vdi_from', 'ref'), p('vdi_to', 'ref')],
-    handler: ({ pool }, [from, to]) => {
-      const a = self(pool, 'VDI', from);
-      const b = self(pool, 'VDI', to);
-      const ra = pool.db.get('VDI', a);
-      const rb = pool.db.get('VDI', b);
-      if (ra.cbt_enabled !== true || rb.cbt_enabled !== true || ra.SR !== rb.SR) {
-        throw new XapiError('SR_BACKEND_FAILURE_460', [
-          '',
-          'Failed to calculate changed blocks for given VDIs.',
-          'Source and target VDI are unrelated',
-        ]);
-      }
-      for (const v of rb.VBDs as string[]) {
-        const vbd = pool.db.find('VBD', v);
-        const vm = vbd && pool.db.find('VM', vbd.VM as string);
-        if (vbd?.currently_attached === true && vm?.is_a_snapshot !== true)
-          throw new XapiError('VDI_IN_USE', [b, 'list_changed_blocks']);
-      }
-      const ga = cbtGenerations(pool, a);
-      const gb = cbtGenerations(pool, b);
-      const size = Number(rb.virtual_size);
-      const bits = Math.ceil(size / CBT_GRAIN);
-      const out = Buffer.alloc(Math.ceil(bits / 8));
-      const perBlock = BLOCK_SIZE / CBT_GRAIN;
-      for (const i of new Set([...ga.keys(), ...gb.keys()])) {
-        const mask = changedRegions(ga.get(i), gb.get(i));
-        for (let k = 0; k < perBlock; k++) {
-          const bit = i * perBlock + k;
-          if (bit < bits && mask & (1 << k)) out[bit >> 3]! |= 0x80 >> (bit & 7);
-        }
-      }
-      return out.toString('base64');
-    },
-  });
-  reg.add({
-    name: 'VDI.get_nbd_info',
-    params: [p('self', 'ref')],
-    handler: async ({ pool, session }, [vdi]) => {
-      const ref = self(pool, 'VDI', vdi);
-      if (!pool.nbd) return [];
-      return nbdInfo(pool, pool.nbd, ref, session);
-    },
-  });
-  reg.add({
-    name: 'VDI.data_destroy',
-    params: [p('self', 'ref')],
-    async: true,
-    handler: ({ pool }, [vdi]) => {
-      const ref = self(pool, 'VDI', vdi);
-      const rec = pool.db.get('VDI', ref);
-      if (rec.is_a_snapshot !== true)
-        throw new XapiError('OPERATION_NOT_ALLOWED', [`VDI is not a snapshot: ${ref}`]);
-      if (rec.cbt_enabled !== true) throw new XapiError('VDI_NO_CBT_METADATA', [ref]);
-      assertNotInUse(pool, ref, 'data_destroy');
-      const d = pool.disks.get(ref);
-      if (d) {
-        // frozen: a disk still sharing these generations copies on its next write instead of
-        // writing in place, so the kept generations keep meaning "the content at this snapshot"
-        for (const blk of d.blocks.values()) blk.frozen = true;
-        pool.cbtMetadata.set(ref, d.generations());
-        d.release();
-        pool.disks.set(ref, new Disk(d.store, d.size));
-      }
-      pool.db.set('VDI', ref, 'type', 'cbt_metadata');
-      pool.syncVdi(ref);
-      return undefined;
-    },
-  });
 }

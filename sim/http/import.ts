@@ -254,6 +254,7 @@ export async function handleImport(
   let lastTick = 0;
   const src = body(req, pool, hostIndex, cut, (n) => {
     received += n;
+    pool.importedBytes += n;
     if (received - lastTick > 8 * BLOCK_SIZE) {
       lastTick = received;
       pool.setProgress(t.task, Math.min(0.99, received / Math.max(1, total)));

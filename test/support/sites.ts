@@ -33,6 +33,10 @@ export interface SitesOptions {
   destinationHosts?: number;
   /** Purpose given to the source pool's network, which makes VDI.get_nbd_info return records. */
   sourceNbdPurpose?: 'nbd' | 'insecure_nbd';
+  /** The same for the destination pool (a cbt failback reads the DR copy's changed blocks over NBD). */
+  destinationNbdPurpose?: 'nbd' | 'insecure_nbd';
+  /** The destination pool lacks the CBT feature (pool.restrictions.restrict_cbt = "true"). */
+  destinationRestrictsCbt?: boolean;
   /** Network names of each pool (default: "Pool-wide network" / "Replica network"). */
   sourceNetworks?: string[];
   destinationNetworks?: string[];
@@ -96,6 +100,7 @@ export function siteSpecs(o: SitesOptions): { source: SimPoolSpec; destination: 
       ],
       ...(o.destinationVms ? { vms: o.destinationVms } : {}),
       ...(o.destinationRestrictsVtpm ? { restrictVtpm: true } : {}),
+      ...(o.destinationRestrictsCbt ? { restrictCbt: true } : {}),
       ...(o.destinationStorage ? { storage: o.destinationStorage } : {}),
       ...(o.destinationGuests ? { guests: o.destinationGuests } : {}),
     },
@@ -107,6 +112,7 @@ export async function startSites(o: SitesOptions): Promise<Sites> {
   const source = await startPool(specs.source);
   const destination = await startPool(specs.destination);
   if (o.sourceNbdPurpose) await addNetworkPurpose(source, o.sourceNbdPurpose, o.sourceTls?.cert);
+  if (o.destinationNbdPurpose) await addNetworkPurpose(destination, o.destinationNbdPurpose);
   const vmsByName = new Map(source.test.objects('VM').map(([, r]) => [r.name_label as string, r as Rec]));
   const vmUuid = (name: string) => {
     const vm = vmsByName.get(name);

@@ -60,9 +60,19 @@ export async function swapDisks(
   return old;
 }
 
-/** The reverse disks become plain disks of the VM: the replaced disk's name and other_config. */
-export async function adoptDisks(source: Xapi, disks: Map<string, { ref: string; uuid: string }>) {
-  for (const { ref } of disks.values()) {
+/**
+ * The reverse disks become plain disks of the VM: the replaced disk's name and other_config, and
+ * CBT where the replaced disk had it or the job turns it on (a clone starts without CBT; the fresh
+ * source snapshot taken next is the next forward cbt delta's base, which needs it). Returns what
+ * could not be done (a disk refusing CBT).
+ */
+export async function adoptDisks(
+  source: Xapi,
+  disks: Map<string, { ref: string; uuid: string }>,
+  enableCbt: boolean,
+): Promise<string[]> {
+  const notes: string[] = [];
+  for (const [dev, { ref }] of disks) {
     const t = await source.getRecord('VDI', ref);
     const oldUuid = t.other_config[OLD_VDI];
     const old = oldUuid ? await source.getByUuid('VDI', oldUuid).catch(() => undefined) : undefined;
@@ -75,7 +85,15 @@ export async function adoptDisks(source: Xapi, disks: Map<string, { ref: string;
       await source.call('VDI.set_name_label', ref, rec.name_label);
       await source.call('VDI.set_name_description', ref, rec.name_description);
     }
+    if (!t.cbt_enabled && (enableCbt || rec?.cbt_enabled)) {
+      await source.call('VDI.enable_cbt', ref).catch((err: unknown) => {
+        notes.push(
+          `disk ${dev}: VDI.enable_cbt failed (${(err as Error).message}): forward runs cannot send it in cbt mode until CBT is on`,
+        );
+      });
+    }
   }
+  return notes;
 }
 
 /**

@@ -141,7 +141,7 @@ export async function cutoverToNewVm(
   const vm = await makeNewVm(ctx, { ...x, disks }, notes);
   let rec: FailoverRecord = { ...x.record, newVm: vm.rec.uuid };
   if (x.record.newVm !== vm.rec.uuid) await writeCopyRecord(x.dest, x.copy.ref, rec);
-  await adoptDisks(x.source, disks);
+  notes.push(...(await adoptDisks(x.source, disks, ctx.job.enableCbt)));
   await adoptNewVm(ctx, x.source, vm, x.copy.rec.name_label);
   const recoveryPoint = await commitFailback(ctx, {
     source: x.source,

@@ -219,8 +219,13 @@ export async function syncFailback(ctx: RunContext, state: FailbackState): Promi
     originalDisks: original ? await vmDisks(srcXapi, original.rec) : [],
     sr: state.sr ? await findSr(srcXapi, selectorOf(state.sr), '--sr', 'source') : undefined,
     only: state.disk,
+    cursor: state.cursor,
   });
-  const next = { ...state, bytes: state.bytes + sync.bytes, disk: state.disk + 1, disks: sync.diskCount };
+  const { cursor: _cursor, ...rest } = state;
+  const sent = { ...rest, bytes: state.bytes + sync.bytes, warnings: [...state.warnings, ...sync.notes] };
+  for (const note of sync.notes) ctx.logger.warn(note, { vmUuid: state.vm });
+  if (!sync.done) return { ...sent, cursor: sync.cursor ?? 0 };
+  const next = { ...sent, disk: state.disk + 1, disks: sync.diskCount };
   if (next.disk < sync.diskCount) return next;
   const old = rec.reverseBase;
   rec = {
@@ -280,7 +285,7 @@ export async function finishFailback(ctx: RunContext, state: FailbackState): Pro
 
 /** The report of a failback that got through (synced, or failed back), published. */
 async function reportOf(ctx: RunContext, state: FailbackState): Promise<FailbackReport> {
-  const { phase, disk: _disk, disks: _disks, sr: _sr, ...rest } = state;
+  const { phase, disk: _disk, disks: _disks, sr: _sr, cursor: _cursor, ...rest } = state;
   const report: FailbackReport = { ...rest, status: phase === 'synced' ? 'synced' : 'failed-back' };
   await publish(ctx, report.status === 'synced' ? 'failback synced' : 'failback succeeded', { ...report });
   return report;
@@ -307,7 +312,7 @@ async function cutover(
     source: Xapi;
     copy: Ref<VmRecord>;
     record: FailoverRecord;
-    report: Pick<FailbackState, 'run' | 'recoveryPoint'>;
+    report: Pick<FailbackState, 'run' | 'recoveryPoint' | 'warnings'>;
   },
 ): Promise<FailoverRecord> {
   const disks = new Map<string, { ref: string; uuid: string }>();
@@ -324,7 +329,7 @@ async function cutover(
   };
   await writeCopyRecord(x.dest, x.copy.ref, rec);
   await swapDisks(x.source, original, disks);
-  await adoptDisks(x.source, disks);
+  x.report.warnings.push(...(await adoptDisks(x.source, disks, ctx.job.enableCbt)));
   original = await findVmByUuid(x.source, x.record.vm);
   await liftFence(x.source, original, ctx.job.id);
   x.report.recoveryPoint = await commitFailback(ctx, {

@@ -209,6 +209,8 @@ export const failbackState = z.strictObject({
   /** failback-sync: the next disk (by position in the reverse snapshot) and how many there are. */
   disk: count,
   disks: count.optional(),
+  /** failback-sync over NBD: the disk at `disk` is written below this offset (the next step goes on there). */
+  cursor: count.optional(),
   ...failbackOutcome,
 });
 export type FailbackState = z.infer<typeof failbackState>;

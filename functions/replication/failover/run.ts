@@ -23,6 +23,7 @@ import {
   fenceReason,
   sourceRecord,
 } from '../rules/failover.js';
+import { cbtBaseline } from './cbt-baseline.js';
 import {
   clip,
   type FailoverBegun,
@@ -222,7 +223,18 @@ export async function cloneFailoverVm(ctx: RunContext, item: FailoverItem): Prom
     point: rp.rec.uuid,
     name: copyName,
   });
-  const record: FailoverRecord = { ...base, point: rp.rec.uuid, copy, state: 'failed-over' };
+  // only a copy that never ran gets a baseline (a recorded one may have started, and written)
+  const cbt = existing?.copy
+    ? undefined
+    : await cbtBaseline(dest, ctx.job, { jobId, run: existing?.run ?? o.run, copy });
+  warnings.push(...(cbt?.notes ?? []));
+  const record: FailoverRecord = {
+    ...base,
+    point: rp.rec.uuid,
+    copy,
+    state: 'failed-over',
+    ...(cbt?.baseline ? { cbtBaseline: cbt.baseline } : {}),
+  };
   delete record.prevStart;
   delete record.wasRunning;
   await recordAndStart(dest, copy, record, o.start !== false);

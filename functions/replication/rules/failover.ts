@@ -30,6 +30,9 @@ export const failoverRecord = z.strictObject({
   prevStart: z.string().optional(),
   /** On the source VM: it was running before a planned failover shut it down. */
   wasRunning: z.boolean().optional(),
+  /** On the DR copy: its CBT baseline (a snapshot taken before it started, with CBT on on its
+   *  disks; its content is the point's), absent when the failover did not turn CBT on. */
+  cbtBaseline: z.string().optional(),
   /** On the DR copy: the failback run that made the reverse disks on the source pool. */
   reverseRun: z.string().optional(),
   /** On the DR copy: the reverse snapshot whose content the reverse disks hold (the next reverse

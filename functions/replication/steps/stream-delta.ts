@@ -1,5 +1,5 @@
 import type { Xapi } from '../../xapi/index.js';
-import { transferCbtChunk } from '../cbt-transfer.js';
+import { cbtBudget, transferCbtChunk } from '../cbt-transfer.js';
 import { holdLease, type RunContext } from '../context.js';
 import type { DiskPlan, VmRunState } from '../contract.js';
 import { withStreamSlot } from '../stream-slots.js';
@@ -70,10 +70,6 @@ async function streamOne(ctx: RunContext, state: VmRunState, disk: DiskPlan, x: 
   return { ...disk, bytes, done: true };
 }
 
-const MiB = 2 ** 20;
-/** An invocation stops starting uploads after this long (Lambda allows 15 minutes in all). */
-const CBT_TIME_BUDGET_MS = 10 * 60 * 1000;
-
 /**
  * cbt mode: sends the next piece (at most cbtChunkMiB of data) of one disk and moves its cursor; the
  * disk is done when no extent remains past the cursor, so the state machine loops until then.
@@ -85,7 +81,6 @@ async function streamCbtChunk(
   x: Sides & { vdi: string; base: string | undefined; target: string },
 ): Promise<DiskPlan> {
   const started = Date.now();
-  const timeoutMs = ctx.job.transferTimeoutSec * 1000;
   const r = await transferCbtChunk({
     source: x.source,
     destination: x.destination,
@@ -95,9 +90,7 @@ async function streamCbtChunk(
     virtualSize: disk.virtualSize,
     imageFormat: disk.imageFormat ?? 'vhd',
     cursor: disk.cursor ?? 0,
-    budgetBytes: ctx.job.cbtChunkMiB * MiB,
-    budgetMs: Math.min(CBT_TIME_BUDGET_MS, timeoutMs / 2),
-    timeoutMs,
+    ...cbtBudget(ctx.job),
     onProgress: (bytes, total) =>
       ctx.progress?.({
         vmUuid: state.vmUuid,

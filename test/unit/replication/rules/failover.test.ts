@@ -227,6 +227,35 @@ describe('planFailoverSweep', () => {
     expect(plan.vms.map((v) => v.uuid)).toEqual(['s0']);
     expect(plan.vdis.map((v) => v.uuid)).toEqual(['r0']);
   });
+
+  it('keeps a recorded copy’s CBT baseline; a crashed failover’s baseline goes, tagged or still under its pending name', () => {
+    const kept = copyVm(record({ cbtBaseline: 'b1' }));
+    const snap = { is_a_snapshot: true };
+    const vms = [
+      kept,
+      own('b1', 'cbt-baseline', 'fo-1', snap),
+      own('b0', 'cbt-baseline', 'fo-0', snap),
+      vm({ uuid: 'b-pending', name_label: '[xcr-failover:j:fo-0] pending copy', ...snap }),
+    ];
+    const baseDisk = (uuid: string, vmUuid: string, run: string) =>
+      disk(uuid, [`ref-${vmUuid}`], {
+        'xcr:fo-job': 'j',
+        'xcr:fo-role': 'cbt-baseline-disk',
+        'xcr:fo-run': run,
+        'xcr:self': uuid,
+      });
+    const vdis = [
+      baseDisk('bd1', 'b1', 'fo-1'),
+      baseDisk('bd0', 'b0', 'fo-0'),
+      disk('bdp', ['ref-b-pending'], {}),
+    ];
+    const plan = planFailoverSweep({ jobId: 'j', keep: recordedRuns(vms, 'j'), vms, vdis });
+    expect(plan.vms.map((v) => [v.uuid, v.running])).toEqual([
+      ['b0', false],
+      ['b-pending', false],
+    ]);
+    expect(plan.vdis.map((v) => v.uuid)).toEqual(['bd0', 'bdp']);
+  });
 });
 
 describe('newVmNotice (the original VM gone, the failback made a new one)', () => {
