@@ -54,8 +54,8 @@ export class ReadBuffers {
 /**
  * A chunk source for an upload body (`encodeChunked`'s `read`): each chunk is read into a buffer of
  * `buffers`, which goes back to them once the upload's socket has written it (`onWritten`), never
- * earlier: until then the socket may still send from it. A failed read keeps its buffer out of reuse
- * (a piece of it may have been filled late).
+ * earlier: until then the socket may still send from it. The buffer of a failed read is left to the
+ * garbage collector (failures are rare, and then nothing needs to be known about its pieces).
  */
 export function reusingReader(
   buffers: ReadBuffers,

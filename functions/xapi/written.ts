@@ -5,11 +5,12 @@
  * A chunk handed to an HTTP upload is still referenced after the body has passed it on: undici writes
  * each chunk of a Readable body to the socket as is (`socket.write(chunk)`), and the socket keeps it,
  * queued or in a pending kernel write, until that write completes. net.Socket's documented write
- * callback is the one signal that it has: the sockets of `createDispatcher` call `onWritten`'s
- * callback from it when it reports no error — the bytes were written, or the socket was destroyed and
- * the kernel write that held them has ended (Node then reports success); a chunk still queued at that
- * moment gets an error and is left to the garbage collector. A chunk that never reaches a tracked socket as that same object (copied, sliced,
- * an aborted body) is never reported, so the producer must treat silence as "still in use".
+ * callback is the one signal of that: the sockets of `createDispatcher` call `onWritten`'s callback
+ * from it when it reports no error — the bytes were written, or the socket was destroyed and the
+ * kernel write that held them has ended (Node then reports success); a chunk still queued at that
+ * moment gets an error and is left to the garbage collector. A chunk that never reaches a tracked
+ * socket as that same object (copied, sliced, an aborted body) is never reported, so the producer
+ * must treat silence as "still in use".
  */
 import type { Socket } from 'node:net';
 
