@@ -27,7 +27,7 @@ import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { FO_ROLE, KEY, pendingFailoverName } from '../metadata.js';
 import { jobNetworkMap, resolveNetworks, reverseNetworks } from '../network-map.js';
 import { type FailoverRecord, newVmNotice } from '../rules/failover.js';
-import { adoptDisks, commitFailback } from './cutover.js';
+import { adoptDisks, commitFailback, requireCbt } from './cutover.js';
 
 type Disks = Map<string, { ref: string; uuid: string }>;
 
@@ -138,6 +138,7 @@ export async function cutoverToNewVm(
   for (const [dev, uuid] of Object.entries(x.record.reverseDisks ?? {}))
     disks.set(dev, { ref: await x.source.getByUuid('VDI', uuid), uuid });
   const notes: string[] = [];
+  await requireCbt(x.source, disks, ctx.job);
   const vm = await makeNewVm(ctx, { ...x, disks }, notes);
   let rec: FailoverRecord = { ...x.record, newVm: vm.rec.uuid };
   if (x.record.newVm !== vm.rec.uuid) await writeCopyRecord(x.dest, x.copy.ref, rec);
