@@ -86,6 +86,8 @@ export const VARIANTS: Record<MatrixVariant['name'], MatrixVariant> = {
     ],
     discovers: [
       { phase: 'failover', side: 'destination', method: 'VDI.enable_cbt' },
+      // the CBT baseline of the copy
+      { phase: 'failover', side: 'destination', method: 'VM.snapshot' },
       { phase: 'failback', side: 'destination', method: 'VDI.list_changed_blocks' },
       { phase: 'failback', side: 'destination', method: 'VDI.get_nbd_info' },
       { phase: 'failback', side: 'source', method: 'VDI.enable_cbt' },
