@@ -9,11 +9,13 @@ interface MethodFault {
   seen: number;
   error: string[];
 }
-export type StreamPath = 'export_raw_vdi' | 'import_raw_vdi';
+/** An HTTP transfer, or an NBD connection (counted at its first read request). */
+export type StreamPath = 'export_raw_vdi' | 'import_raw_vdi' | 'nbd';
 interface StreamCut {
   path: StreamPath;
   afterBytes: number;
-  nth: number;
+  first: number;
+  last: number;
   seen: number;
 }
 
@@ -69,8 +71,15 @@ export class Faults {
     return hit;
   }
 
-  cutStream(f: { path: StreamPath; afterBytes: number; nth?: number }): void {
-    this.cuts.push({ path: f.path, afterBytes: f.afterBytes, nth: f.nth ?? 1, seen: 0 });
+  cutStream(f: { path: StreamPath; afterBytes: number; nth?: number; count?: number }): void {
+    const nth = f.nth ?? 1;
+    this.cuts.push({
+      path: f.path,
+      afterBytes: f.afterBytes,
+      first: nth,
+      last: nth + (f.count ?? 1) - 1,
+      seen: 0,
+    });
   }
 
   /** Count a transfer on `path` and return the byte count after which it must be cut, if any. */
@@ -79,7 +88,7 @@ export class Faults {
     for (const c of this.cuts) {
       if (c.path !== path) continue;
       c.seen++;
-      if (cut === undefined && c.seen === c.nth) cut = c.afterBytes;
+      if (cut === undefined && c.seen >= c.first && c.seen <= c.last) cut = c.afterBytes;
     }
     return cut;
   }

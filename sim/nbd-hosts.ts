@@ -50,6 +50,7 @@ export class NbdHosts implements NbdListeners {
           ...(mode === 'forced-tls' && this.tls ? { tls: this.tls } : {}),
           resolveExport: (name) => this.resolve(name),
           pacer: () => new Pacer(() => this.pool.faults.bytesPerSecond, this.pool.faults.host(hostIndex)),
+          cutAfter: () => this.pool.faults.cutFor('nbd'),
         }),
       };
       this.running.set(hostIndex, r);

@@ -103,8 +103,15 @@ export interface SimTestApi {
   /** Fail calls of `method` ('VDI.clone' also matches 'Async.VDI.clone'): the nth matching call (1-based,
    *  default 1) and the `count-1` after it (default 1) fail with ErrorDescription `error`. */
   injectFault(f: { method: string; nth?: number; count?: number; error: string[] }): void;
-  /** Cut the nth (default 1) export_raw_vdi / import_raw_vdi stream after `afterBytes` body bytes. */
-  cutStream(f: { path: 'export_raw_vdi' | 'import_raw_vdi'; afterBytes: number; nth?: number }): void;
+  /** Cut the nth (default 1) export_raw_vdi / import_raw_vdi stream, or NBD connection (counted at its
+   *  first read request; the connection drops in a read reply), and the `count-1` after it (default 1),
+   *  after `afterBytes` body (read data) bytes. */
+  cutStream(f: {
+    path: 'export_raw_vdi' | 'import_raw_vdi' | 'nbd';
+    afterBytes: number;
+    nth?: number;
+    count?: number;
+  }): void;
   /** cap of each data connection (HTTP export/import and NBD), bytes/s; undefined = unlimited */
   throttle(bytesPerSecond: number | undefined): void;
   /** cap of each host's total over all its data connections, bytes/s; undefined = unlimited */

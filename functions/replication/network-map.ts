@@ -94,19 +94,27 @@ export function resolveNetworks(
   return out;
 }
 
+/** Several source networks the job's map sends to one destination network: its VIFs go back to `pick`. */
+export interface SharedLanding {
+  dest: string;
+  /** Every source network landing there, by name (as many as the pool has with a "*" map). */
+  sources: string[];
+  pick: string;
+}
+
 /**
  * The way back, for a VM made on the source pool from a VM at the destination (a failback whose
  * original VM is gone): each destination network in `used` goes to the source network `forward`
  * (the job's map, resolved) sends there; of several, the one named like the destination network,
- * else the first by name (noted); to none is a problem naming the job's map.
+ * else the first by name (`shared`); to none is a problem naming the job's map.
  */
 export function reverseNetworks(
   forward: Map<string, string>,
   sources: NetworkInfo[],
   dests: NetworkInfo[],
   used: string[],
-): { mapped: Map<string, string>; notes: string[]; problems: string[] } {
-  const out = { mapped: new Map<string, string>(), notes: [] as string[], problems: [] as string[] };
+): { mapped: Map<string, string>; shared: SharedLanding[]; problems: string[] } {
+  const out = { mapped: new Map<string, string>(), shared: [] as SharedLanding[], problems: [] as string[] };
   for (const ref of new Set(used)) {
     const dest = dests.find((d) => d.ref === ref);
     const name = dest?.name_label ?? ref;
@@ -121,12 +129,24 @@ export function reverseNetworks(
       continue;
     }
     if (back.length > 1 && pick.name_label !== name)
-      out.notes.push(
-        `destination network "${name}" is where ${back.map((s) => `"${s.name_label}"`).join(', ')} land: its VIFs go back to "${pick.name_label}"`,
-      );
+      out.shared.push({ dest: name, sources: back.map((s) => s.name_label), pick: pick.name_label });
     out.mapped.set(ref, pick.ref);
   }
   return out;
+}
+
+/** The note of a shared landing, naming the source networks `shown` keeps (a bounded list of them). */
+export function sharedLandingNote(
+  s: SharedLanding,
+  shown: { count: number; items: readonly string[] },
+): string {
+  const names = shown.items.map((n) => `"${n}"`).join(', ');
+  const more = shown.count - shown.items.length;
+  const where =
+    more > 0
+      ? `${shown.count} source networks land (${names} and ${more} more, named in the log)`
+      : `${names} land`;
+  return `destination network "${s.dest}" is where ${where}: its VIFs go back to "${s.pick}"`;
 }
 
 /** One line per problem, naming the config field and the fix (`shorthand`: destination.network). */

@@ -96,12 +96,13 @@ export function registerTestApi(reg: Registry): void {
   add('cut_stream', [p('cut', 'record')], (pool, [f]) => {
     const r = f as XRecord;
     const path = String(r.path);
-    if (path !== 'export_raw_vdi' && path !== 'import_raw_vdi')
+    if (path !== 'export_raw_vdi' && path !== 'import_raw_vdi' && path !== 'nbd')
       throw new XapiError('INTERNAL_ERROR', [`bad path ${path}`]);
     t(pool).cutStream({
       path,
       afterBytes: Number(r.afterBytes),
       ...(r.nth !== undefined ? { nth: Number(r.nth) } : {}),
+      ...(r.count !== undefined ? { count: Number(r.count) } : {}),
     });
   });
   add('throttle', [p('bytes_per_second', 'int')], (pool, [b]) => t(pool).throttle(Number(b) || undefined));

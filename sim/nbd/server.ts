@@ -24,6 +24,9 @@ export interface NbdServerOptions {
   maxConnections?: number;
   /** Paces each connection's read replies (one pacer per connection). */
   pacer?: () => { account(n: number): Promise<void> };
+  /** Asked at a connection's first read request: after how many data bytes the connection drops
+   *  (a fault; undefined = never). */
+  cutAfter?: () => number | undefined;
 }
 
 export interface NbdServerHandle {
@@ -141,7 +144,7 @@ async function serve(
       reply.writeBigUInt64BE(BigInt(exp.size), 0);
       reply.writeUInt16BE(FLAG_HAS_FLAGS | FLAG_READ_ONLY, 8);
       stream.write(reply);
-      return transmission(stream, reader, exp, opts.pacer?.());
+      return transmission(stream, reader, exp, opts.pacer?.(), opts.cutAfter);
     }
     if (option === OPT.abort) {
       stream.end(optionReply(option, REP.ack));
@@ -170,7 +173,11 @@ async function transmission(
   reader: ExactReader,
   exp: NbdExport,
   pacer?: { account(n: number): Promise<void> },
+  cutAfter?: () => number | undefined,
 ): Promise<void> {
+  let cut: number | undefined;
+  let asked = false;
+  let sent = 0;
   for (;;) {
     const req = await reader.read(28);
     if (req.readUInt32BE(0) !== REQUEST_MAGIC) throw new Refused('bad request magic');
@@ -218,6 +225,17 @@ async function transmission(
       stream.uncork();
       throw new Refused('export returned a short read');
     }
+    if (!asked) {
+      asked = true;
+      cut = cutAfter?.();
+    }
+    if (cut !== undefined && sent + length > cut) {
+      // the connection drops inside this reply, as when the host or its storage fails mid-read
+      stream.write(data.subarray(0, Math.max(0, cut - sent)));
+      stream.uncork();
+      throw new Refused('connection cut (injected)');
+    }
+    sent += length;
     const flushed = send(stream, data);
     stream.uncork();
     await flushed;

@@ -4,11 +4,15 @@
  * and everything else), and the copy's final state becomes a recovery point of a fresh source
  * snapshot, so forward replication resumes as a delta.
  */
+import type { JobConfig } from '../../config/schema.js';
+import { isTransient } from '../../retry/index.js';
 import type { VmRecord, Xapi } from '../../xapi/index.js';
 import { landingNetworks } from '../boot-checks.js';
 import { pruneOldBases } from '../cleanup.js';
 import { commitRecoveryPoint, markExported } from '../commit.js';
 import type { RunContext } from '../context.js';
+import { XcrPermanentError, XcrTransientError } from '../errors.js';
+import { detectFormat } from '../image-format.js';
 import { findSr, type Ref, vmDisks } from '../inventory.js';
 import { applyRetention } from '../recovery-points.js';
 import { takeSourceSnapshot } from '../snapshot.js';
@@ -58,6 +62,33 @@ export async function swapDisks(
     });
   }
   return old;
+}
+
+/**
+ * CBT on the reverse disks whose forward replication needs it (a cbt job's, any qcow2 disk: the
+ * fresh source snapshot the cutover commits is the next forward delta's base, and without CBT on
+ * it every forward run of them fails with CBT_UNAVAILABLE), before the VM is changed: where it
+ * cannot be turned on, the failback stops here, the original VM untouched, and a retry tries again.
+ */
+export async function requireCbt(
+  source: Xapi,
+  disks: Map<string, { ref: string; uuid: string }>,
+  job: Pick<JobConfig, 'transferMode'>,
+): Promise<void> {
+  for (const [dev, { ref }] of disks) {
+    const t = await source.getRecord('VDI', ref);
+    if (t.cbt_enabled) continue;
+    const qcow2 = (await detectFormat(source, t)).format === 'qcow2';
+    if (job.transferMode !== 'cbt' && !qcow2) continue;
+    try {
+      await source.call('VDI.enable_cbt', ref);
+    } catch (err) {
+      const why = `disk ${dev}: VDI.enable_cbt failed on its failback disk (${(err as Error).message}); forward runs send ${qcow2 ? 'a qcow2 disk' : "a cbt job's disks"} in cbt mode only, which needs CBT on the base the cutover makes, so the failback stops before its cutover: retry it once CBT can be turned on${qcow2 ? '' : ", or with the job's transferMode set to auto"}`;
+      throw isTransient(err)
+        ? new XcrTransientError('CBT_UNAVAILABLE', why)
+        : new XcrPermanentError('CBT_UNAVAILABLE', why);
+    }
+  }
 }
 
 /**

@@ -22,12 +22,14 @@ import {
 } from '../commit.js';
 import type { RunContext } from '../context.js';
 import { XcrPermanentError } from '../errors.js';
+import { listed } from '../failover/contract.js';
+import { logAll } from '../failover/pools.js';
 import { writeCopyRecord, writeRecord } from '../failover/records.js';
 import { findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { FO_ROLE, KEY, pendingFailoverName } from '../metadata.js';
-import { jobNetworkMap, resolveNetworks, reverseNetworks } from '../network-map.js';
+import { jobNetworkMap, resolveNetworks, reverseNetworks, sharedLandingNote } from '../network-map.js';
 import { type FailoverRecord, newVmNotice } from '../rules/failover.js';
-import { adoptDisks, commitFailback } from './cutover.js';
+import { adoptDisks, commitFailback, requireCbt } from './cutover.js';
 
 type Disks = Map<string, { ref: string; uuid: string }>;
 
@@ -59,7 +61,15 @@ async function networksBack(
   const forward = resolveNetworks(sources, dests, jobNetworkMap(ctx.job.destination)).mapped;
   const back = reverseNetworks(forward, sources, dests, used);
   if (back.problems.length) throw new XcrPermanentError('NETWORK_UNMAPPED', back.problems.join('; '));
-  notes.push(...back.notes);
+  // with a "*" map every network of the source pool lands on one: the note names MAX_LISTED, the log all
+  for (const shared of back.shared) {
+    logAll(ctx, 'source networks that land on one destination network', 'sources', shared.sources, {
+      copy: x.copy.rec.uuid,
+      destination: shared.dest,
+      back: shared.pick,
+    });
+    notes.push(sharedLandingNote(shared, listed(shared.sources)));
+  }
   return back.mapped;
 }
 
@@ -138,6 +148,7 @@ export async function cutoverToNewVm(
   for (const [dev, uuid] of Object.entries(x.record.reverseDisks ?? {}))
     disks.set(dev, { ref: await x.source.getByUuid('VDI', uuid), uuid });
   const notes: string[] = [];
+  await requireCbt(x.source, disks, ctx.job);
   const vm = await makeNewVm(ctx, { ...x, disks }, notes);
   let rec: FailoverRecord = { ...x.record, newVm: vm.rec.uuid };
   if (x.record.newVm !== vm.rec.uuid) await writeCopyRecord(x.dest, x.copy.ref, rec);

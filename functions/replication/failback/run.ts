@@ -37,7 +37,7 @@ import { findSr, findVmByUuid, type Ref, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { copyRecord, type FailoverRecord, failbackRefusal, sourceRecord } from '../rules/failover.js';
 import { findExportedBase } from '../snapshot.js';
-import { adoptDisks, commitFailback, swapDisks } from './cutover.js';
+import { adoptDisks, commitFailback, requireCbt, swapDisks } from './cutover.js';
 import { cutoverToNewVm } from './new-vm.js';
 import { syncReverse } from './reverse.js';
 
@@ -327,6 +327,7 @@ async function cutover(
     ...x.record,
     replaced: [...new Set([...(x.record.replaced ?? []), ...replacing])],
   };
+  await requireCbt(x.source, disks, ctx.job);
   await writeCopyRecord(x.dest, x.copy.ref, rec);
   await swapDisks(x.source, original, disks);
   x.report.warnings.push(...(await adoptDisks(x.source, disks, ctx.job.enableCbt)));

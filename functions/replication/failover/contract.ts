@@ -53,8 +53,9 @@ export type FailoverStepName = (typeof FAILOVER_STEP_NAMES)[number];
  * stay far below Step Functions' 256 KiB. A job with more VMs is failed over in groups (`vms`).
  */
 export const MAX_FAILOVER_VMS = 100;
-/** A per-VM message in a payload is cut to this many characters (XAPI errors can be long). */
-export const MAX_MESSAGE_CHARS = 1000;
+/** A per-VM message in a payload is cut to this many bytes of UTF-8 (XAPI errors can be long; Step
+ *  Functions counts a payload's size in bytes). */
+export const MAX_MESSAGE_BYTES = 1000;
 
 const id = z.string().min(1);
 const count = z.number().int().nonnegative();
@@ -268,4 +269,25 @@ export function parseFailoverInput<S extends FailoverStepName>(
 export const runOf = (executionName: string, request: { run?: string | undefined }) =>
   request.run ?? executionName;
 
-export const clip = (s: string) => (s.length > MAX_MESSAGE_CHARS ? `${s.slice(0, MAX_MESSAGE_CHARS)}…` : s);
+const ELLIPSIS = '…';
+/** UTF-8 bytes of a code point (a lone surrogate is encoded as U+FFFD: 3). */
+const utf8Bytes = (cp: number) => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+
+/**
+ * `s` if it fits in `max` bytes of UTF-8, else its longest prefix of whole code points that fits
+ * with the ellipsis after it (a surrogate pair is never split; a grapheme of several code points
+ * may be). `max` is at least the ellipsis's 3 bytes.
+ */
+export function clip(s: string, max = MAX_MESSAGE_BYTES): string {
+  let bytes = 0;
+  let end = 0;
+  let fits = 0;
+  const room = max - utf8Bytes(ELLIPSIS.codePointAt(0)!);
+  for (const ch of s) {
+    bytes += utf8Bytes(ch.codePointAt(0)!);
+    if (bytes > max) return `${s.slice(0, fits)}${ELLIPSIS}`;
+    end += ch.length;
+    if (bytes <= room) fits = end;
+  }
+  return s;
+}

@@ -61,11 +61,26 @@ export async function acquireJobLease(ctx: RunContext, run: string): Promise<voi
     );
 }
 
-/** Entries of a removed list per log line: each line stays far below a log event's size limit. */
-export const REMOVED_PER_LOG_LINE = 500;
+/** Entries of a list per log line: each line stays far below a log event's size limit. */
+export const ITEMS_PER_LOG_LINE = 500;
+
+/** Every item of a list that grows with a pool, logged as warnings of ITEMS_PER_LOG_LINE items under `field`. */
+export function logAll(
+  ctx: Pick<RunContext, 'logger'>,
+  what: string,
+  field: string,
+  items: readonly string[],
+  extra: Record<string, unknown> = {},
+): void {
+  const parts = Math.ceil(items.length / ITEMS_PER_LOG_LINE);
+  for (let i = 0; i < parts; i++) {
+    const chunk = items.slice(i * ITEMS_PER_LOG_LINE, (i + 1) * ITEMS_PER_LOG_LINE);
+    ctx.logger.warn(what, { ...extra, [field]: chunk, part: i + 1, parts, count: items.length });
+  }
+}
 
 /**
- * `removed` (all of it, logged in lines of REMOVED_PER_LOG_LINE) added to `prior`, bounded for the
+ * `removed` (all of it, logged in lines of ITEMS_PER_LOG_LINE) added to `prior`, bounded for the
  * payload: the logs name every object removed, the payload and the events count them.
  */
 export function noteRemoved(
@@ -74,11 +89,7 @@ export function noteRemoved(
   removed: readonly string[],
   prior?: Listed,
 ): Listed {
-  const parts = Math.ceil(removed.length / REMOVED_PER_LOG_LINE);
-  for (let i = 0; i < parts; i++) {
-    const chunk = removed.slice(i * REMOVED_PER_LOG_LINE, (i + 1) * REMOVED_PER_LOG_LINE);
-    ctx.logger.warn(what, { removed: chunk, part: i + 1, parts, count: removed.length });
-  }
+  logAll(ctx, what, 'removed', removed);
   return listed(removed, prior);
 }
 

@@ -212,4 +212,32 @@ describe('failback over CBT', () => {
     expect(copies(s)).toEqual([]);
     s.assertNoLeaks();
   });
+
+  it('the source pool refusing VDI.enable_cbt on the failback disks: the failback stops before its cutover, the original untouched; the retry completes and the next run is a cbt delta', async () => {
+    const { s, db, copy } = await failedOver();
+    const [d0] = disksOf(s.destination, vmByUuid(s.destination, copy));
+    write(s, d0!, [[2 * MiB, 4096]], 0xe1);
+    const atCutover = disksOf(s.destination, vmByUuid(s.destination, copy)).map((v) =>
+      s.destination.test.hashVdi(v),
+    );
+    const before = disksOf(s.source, vmByUuid(s.source, db));
+    s.source.test.injectFault({
+      method: 'VDI.enable_cbt',
+      count: 100,
+      error: ['SR_BACKEND_FAILURE_47', '', 'x'],
+    });
+    await expect(failback(s, db, true)).rejects.toThrow(
+      /CBT_UNAVAILABLE: disk 0: VDI.enable_cbt failed .*stops before its cutover/,
+    );
+    s.source.test.clearFaults();
+    expect(disksOf(s.source, vmByUuid(s.source, db))).toEqual(before);
+    const r = await failback(s, db, true);
+    expect(r.status).toBe('failed-back');
+    const now = disksOf(s.source, vmByUuid(s.source, db));
+    expect(now.map((v) => s.source.test.hashVdi(v))).toEqual(atCutover);
+    expect(now.map((v) => sm(s.source, v).cbt_enabled)).toEqual([true, true]);
+    const next = await s.run();
+    expect(next.vms[0]).toMatchObject({ status: 'succeeded', kind: 'delta' });
+    expect(next.vms[0]!.modes!.map((m) => m.mode)).toEqual(['cbt', 'cbt']);
+  });
 });

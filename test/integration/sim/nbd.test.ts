@@ -60,3 +60,23 @@ it('no NBD purpose → no records; insecure_nbd → records whose export nbdcopy
   await s.call('network.add_purpose', net, 'nbd');
   expect(await s.call('VDI.get_nbd_info', vdi)).toEqual([]);
 });
+
+it('cutStream on nbd: the nth connection to read (and count-1 after it) drops inside a read reply after afterBytes', async () => {
+  const vm = (await s.call<string[]>('VM.get_by_name_label', 'vm'))[0];
+  const vdi = await s.call<string>('VBD.get_VDI', (await s.call<string[]>('VM.get_VBDs', vm))[0]);
+  const uuid = await s.call<string>('VDI.get_uuid', vdi);
+  const [net] = await s.call<string[]>('network.get_by_name_label', 'mgmt');
+  for (const p of await s.call<string[]>('network.get_purpose', net))
+    await s.call('network.remove_purpose', net, p);
+  await s.call('network.add_purpose', net, 'insecure_nbd');
+  const [info] = await s.call<Record<string, string>[]>('VDI.get_nbd_info', vdi);
+  const uri = `nbd://127.0.0.1:${info!.port}/${encodeURIComponent(info!.exportname!)}`;
+  const out = join(dir, 'cut.raw');
+  // a connection that only handshakes is not counted: nbdinfo reads nothing
+  await s.call('sim.cut_stream', { path: 'nbd', afterBytes: MiB + 512, nth: 1, count: 2 });
+  await run('nbdinfo', ['--size', uri], { timeout: 20_000 });
+  for (let i = 0; i < 2; i++) await expect(run('nbdcopy', [uri, out], { timeout: 20_000 })).rejects.toThrow();
+  await run('nbdcopy', [uri, out], { timeout: 20_000 });
+  expect(readFileSync(out).equals(pool.test.readVdi(uuid, 0, 4 * MiB))).toBe(true);
+  pool.test.clearFaults();
+});

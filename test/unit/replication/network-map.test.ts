@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../functions/config/load.js';
+import { listed, MAX_LISTED } from '../../../functions/replication/failover/contract.js';
+import { ITEMS_PER_LOG_LINE, logAll } from '../../../functions/replication/failover/pools.js';
 import {
   defaultNetwork,
   jobNetworkMap,
@@ -7,6 +9,7 @@ import {
   networkProblems,
   resolveNetworks,
   reverseNetworks,
+  sharedLandingNote,
 } from '../../../functions/replication/network-map.js';
 
 const net = (ref: string, name_label: string, extra: Partial<NetworkInfo> = {}): NetworkInfo => ({
@@ -116,7 +119,8 @@ describe('reverseNetworks (a failback that makes a new VM on the source pool)', 
       ['11', '3'],
       ['12', '2'],
     ]);
-    expect(back.notes).toEqual([
+    expect(back.shared).toEqual([{ dest: 'DR LAN', sources: ['Backup', 'LAN'], pick: 'Backup' }]);
+    expect(back.shared.map((x) => sharedLandingNote(x, listed(x.sources)))).toEqual([
       'destination network "DR LAN" is where "Backup", "LAN" land: its VIFs go back to "Backup"',
     ]);
     expect(back.problems).toEqual([]);
@@ -125,5 +129,44 @@ describe('reverseNetworks (a failback that makes a new VM on the source pool)', 
     const back = reverseNetworks(new Map([['1', '11']]), a, b, ['12']);
     expect(back.mapped.size).toBe(0);
     expect(back.problems[0]).toMatch(/no source network maps to destination network "Storage" .*networkMap/);
+  });
+
+  it('a "*" map over a pool of many networks: one note naming MAX_LISTED of them with the count, every one in the log in lines of ITEMS_PER_LOG_LINE', () => {
+    const pool = Array.from({ length: 1234 }, (_, i) =>
+      net(String(100 + i), `vlan ${String(i).padStart(4, '0')}`),
+    );
+    const forward = new Map(pool.map((n) => [n.ref, '11']));
+    const back = reverseNetworks(forward, pool, b, ['11', '11', '11']);
+    expect([...back.mapped]).toEqual([['11', '100']]);
+    expect(back.shared).toHaveLength(1);
+    const note = sharedLandingNote(back.shared[0]!, listed(back.shared[0]!.sources));
+    const first = pool.slice(0, MAX_LISTED).map((n) => `"${n.name_label}"`);
+    expect(note).toBe(
+      `destination network "DR LAN" is where 1234 source networks land (${first.join(', ')} and ${1234 - MAX_LISTED} more, named in the log): its VIFs go back to "vlan 0000"`,
+    );
+    expect(note.length).toBeLessThan(1000);
+    const lines: Record<string, unknown>[] = [];
+    const logger = {
+      info() {},
+      error() {},
+      warn: (_: string, f?: Record<string, unknown>) => lines.push(f!),
+    };
+    logAll(
+      { logger },
+      'source networks that land on one destination network',
+      'sources',
+      back.shared[0]!.sources,
+      {
+        destination: 'DR LAN',
+      },
+    );
+    expect(
+      lines.map((l) => [(l.sources as string[]).length, l.part, l.parts, l.count, l.destination]),
+    ).toEqual([
+      [ITEMS_PER_LOG_LINE, 1, 3, 1234, 'DR LAN'],
+      [ITEMS_PER_LOG_LINE, 2, 3, 1234, 'DR LAN'],
+      [1234 - 2 * ITEMS_PER_LOG_LINE, 3, 3, 1234, 'DR LAN'],
+    ]);
+    expect(lines.flatMap((l) => l.sources as string[])).toEqual(pool.map((n) => n.name_label));
   });
 });
