@@ -3,6 +3,7 @@
  * recorded outcome, and the run's summary read back page by page (memory O(page), not O(VMs)).
  */
 import type { RunStore } from '../runstore/port.js';
+import { clipUtf8 } from './clip.js';
 import {
   BATCH_SIZE,
   type FinishRunInput,
@@ -141,7 +142,7 @@ export async function summarizeRun(
         failures.push({
           vmUuid: vm.vmUuid,
           errorCode: vm.errorCode ?? 'unknown',
-          ...(vm.message ? { message: vm.message.slice(0, MAX_MESSAGE) } : {}),
+          ...(vm.message ? { message: clipUtf8(vm.message, MAX_MESSAGE) } : {}),
         });
       }
     }

@@ -5,8 +5,10 @@
  * that grow with what a run finds cut to a count and MAX_LISTED items, never a session ref, never
  * a credential.
  */
+
 import { z } from 'zod';
 import { ConfigError } from '../../config/load.js';
+import { clipUtf8 } from '../clip.js';
 
 export const FAILOVER_STATE = {
   begin: 'failover-begin',
@@ -269,25 +271,5 @@ export function parseFailoverInput<S extends FailoverStepName>(
 export const runOf = (executionName: string, request: { run?: string | undefined }) =>
   request.run ?? executionName;
 
-const ELLIPSIS = '…';
-/** UTF-8 bytes of a code point (a lone surrogate is encoded as U+FFFD: 3). */
-const utf8Bytes = (cp: number) => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
-
-/**
- * `s` if it fits in `max` bytes of UTF-8, else its longest prefix of whole code points that fits
- * with the ellipsis after it (a surrogate pair is never split; a grapheme of several code points
- * may be). `max` is at least the ellipsis's 3 bytes.
- */
-export function clip(s: string, max = MAX_MESSAGE_BYTES): string {
-  let bytes = 0;
-  let end = 0;
-  let fits = 0;
-  const room = max - utf8Bytes(ELLIPSIS.codePointAt(0)!);
-  for (const ch of s) {
-    bytes += utf8Bytes(ch.codePointAt(0)!);
-    if (bytes > max) return `${s.slice(0, fits)}${ELLIPSIS}`;
-    end += ch.length;
-    if (bytes <= room) fits = end;
-  }
-  return s;
-}
+/** A message cut to MAX_MESSAGE_BYTES bytes of UTF-8 (clip.ts). */
+export const clip = (s: string) => clipUtf8(s, MAX_MESSAGE_BYTES);

@@ -89,7 +89,17 @@ describe('the run store as the steps read it', () => {
       bytes: 11_730,
     });
     expect(s.failures.map((f) => f.vmUuid)).toEqual(Array.from({ length: 20 }, (_, i) => `vm-${2 * i + 1}`));
-    expect(s.failures.every((f) => f.message!.length === 300)).toBe(true);
+    expect(s.failures.every((f) => Buffer.byteLength(f.message!) === 300)).toBe(true);
+  });
+
+  it('a failure message is cut by UTF-8 bytes at a character boundary (payloads are limited in bytes)', async () => {
+    const runs = new MemoryRunStore();
+    await runs.putWorkList(run.runId, ['vm-0']);
+    await runs.putResult(run.runId, 0, bad('vm-0', `磁盘错误 💾 ${'错'.repeat(500)}`));
+    const [f] = (await summarizeRun(runs, finish(1), 'end')).failures;
+    expect(Buffer.byteLength(f!.message!)).toBeLessThanOrEqual(300);
+    expect(f!.message!.startsWith('磁盘错误 💾 错')).toBe(true);
+    expect(f!.message!.endsWith('错…')).toBe(true);
   });
 
   it('all failed is failed, none is succeeded, a skipped run reads nothing', async () => {
