@@ -284,6 +284,12 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
       status = res.statusCode;
       await res.body.dump({ limit: 1 << 20 }).catch(() => {});
     } catch (e) {
+      // The body's own source failed (an export cut, an NBD read): the host's task has nothing to add.
+      const own = o.body.errored;
+      if (own && !signal?.aborted) {
+        await ctx.caller.cancelTask(task);
+        throw mapTransportError(own, `${method} ${o.vdi}: its data source`, false);
+      }
       throw await explainFailure(
         ctx,
         task,

@@ -308,6 +308,26 @@ describe('importVdi', () => {
     expect(master.tasks.size).toBe(0);
   });
 
+  it('a body whose own source fails ends the upload with that error at once, its task cancelled', async () => {
+    behaviour = {};
+    const body = Readable.from(
+      (async function* () {
+        yield Buffer.alloc(65536, 1);
+        await new Promise((r) => setTimeout(r, 20));
+        throw new XapiError('NBD_READ_FAILED', ['cut'], 'nbd read');
+      })(),
+    );
+    const cancels = master.calls.filter((c) => c.method === 'task.cancel').length;
+    const started = Date.now();
+    await expect(
+      x.importVdi({ vdi: 'OpaqueRef:t', format: 'raw', body, contentLength: 4 * 65536 }),
+    ).rejects.toMatchObject({ name: 'XapiError', code: 'NBD_READ_FAILED' });
+    // not the 2 s wait for a task that could explain a failure on the host's side
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(master.calls.filter((c) => c.method === 'task.cancel').length).toBe(cancels + 1);
+    expect(master.tasks.size).toBe(0);
+  });
+
   it('refuses a body shorter than contentLength', async () => {
     const data = pattern(65536);
     await expect(
