@@ -51,14 +51,15 @@ export async function nbdObstacle(xapi: Xapi, vdi: string): Promise<string | und
 
 /**
  * SM's answer when `vdi_from` and `vdi_to` are not on one CBT log chain (CBT off on either, or
- * turned off and on between them): CBTChangedBlocksError, errno 460 (docs/xapi.md, "CBT and NBD").
+ * turned off and on between them): CBTChangedBlocksError, errno 460, its opterr inside the reason
+ * xapi passes on (docs/xapi.md, "CBT and NBD").
  * Only this means "no usable chain"; every other refusal keeps its own handling.
  */
 export function isUnrelatedCbt(err: unknown): boolean {
   return (
     err instanceof XapiError &&
     err.code === 'SR_BACKEND_FAILURE_460' &&
-    err.params.includes('Source and target VDI are unrelated')
+    err.params.some((p) => p.includes('[opterr=Source and target VDI are unrelated]'))
   );
 }
 

@@ -48,7 +48,7 @@ describe('a refused VDI.list_changed_blocks', () => {
   const sm = (reason: string) =>
     new XapiError(
       'SR_BACKEND_FAILURE_460',
-      ['', 'Failed to calculate changed blocks for given VDIs.', reason],
+      ['', `Failed to calculate changed blocks for given VDIs. [opterr=${reason}]`, ''],
       'VDI.list_changed_blocks',
     );
   it.each([
