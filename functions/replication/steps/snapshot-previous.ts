@@ -75,7 +75,10 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       format: format.format,
     });
     const decision = fitDecision(planned, mode, baseVdi?.rec);
-    if (mode.warning) warnings.push(mode.warning);
+    if (mode.warning) {
+      warnings.push(mode.warning);
+      ctx.logger.warn(mode.warning, { vmUuid: item.vmUuid, userdevice: disk.userdevice });
+    }
     ctx.logger.info('transfer mode chosen', {
       vmUuid: item.vmUuid,
       userdevice: disk.userdevice,

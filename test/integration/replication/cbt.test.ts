@@ -255,6 +255,7 @@ describe('cbt job whose base CBT cannot diff from', () => {
       /^the base snapshot of disk 0 has no CBT chain to the new snapshot .*Source and target VDI are unrelated.*: sent in full over NBD; the next run is a delta again$/,
     );
     expect(second.vms[0]!.modes![0]!.reason).toBe(warning);
+    expect(s.logs.filter((l) => l.message === warning)).toHaveLength(1);
     expect(second.vms[0]!.modes![1]!.reason).toMatch(/CBT and NBD are usable/);
     // disk 0 whole (its allocated 2 MiB blocks: 3 for the first 5 MiB, 1 at 20 MiB), disk 1 one extent
     expect(second.bytes).toBeGreaterThanOrEqual(4 * 2 * MiB + 64 * KiB);

@@ -57,14 +57,14 @@ describe('transfer mode per disk', () => {
       /^auto fell back to vhd: NBD is not usable/,
     ],
     [
-      'qcow2 in a vhd job, usable',
+      'qcow2 in a vhd job (checkFormats refuses it first), usable',
       { transferMode: 'vhd', qcow2: true, ...base(undefined) },
       'cbt',
       false,
       /qcow2, which only cbt mode carries/,
     ],
     [
-      'qcow2 in a vhd job, base without CBT',
+      'qcow2 in a vhd job (checkFormats refuses it first), base without CBT',
       { transferMode: 'vhd', qcow2: true, ...base(noCbt) },
       'cbt',
       true,
