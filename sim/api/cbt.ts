@@ -49,7 +49,8 @@ function registerCbtSwitches(reg: Registry): void {
  * VDI.list_changed_blocks returns base64 of one bit per 64 KiB, MSB first. Every write marks the
  * 64 KiB regions it touches on the block generation it lands in, so the bitmap is exact at 64 KiB,
  * as tapdisk logs it. SM answers only along one CBT log chain, from an older log to a newer one
- * (cbt-log.ts).
+ * (cbt-log.ts); its refusal is CBTChangedBlocksError (errno 460), whose "description [opterr=…]"
+ * xapi passes on as `SR_BACKEND_FAILURE_460 ["", reason, stderr]` (sm_exec.ml).
  */
 export function registerCbt(reg: Registry): void {
   registerCbtSwitches(reg);
@@ -65,8 +66,8 @@ export function registerCbt(reg: Registry): void {
       if (unrelated)
         throw new XapiError('SR_BACKEND_FAILURE_460', [
           '',
-          'Failed to calculate changed blocks for given VDIs.',
-          unrelated,
+          `Failed to calculate changed blocks for given VDIs. [opterr=${unrelated}]`,
+          '',
         ]);
       for (const v of rb.VBDs as string[]) {
         const vbd = pool.db.find('VBD', v);

@@ -67,7 +67,8 @@ export async function swapDisks(
 /**
  * CBT on the reverse disks whose forward replication needs it (a cbt job's, any qcow2 disk: the
  * fresh source snapshot the cutover commits is the next forward delta's base, and without CBT on
- * it every forward run of them fails with CBT_UNAVAILABLE), before the VM is changed: where it
+ * it the next forward run sends them in full, or without enableCbt fails with CBT_UNAVAILABLE every
+ * time), before the VM is changed: where it
  * cannot be turned on, the failback stops here, the original VM untouched, and a retry tries again.
  */
 export async function requireCbt(

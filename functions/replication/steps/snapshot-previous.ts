@@ -65,7 +65,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   const choices: { decision: DiskDecision; mode: ModeChoice; format: DiskFormat }[] = [];
   for (const [i, disk] of disks.entries()) {
     const planned = plan.disks[i]!;
-    const baseVdi = base?.disks.find((d) => d.vdi.rec.uuid === planned.baseVdi)?.vdi.rec;
+    const baseVdi = base?.disks.find((d) => d.vdi.rec.uuid === planned.baseVdi)?.vdi;
     const format = await detectFormat(source, disk.vdi.rec);
     const mode = await chooseMode(source, ctx.job, {
       userdevice: disk.userdevice,
@@ -74,7 +74,11 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       enableError: enableErrors.get(disk.userdevice),
       format: format.format,
     });
-    const decision = fitDecision(planned, mode.mode, baseVdi);
+    const decision = fitDecision(planned, mode, baseVdi?.rec);
+    if (mode.warning) {
+      warnings.push(mode.warning);
+      ctx.logger.warn(mode.warning, { vmUuid: item.vmUuid, userdevice: disk.userdevice });
+    }
     ctx.logger.info('transfer mode chosen', {
       vmUuid: item.vmUuid,
       userdevice: disk.userdevice,
