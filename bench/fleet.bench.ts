@@ -25,7 +25,7 @@
  * xcr 0.4–0.7 ms of CPU and the simulator 0.3–0.6 ms on this machine, so a gap grows with the VMs
  * in a wave while the waves shrink with them — the no-stream time stays ~2 s whatever the
  * concurrency (why 5 or 6 did no better), and 4 × 2 streams at the host cap leave nothing to cover
- * it. The per-VM steps make fewer calls since (a first run's 105 → 91 per VM). Under load from
+ * it. The per-VM steps make fewer calls since (a first run's 105 → 89 per VM). Under load from
  * other work (4–6) the figure reads 0.48–0.61 on either side: the streams then run below the cap.
  */
 import { randomUUID } from 'node:crypto';

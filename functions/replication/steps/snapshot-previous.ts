@@ -127,7 +127,8 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       ctx.logger.warn(made.warning, { vmUuid: item.vmUuid, userdevice: disk.userdevice });
     }
     if (!found) await linkTarget(source, disk, made.uuid);
-    const depth = await chainDepth(destination, made.ref);
+    // a full's target is a new VDI.create: no parent, nothing to walk
+    const depth = decision.kind === 'full' ? 1 : await chainDepth(destination, made.ref);
     ctx.logger.info('destination VHD chain', { vmUuid: item.vmUuid, userdevice: disk.userdevice, depth });
     planned.push({
       userdevice: disk.userdevice,

@@ -96,7 +96,7 @@ describe('XAPI calls per VM do not depend on the pool size', () => {
 });
 
 describe('a first run reads back nothing it has just written', () => {
-  it('commit builds the recovery point without re-reading it; snapshot-previous finds the VM once', async () => {
+  it('commit builds the recovery point without re-reading it; snapshot-previous finds the VM once and walks no new chain', async () => {
     const vms = job(3);
     sites = await startSites({ vms, select: vms.map((v) => v.name_label), job: { concurrency: 1 } });
     const src = stepCalls([sites.source]);
@@ -120,5 +120,7 @@ describe('a first run reads back nothing it has just written', () => {
     // no base was pruned, so the VM is not looked up again; each new target's record is read once
     expect(count(src, 'snapshot-previous', 'VM.get_by_uuid')).toBe(1);
     expect(count(dst, 'snapshot-previous', 'VDI.get_record')).toBe(2);
+    // a full's target is a new VDI: its chain is not walked
+    expect(count(dst, 'snapshot-previous', 'VDI.get_sm_config')).toBe(0);
   });
 });
