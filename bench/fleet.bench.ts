@@ -26,7 +26,8 @@
  * in a wave while the waves shrink with them — the no-stream time stays ~2 s whatever the
  * concurrency (why 5 or 6 did no better), and 4 × 2 streams at the host cap leave nothing to cover
  * it. The per-VM steps make fewer calls since (a first run's 105 → 89 per VM). Under load from
- * other work (4–6) the figure reads 0.48–0.61 on either side: the streams then run below the cap.
+ * other work (2–6) it read 0.48–0.73 before and after that, 12 alternating runs each (medians 0.56 /
+ * 0.59): the streams then run below the cap, and the runs drift out of step.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
