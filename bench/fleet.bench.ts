@@ -13,11 +13,21 @@
  * each disk's rate and the time each step took in all. The workflow is synthesized before the clock
  * starts (deploy time on AWS). FLEET_VMS / FLEET_DISK_MIB shrink it to check the script;
  * FLEET_CONCURRENCY changes the job's concurrency (default 4, the issue's; the ideal uses it).
- * Full size on 2026-12-02, 2 cores, load average 4.4–4.8 from other work: 0.597 (18.0 s against
- * 10.7 s). Lost: 6.63 of 8 streams open on average (each VM's snapshot-previous + commit, 0.56 s,
- * opens no stream, and 4 × 2 streams is exactly the host cap, so nothing makes up for it), and each
- * disk at 41 MB/s median instead of 50 (0.72 s over the cap's time per disk: CPU, shared by xcr 1.9,
- * the source 1.0 and the destination 2.0 CPU s/GB — 1.7 cores at 340 MB/s on a 2-core machine).
+ * What limits it (2026-12-02, 2 cores; a timeline of each process's bytes/s and CPU, 100 ms bins,
+ * and CPU profiles of the three, full size at load 0.2–1.7: 0.79–0.80, 13.4 s against 10.7 s): the
+ * run goes in waves. The concurrency-4 VMs are alike and the host budget shares fairly, so the four
+ * start, stream and finish together: 5 waves, each ~2.25 s of streams at 380–400 MB/s (the same at
+ * both simulators and in xcr: the two paced hosts in tandem lose nothing) and then 0.35–0.45 s with
+ * no stream open, while the wave's four commits (~190 ms each, side by side) and then four
+ * snapshot-previous (135–170 ms) run, plus stream-delta's lease renewal, logins and lookups (~35 ms)
+ * and the HTTP set-up (~10 ms) — `secondsWithNoStream` below. In those gaps xcr's one thread is 83 %
+ * busy with the XAPI calls of four VMs (44 % during streams; the simulators 22 / 33 %): a call costs
+ * xcr 0.4–0.7 ms of CPU and the simulator 0.3–0.6 ms on this machine, so a gap grows with the VMs
+ * in a wave while the waves shrink with them — the no-stream time stays ~2 s whatever the
+ * concurrency (why 5 or 6 did no better), and 4 × 2 streams at the host cap leave nothing to cover
+ * it. The per-VM steps make fewer calls since (a first run's 105 → 89 per VM). Under load from
+ * other work (2–6) it read 0.48–0.73 before and after that, 12 alternating runs each (medians 0.56 /
+ * 0.59): the streams then run below the cap, and the runs drift out of step.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -88,6 +98,17 @@ const timed =
 
 const r2 = (x: number) => Number(x.toFixed(2));
 
+/** Seconds of [from, to] during which no stream-delta invocation was running (the gaps between waves). */
+function secondsWithNoStream(from: number, to: number): number {
+  let idle = 0;
+  let at = from;
+  for (const s of [...spans].sort((a, b) => a.from - b.from)) {
+    if (s.from > at) idle += s.from - at;
+    at = Math.max(at, s.to);
+  }
+  return (idle + Math.max(0, to - at)) / 1000;
+}
+
 /** Each disk's transfer as stream-delta logs it: its rate, and its seconds beyond bytes / stream cap. */
 function diskTransfers() {
   const disks = local.logs
@@ -134,6 +155,8 @@ try {
     // before the first stream and after the last one: lock-check, the first snapshots; the last commits
     secondsBeforeFirstStream: r2((firstStream - started) / 1000),
     secondsAfterLastStream: r2((ended - lastStream) / 1000),
+    // no stream-delta running at all: each wave of VMs snapshotting and committing at once
+    secondsWithNoStream: r2(secondsWithNoStream(started, ended)),
     // each disk's own transfer as stream-delta logs it (the stream cap is 50 MB/s)
     disks: diskTransfers(),
     stepSeconds: Object.fromEntries([...steps].map(([k, v]) => [k, { n: v.n, seconds: r2(v.seconds) }])),

@@ -2,7 +2,6 @@ import type { VmRecord, Xapi } from '../xapi/index.js';
 import { CREATE_FIELDS, settableBiosStrings } from './boot-fields.js';
 import { XcrPermanentError } from './errors.js';
 import type { DiskRef, Ref } from './inventory.js';
-import { vmDisks } from './inventory.js';
 import {
   KEY,
   REPLICA_TAG,
@@ -95,11 +94,40 @@ async function createReplica(xapi: Xapi, req: CommitRequest): Promise<string> {
   return vm;
 }
 
-/** A VBD per disk at its userdevice (a re-run adds only the missing ones). */
-export async function attachDisks(xapi: Xapi, vm: string, req: Pick<CommitRequest, 'disks'>): Promise<void> {
-  const present = new Set((await vmDisks(xapi, await xapi.getRecord('VM', vm))).map((d) => d.userdevice));
+/**
+ * The devices a VM has, so the attach steps below add only the missing ones: read from the pool
+ * (a re-run finds what an earlier attempt made), or none for a VM this very call created. Each
+ * attach step adds what it creates.
+ */
+export interface Devices {
+  /** userdevice → whether the VBD there is a disk (a VBD of type Disk with a VDI) */
+  vbds: Map<string, boolean>;
+  /** VIF devices */
+  vifs: Set<string>;
+}
+
+export const noDevices = (): Devices => ({ vbds: new Map(), vifs: new Set() });
+
+export async function devicesOf(xapi: Xapi, vm: string): Promise<Devices> {
+  const rec = await xapi.getRecord('VM', vm);
+  const devices = noDevices();
+  for (const ref of rec.VBDs) {
+    const vbd = await xapi.getRecord('VBD', ref);
+    devices.vbds.set(vbd.userdevice, vbd.type === 'Disk' && !vbd.empty && vbd.VDI !== 'OpaqueRef:NULL');
+  }
+  for (const ref of rec.VIFs) devices.vifs.add((await xapi.getRecord('VIF', ref)).device);
+  return devices;
+}
+
+/** A VBD per disk at its userdevice (where no disk is yet). */
+export async function attachDisks(
+  xapi: Xapi,
+  vm: string,
+  req: Pick<CommitRequest, 'disks'>,
+  present: Devices,
+): Promise<void> {
   for (const { source, target } of req.disks) {
-    if (present.has(source.userdevice)) continue;
+    if (present.vbds.get(source.userdevice)) continue;
     await xapi.call('VBD.create', {
       VM: vm,
       VDI: target,
@@ -112,17 +140,24 @@ export async function attachDisks(xapi: Xapi, vm: string, req: Pick<CommitReques
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
+    present.vbds.set(source.userdevice, true);
   }
 }
 
+/** Adds to `vm` on `xapi` what the origin has on `source` and `present` lacks. */
+type AttachFromOrigin = (
+  source: Xapi,
+  xapi: Xapi,
+  vm: string,
+  req: VmOrigin,
+  present: Devices,
+) => Promise<void>;
+
 /** An empty drive per source CD drive (the ISO may not exist on the destination). */
-export async function attachCdDrives(source: Xapi, xapi: Xapi, vm: string, req: VmOrigin): Promise<void> {
-  const present = new Set<string>();
-  for (const ref of (await xapi.getRecord('VM', vm)).VBDs)
-    present.add((await xapi.getRecord('VBD', ref)).userdevice);
+export const attachCdDrives: AttachFromOrigin = async (source, xapi, vm, req, present) => {
   for (const ref of req.sourceSnapshot.rec.VBDs) {
     const vbd = await source.getRecord('VBD', ref);
-    if (vbd.type !== 'CD' || present.has(vbd.userdevice)) continue;
+    if (vbd.type !== 'CD' || present.vbds.has(vbd.userdevice)) continue;
     await xapi.call('VBD.create', {
       VM: vm,
       VDI: 'OpaqueRef:NULL',
@@ -135,17 +170,15 @@ export async function attachCdDrives(source: Xapi, xapi: Xapi, vm: string, req: 
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
+    present.vbds.set(vbd.userdevice, false);
   }
-}
+};
 
 /** The source's VIFs, same device, MAC, MTU and locking, on the mapped destination networks. */
-export async function attachVifs(source: Xapi, xapi: Xapi, vm: string, req: VmOrigin): Promise<void> {
-  const present = new Set<string>();
-  for (const ref of (await xapi.getRecord('VM', vm)).VIFs)
-    present.add((await xapi.getRecord('VIF', ref)).device);
+export const attachVifs: AttachFromOrigin = async (source, xapi, vm, req, present) => {
   for (const vifRef of req.sourceSnapshot.rec.VIFs) {
     const vif = await source.getRecord('VIF', vifRef);
-    if (present.has(vif.device)) continue;
+    if (present.vifs.has(vif.device)) continue;
     const network = req.networks.get(vif.network);
     if (!network) {
       throw new XcrPermanentError(
@@ -166,8 +199,9 @@ export async function attachVifs(source: Xapi, xapi: Xapi, vm: string, req: VmOr
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
+    present.vifs.add(vif.device);
   }
-}
+};
 
 /** VM.create drops bios_strings and xapi lets them be set once: set them before anything can boot it. */
 export async function setBiosStrings(xapi: Xapi, vm: string, req: VmOrigin): Promise<void> {
@@ -202,14 +236,16 @@ export async function commitRecoveryPoint(
   dest: Xapi,
   req: CommitRequest,
 ): Promise<Ref<VmRecord>> {
-  const vm = (await findReplica(dest, req)) ?? (await createReplica(dest, req));
+  const found = await findReplica(dest, req);
+  const vm = found ?? (await createReplica(dest, req));
   // VM.create stores no blocked_operations whatever its record says (xapi_vm.ml), so start is
   // blocked by its own call; repeated on a re-run in case the first one died in between.
   await dest.call('VM.set_blocked_operations', vm, START_BLOCKED);
   await setBiosStrings(dest, vm, req);
-  await attachDisks(dest, vm, req);
-  await attachCdDrives(source, dest, vm, req);
-  await attachVifs(source, dest, vm, req);
+  const present = found ? await devicesOf(dest, vm) : noDevices();
+  await attachDisks(dest, vm, req, present);
+  await attachCdDrives(source, dest, vm, req, present);
+  await attachVifs(source, dest, vm, req, present);
   await copyVtpm(source, dest, vm, req);
   for (const { target } of req.disks) {
     const vdi = await dest.getRecord('VDI', target);
@@ -221,23 +257,21 @@ export async function commitRecoveryPoint(
     }
   }
   const rec = await dest.getRecord('VM', vm);
-  if (rec.other_config[KEY.status] !== STATUS.complete || rec.other_config[KEY.self] !== rec.uuid) {
-    await mergeOtherConfig(dest, 'VM', vm, rec.other_config, {
-      [KEY.status]: STATUS.complete,
-      [KEY.self]: rec.uuid,
-    });
-  }
-  return { ref: vm, rec: await dest.getRecord('VM', vm) };
+  if (rec.other_config[KEY.status] === STATUS.complete && rec.other_config[KEY.self] === rec.uuid)
+    return { ref: vm, rec };
+  const other_config = { ...rec.other_config, [KEY.status]: STATUS.complete, [KEY.self]: rec.uuid };
+  await mergeOtherConfig(dest, 'VM', vm, rec.other_config, other_config);
+  return { ref: vm, rec: { ...rec, other_config } };
 }
 
-/** Marks the source snapshot as the new delta base. */
+/** Marks the source snapshot as the new delta base; `snapshot.rec` must be its current record. */
 export async function markExported(
   xapi: Xapi,
   snapshot: Ref<VmRecord>,
   chain: number,
   recoveryPoint: string,
 ): Promise<void> {
-  const rec = await xapi.getRecord('VM', snapshot.ref);
+  const rec = snapshot.rec;
   if (rec.other_config[KEY.status] === STATUS.exported) return;
   await mergeOtherConfig(xapi, 'VM', snapshot.ref, rec.other_config, {
     [KEY.status]: STATUS.exported,

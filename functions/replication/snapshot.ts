@@ -61,17 +61,19 @@ export async function takeSourceSnapshot(
       [KEY.self]: disk.vdi.rec.uuid,
     });
   }
+  // the record as these writes leave it (no read back: nothing else writes this snapshot meanwhile)
+  let tagged = rec;
   if (rec.other_config[KEY.run] !== req.runId || rec.other_config[KEY.self] !== rec.uuid) {
-    await mergeOtherConfig(xapi, 'VM', ref, rec.other_config, {
-      ...keys,
-      [KEY.status]: STATUS.pending,
-      [KEY.self]: rec.uuid,
-    });
+    const other_config = { ...rec.other_config, ...keys, [KEY.status]: STATUS.pending, [KEY.self]: rec.uuid };
+    await mergeOtherConfig(xapi, 'VM', ref, rec.other_config, other_config);
+    tagged = { ...tagged, other_config };
   }
   if (rec.name_label === pendingName) {
-    await xapi.call('VM.set_name_label', ref, snapshotName(req.jobId, req.vm.rec.name_label, req.time));
+    const name_label = snapshotName(req.jobId, req.vm.rec.name_label, req.time);
+    await xapi.call('VM.set_name_label', ref, name_label);
+    tagged = { ...tagged, name_label };
   }
-  return { snapshot: { ref, rec: await xapi.getRecord('VM', ref) }, disks };
+  return { snapshot: { ref, rec: tagged }, disks };
 }
 
 /** A source VM's snapshots as plain records for the base rule. */

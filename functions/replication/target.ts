@@ -74,6 +74,7 @@ export async function linkTarget(source: Xapi, disk: DiskRef, targetUuid: string
 
 export interface Target {
   ref: string;
+  uuid: string;
   /** Set when a delta could not clone within the chain limit and copied the recovery point's disk. */
   warning?: string;
 }
@@ -94,7 +95,7 @@ export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<Targ
       [KEY.self]: rec.uuid,
     });
     await xapi.call('VDI.set_name_label', made.ref, name);
-    return { ref: made.ref, ...(made.warning ? { warning: made.warning } : {}) };
+    return { ref: made.ref, uuid: rec.uuid, ...(made.warning ? { warning: made.warning } : {}) };
   }
   const created = await xapi
     .call<string>('VDI.create', {
@@ -116,5 +117,5 @@ export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<Targ
   // The uuid exists only now; stamped at once so a copy of the pending disk is told apart.
   const rec = await xapi.getRecord('VDI', created);
   await mergeOtherConfig(xapi, 'VDI', created, rec.other_config, { [KEY.self]: rec.uuid });
-  return { ref: created };
+  return { ref: created, uuid: rec.uuid };
 }

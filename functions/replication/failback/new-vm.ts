@@ -17,6 +17,8 @@ import {
   attachVifs,
   carriedFields,
   copyVtpm,
+  devicesOf,
+  noDevices,
   setBiosStrings,
   type VmOrigin,
 } from '../commit.js';
@@ -86,6 +88,7 @@ async function makeNewVm(
     ? await findVmByUuid(x.source, x.record.newVm).catch(() => undefined)
     : undefined;
   let vm = recorded ?? (await findNewVm(x.source, jobId, x.record.vm));
+  const found = vm !== undefined;
   if (!vm) {
     const ref = await x.source.call<string>('VM.create', {
       ...carriedFields(x.copy.rec),
@@ -111,9 +114,10 @@ async function makeNewVm(
     source: d,
     target: x.disks.get(d.userdevice)!.ref,
   }));
-  await attachDisks(x.source, vm.ref, { disks });
-  await attachCdDrives(x.dest, x.source, vm.ref, origin);
-  await attachVifs(x.dest, x.source, vm.ref, origin);
+  const present = found ? await devicesOf(x.source, vm.ref) : noDevices();
+  await attachDisks(x.source, vm.ref, { disks }, present);
+  await attachCdDrives(x.dest, x.source, vm.ref, origin, present);
+  await attachVifs(x.dest, x.source, vm.ref, origin, present);
   await copyVtpm(x.dest, x.source, vm.ref, origin);
   return { ref: vm.ref, rec: await x.source.getRecord('VM', vm.ref) };
 }

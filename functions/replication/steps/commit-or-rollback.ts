@@ -66,7 +66,8 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
     networks: await landingNetworks(source, destination, ctx, snapshot.rec),
   });
   await markExported(source, snapshot, state.chain, rp.rec.uuid);
-  const prunedBases = await pruneOldBases(source, ctx.job.id, (await findVmByUuid(source, state.vmUuid)).rec);
+  // the VM's snapshot list as read above: this step takes no snapshot and deletes none before here
+  const prunedBases = await pruneOldBases(source, ctx.job.id, vm.rec);
   const warnings = [...state.warnings];
   if (ctx.job.cbtDestroySnapshotData) {
     const cbtDisks = new Set(state.disks.filter((d) => d.mode === 'cbt').map((d) => d.userdevice));

@@ -30,8 +30,10 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   // Before anything is created: every VIF's network must map, a vTPM needs a pool that holds one.
   await landingNetworks(source, destination, ctx, vm.rec);
   // A run that died after its commit may have left an older base behind: only the newest one counts.
-  await pruneOldBases(source, ctx.job.id, vm.rec);
-  const base = await findExportedBase(source, ctx.job.id, (await findVmByUuid(source, item.vmUuid)).rec);
+  const pruned = await pruneOldBases(source, ctx.job.id, vm.rec);
+  // the VM's snapshot list changed only if a base was pruned
+  const current = pruned.length ? (await findVmByUuid(source, item.vmUuid)).rec : vm.rec;
+  const base = await findExportedBase(source, ctx.job.id, current);
   const srRef = await findSr(destination, ctx.job.destination.sr);
   const live = await vmDisks(source, vm.rec);
   // qcow2 disks need cbt mode and a destination SR with qcow2: refused here, before any snapshot
@@ -108,7 +110,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       userdevice: disk.userdevice,
     });
     const made = found
-      ? { ref: found[0] }
+      ? { ref: found[0], uuid: found[1].uuid }
       : await createTarget(destination, {
           jobId: ctx.job.id,
           runId: item.runId,
@@ -124,15 +126,15 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       warnings.push(`disk ${disk.userdevice}: ${made.warning}`);
       ctx.logger.warn(made.warning, { vmUuid: item.vmUuid, userdevice: disk.userdevice });
     }
-    const target = found?.[1] ?? (await destination.getRecord('VDI', made.ref));
-    if (!found) await linkTarget(source, disk, target.uuid);
-    const depth = await chainDepth(destination, made.ref);
+    if (!found) await linkTarget(source, disk, made.uuid);
+    // a full's target is a new VDI.create: no parent, nothing to walk
+    const depth = decision.kind === 'full' ? 1 : await chainDepth(destination, made.ref);
     ctx.logger.info('destination VHD chain', { vmUuid: item.vmUuid, userdevice: disk.userdevice, depth });
     planned.push({
       userdevice: disk.userdevice,
       sourceVdi: disk.vdi.rec.uuid,
       baseVdi: decision.baseVdi,
-      targetVdi: target.uuid,
+      targetVdi: made.uuid,
       kind: decision.kind,
       fullReason: decision.fullReason,
       virtualSize: disk.vdi.rec.virtual_size,

@@ -94,3 +94,33 @@ describe('XAPI calls per VM do not depend on the pool size', () => {
     expect(crowded.waits).toBeLessThanOrEqual(2 * Math.max(small.waits, 1));
   });
 });
+
+describe('a first run reads back nothing it has just written', () => {
+  it('commit builds the recovery point without re-reading it; snapshot-previous finds the VM once and walks no new chain', async () => {
+    const vms = job(3);
+    sites = await startSites({ vms, select: vms.map((v) => v.name_label), job: { concurrency: 1 } });
+    const src = stepCalls([sites.source]);
+    const dst = stepCalls([sites.destination]);
+    const run = await sites.run(undefined, (step, handler) => src.wrap(step, dst.wrap(step, handler)));
+    expect(run.status).toBe('succeeded');
+    sites.assertNoLeaks();
+    const count = (calls: typeof src, step: string, method: string) =>
+      (calls.byStep.get(step) ?? []).filter((m) => m === method).length / vms.length;
+    // the new recovery point has no devices yet: none of its VBDs or VIFs is read back; its record
+    // is read once after VM.create (for its uuid) and once before it is marked complete
+    expect(count(dst, 'commit-or-rollback', 'VBD.get_record')).toBe(0);
+    expect(count(dst, 'commit-or-rollback', 'VIF.get_record')).toBe(0);
+    expect(count(dst, 'commit-or-rollback', 'VM.get_record')).toBe(2);
+    expect(count(dst, 'commit-or-rollback', 'VBD.create')).toBe(2);
+    expect(count(dst, 'commit-or-rollback', 'VIF.create')).toBe(1);
+    // the source VM and its snapshot, each looked up and read once
+    expect(count(src, 'commit-or-rollback', 'VM.get_by_uuid')).toBe(2);
+    // the VM and its snapshot, and the snapshot's record again to find older bases
+    expect(count(src, 'commit-or-rollback', 'VM.get_record')).toBe(3);
+    // no base was pruned, so the VM is not looked up again; each new target's record is read once
+    expect(count(src, 'snapshot-previous', 'VM.get_by_uuid')).toBe(1);
+    expect(count(dst, 'snapshot-previous', 'VDI.get_record')).toBe(2);
+    // a full's target is a new VDI: its chain is not walked
+    expect(count(dst, 'snapshot-previous', 'VDI.get_sm_config')).toBe(0);
+  });
+});
