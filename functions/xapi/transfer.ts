@@ -6,7 +6,7 @@
  */
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
-import { ClientCodes, XapiError } from './errors.js';
+import { ClientCodes, XapiError, XapiTransportError } from './errors.js';
 import type { TaskRecord } from './records.js';
 import { abortReason, mapTransportError } from './rpc.js';
 import { type SessionCaller, taskError, waitForTask } from './tasks.js';
@@ -72,6 +72,13 @@ function redirectTarget(from: URL, location: string, allowPlainHttp: boolean): U
   if (to.protocol !== 'http:' && to.protocol !== 'https:')
     throw new XapiError('INVALID_URL', [to.protocol], 'redirect');
   return to;
+}
+
+/** A system or undici socket error, or an abort: what the upload's own connection fails with. */
+function isSocketError(err: Error): boolean {
+  if (err instanceof XapiTransportError || err.name === 'AbortError') return true;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (/^E[A-Z0-9]+$/.test(code) || code.startsWith('UND_ERR_'));
 }
 
 async function createTask(ctx: TransferContext, label: string): Promise<string> {
@@ -284,9 +291,10 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
       status = res.statusCode;
       await res.body.dump({ limit: 1 << 20 }).catch(() => {});
     } catch (e) {
-      // The body's own source failed (an export cut, an NBD read): the host's task has nothing to add.
+      // The body's producer failed by itself (an NBD read, a verifier): the host's task has nothing
+      // to add. undici destroys the body with the socket's error too, so those go the usual way.
       const own = o.body.errored;
-      if (own && !signal?.aborted) {
+      if (own && !signal?.aborted && !isSocketError(own)) {
         await ctx.caller.cancelTask(task);
         throw mapTransportError(own, `${method} ${o.vdi}: its data source`, false);
       }
