@@ -13,21 +13,16 @@
  * each disk's rate and the time each step took in all. The workflow is synthesized before the clock
  * starts (deploy time on AWS). FLEET_VMS / FLEET_DISK_MIB shrink it to check the script;
  * FLEET_CONCURRENCY changes the job's concurrency (default 4, the issue's; the ideal uses it).
- * What limits it (2026-12-02, 2 cores; a timeline of each process's bytes/s and CPU, 100 ms bins,
- * and CPU profiles of the three, full size at load 0.2–1.7: 0.79–0.80, 13.4 s against 10.7 s): the
- * run goes in waves. The concurrency-4 VMs are alike and the host budget shares fairly, so the four
- * start, stream and finish together: 5 waves, each ~2.25 s of streams at 380–400 MB/s (the same at
- * both simulators and in xcr: the two paced hosts in tandem lose nothing) and then 0.35–0.45 s with
- * no stream open, while the wave's four commits (~190 ms each, side by side) and then four
- * snapshot-previous (135–170 ms) run, plus stream-delta's lease renewal, logins and lookups (~35 ms)
- * and the HTTP set-up (~10 ms) — `secondsWithNoStream` below. In those gaps xcr's one thread is 83 %
- * busy with the XAPI calls of four VMs (44 % during streams; the simulators 22 / 33 %): a call costs
- * xcr 0.4–0.7 ms of CPU and the simulator 0.3–0.6 ms on this machine, so a gap grows with the VMs
- * in a wave while the waves shrink with them — the no-stream time stays ~2 s whatever the
- * concurrency (why 5 or 6 did no better), and 4 × 2 streams at the host cap leave nothing to cover
- * it. The per-VM steps make fewer calls since (a first run's 105 → 89 per VM). Under load from
- * other work (2–6) it read 0.48–0.73 before and after that, 12 alternating runs each (medians 0.56 /
- * 0.59): the streams then run below the cap, and the runs drift out of step.
+ * What limits it (2026-12-02, 2 cores, alone: 0.77–0.78, 13.7 s against 10.7 s; README "What limits
+ * the figure below target" has the whole account): 7.1 of 8 streams open on average — each Map slot
+ * spends ~0.27 s of ~2.7 s per VM in snapshot-previous and commit-or-rollback with its streams
+ * closed, and 4 × 2 streams at exactly the host cap leave no stream to cover it; the VMs are alike,
+ * so a wave of four reaches those steps together (0.6–1.2 s of a run with no stream open at all,
+ * `secondsWithNoStream`) — and 45 MB/s per disk over its span (set-up, tail, and at exactly the cap
+ * a stream that starts late cannot catch up). A timeline of each process's bytes/s and CPU with CPU
+ * profiles showed the streams at 380–400 MB/s at both simulators within a wave and xcr's one thread
+ * 83 % busy in the gaps with four VMs' XAPI calls (0.4–0.7 ms of CPU each here). Under load from
+ * other work (2–6): 0.48–0.73.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
