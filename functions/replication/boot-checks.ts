@@ -4,7 +4,7 @@
  * one. Read-only on both sides; run by the preflight and again per VM before its snapshot.
  */
 import type { ObjectSelector } from '../config/schema.js';
-import type { VmRecord, Xapi } from '../xapi/index.js';
+import type { VifRecord, VmRecord, Xapi } from '../xapi/index.js';
 import type { RunContext } from './context.js';
 import { XcrPermanentError } from './errors.js';
 import { jobNetworkMap, type NetworkInfo, networkProblems, resolveNetworks } from './network-map.js';
@@ -13,6 +13,8 @@ export interface LandingPlan {
   /** source network ref → destination network ref, for every network the VM's VIFs use */
   networks: Map<string, string>;
   problems: { field: string; message: string }[];
+  /** the VMs' VIF records, by ref, as read for the check */
+  vifs: Map<string, VifRecord>;
 }
 
 export interface DestinationConfig {
@@ -45,8 +47,9 @@ export async function planLanding(
   field: string,
   vms: VmRecord[],
 ): Promise<LandingPlan> {
-  const used = new Set<string>();
-  for (const vm of vms) for (const vif of vm.VIFs) used.add((await source.getRecord('VIF', vif)).network);
+  const vifs = new Map<string, VifRecord>();
+  for (const vm of vms) for (const ref of vm.VIFs) vifs.set(ref, await source.getRecord('VIF', ref));
+  const used = new Set([...vifs.values()].map((v) => v.network));
   const res = resolveNetworks(await networks(source, used), await networks(destination), jobNetworkMap(dest));
   const shorthand = !dest.networkMap && dest.network !== undefined;
   const mapField = `${field}.${shorthand ? 'network' : 'networkMap'}`;
@@ -58,7 +61,7 @@ export async function planLanding(
       message: `the destination pool cannot hold a vTPM (pool.restrictions.restrict_vtpm is not "false": unlicensed or too old), but ${withVtpm.map((v) => `"${v.name_label}"`).join(', ')} ha${withVtpm.length > 1 ? 've' : 's'} one; replicate to a pool that supports vTPM or remove the VM from the job`,
     });
   }
-  return { networks: res.mapped, problems };
+  return { networks: res.mapped, problems, vifs };
 }
 
 /**
@@ -70,12 +73,12 @@ export async function landingNetworks(
   destination: Xapi,
   ctx: Pick<RunContext, 'job'>,
   vm: VmRecord,
-): Promise<Map<string, string>> {
+): Promise<Pick<LandingPlan, 'networks' | 'vifs'>> {
   const plan = await planLanding(source, destination, ctx.job.destination, 'destination', [vm]);
   const first = plan.problems[0];
   if (first) {
     const code = first.field.endsWith('.pool') ? 'VTPM_UNSUPPORTED' : 'NETWORK_UNMAPPED';
     throw new XcrPermanentError(code, plan.problems.map((p) => `${p.field}: ${p.message}`).join('; '));
   }
-  return plan.networks;
+  return plan;
 }

@@ -5,7 +5,7 @@ import { selectBase } from './rules/base.js';
 import type { RunScope } from './rules/ownership.js';
 import { recoveryPointsOf } from './rules/retention.js';
 import { planSweep, type SweepPlan, type SweepVdi, type SweepVm } from './rules/sweep.js';
-import { snapshotRecords } from './snapshot.js';
+import { type KnownSnapshots, snapshotRecords } from './snapshot.js';
 import { mergeOtherConfig } from './tagging.js';
 
 /**
@@ -145,9 +145,14 @@ export function snapshotsWithRecoveryPoints(
 }
 
 /** Keeps only the newest exported snapshot of a source VM (the next delta's base). */
-export async function pruneOldBases(xapi: Xapi, jobId: string, vm: VmRecord): Promise<string[]> {
-  const { superseded } = selectBase(await snapshotRecords(xapi, vm), jobId, vm.uuid);
-  for (const s of superseded) await destroyVmWithDisks(xapi, s.ref, jobId);
+export async function pruneOldBases(
+  xapi: Xapi,
+  jobId: string,
+  vm: VmRecord,
+  known?: KnownSnapshots,
+): Promise<string[]> {
+  const { superseded } = selectBase(await snapshotRecords(xapi, vm, known), jobId, vm.uuid);
+  for (const s of superseded) await destroyVmWithDisks(xapi, s.ref, jobId, s.rec);
   return superseded.map((s) => s.uuid);
 }
 

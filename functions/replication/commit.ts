@@ -1,4 +1,4 @@
-import type { VmRecord, Xapi } from '../xapi/index.js';
+import type { VbdRecord, VifRecord, VmRecord, Xapi } from '../xapi/index.js';
 import { CREATE_FIELDS, settableBiosStrings } from './boot-fields.js';
 import { XcrPermanentError } from './errors.js';
 import type { DiskRef, Ref } from './inventory.js';
@@ -14,7 +14,14 @@ import {
 import { ownershipOf } from './rules/ownership.js';
 import { mergeOtherConfig } from './tagging.js';
 
+/** Records of the origin's VBDs and VIFs the caller has read in this step (the others are read). */
+export interface KnownDevices {
+  vbds?: ReadonlyMap<string, VbdRecord>;
+  vifs?: ReadonlyMap<string, VifRecord>;
+}
+
 export interface CommitRequest {
+  known?: KnownDevices;
   jobId: string;
   runId: string;
   time: string;
@@ -31,7 +38,7 @@ const START_BLOCKED = { start: START_BLOCKED_REASON, start_on: START_BLOCKED_REA
 
 /** What a VM made from another is built from (its VIFs, CD drives, bios_strings, vTPM are read
  *  there): a recovery point from its source snapshot, a failback's new VM from the DR copy. */
-export type VmOrigin = Pick<CommitRequest, 'sourceSnapshot' | 'networks'>;
+export type VmOrigin = Pick<CommitRequest, 'sourceSnapshot' | 'networks' | 'known'>;
 
 /** The VM.create fields (boot-fields.ts) carried from the VM a new one is made from. */
 export function carriedFields(from: VmRecord): Record<string, unknown> {
@@ -87,11 +94,13 @@ async function findReplica(xapi: Xapi, req: CommitRequest): Promise<string | und
 
 /** Writes `xcr:self` right after VM.create, before anything else: from then on a user's clone of the
  *  pending point can be told from it. */
-async function createReplica(xapi: Xapi, req: CommitRequest): Promise<string> {
+async function createReplica(xapi: Xapi, req: CommitRequest): Promise<Ref<VmRecord>> {
   const vm = await xapi.call<string>('VM.create', replicaRecord(req));
   const rec = await xapi.getRecord('VM', vm);
-  await mergeOtherConfig(xapi, 'VM', vm, rec.other_config, { [KEY.self]: rec.uuid });
-  return vm;
+  const other_config = { ...rec.other_config, [KEY.self]: rec.uuid };
+  await mergeOtherConfig(xapi, 'VM', vm, rec.other_config, other_config);
+  // the record as this write leaves it: the steps below change its devices, never its other_config
+  return { ref: vm, rec: { ...rec, other_config } };
 }
 
 /**
@@ -156,7 +165,7 @@ type AttachFromOrigin = (
 /** An empty drive per source CD drive (the ISO may not exist on the destination). */
 export const attachCdDrives: AttachFromOrigin = async (source, xapi, vm, req, present) => {
   for (const ref of req.sourceSnapshot.rec.VBDs) {
-    const vbd = await source.getRecord('VBD', ref);
+    const vbd = req.known?.vbds?.get(ref) ?? (await source.getRecord('VBD', ref));
     if (vbd.type !== 'CD' || present.vbds.has(vbd.userdevice)) continue;
     await xapi.call('VBD.create', {
       VM: vm,
@@ -177,7 +186,7 @@ export const attachCdDrives: AttachFromOrigin = async (source, xapi, vm, req, pr
 /** The source's VIFs, same device, MAC, MTU and locking, on the mapped destination networks. */
 export const attachVifs: AttachFromOrigin = async (source, xapi, vm, req, present) => {
   for (const vifRef of req.sourceSnapshot.rec.VIFs) {
-    const vif = await source.getRecord('VIF', vifRef);
+    const vif = req.known?.vifs?.get(vifRef) ?? (await source.getRecord('VIF', vifRef));
     if (present.vifs.has(vif.device)) continue;
     const network = req.networks.get(vif.network);
     if (!network) {
@@ -237,18 +246,26 @@ export async function commitRecoveryPoint(
   req: CommitRequest,
 ): Promise<Ref<VmRecord>> {
   const found = await findReplica(dest, req);
-  const vm = found ?? (await createReplica(dest, req));
+  const created = found ? undefined : await createReplica(dest, req);
+  const vm = found ?? created!.ref;
   // VM.create stores no blocked_operations whatever its record says (xapi_vm.ml), so start is
   // blocked by its own call; repeated on a re-run in case the first one died in between.
   await dest.call('VM.set_blocked_operations', vm, START_BLOCKED);
   await setBiosStrings(dest, vm, req);
   const present = found ? await devicesOf(dest, vm) : noDevices();
+  // the disks' VBDs were read with the snapshot's disks: only its other VBDs (CD drives) are read
+  const vbds = new Map([
+    ...(req.known?.vbds ?? []),
+    ...req.disks.map((d) => [d.source.vbd.ref, d.source.vbd.rec] as const),
+  ]);
+  const origin = { ...req, known: { ...req.known, vbds } };
   await attachDisks(dest, vm, req, present);
-  await attachCdDrives(source, dest, vm, req, present);
-  await attachVifs(source, dest, vm, req, present);
+  await attachCdDrives(source, dest, vm, origin, present);
+  await attachVifs(source, dest, vm, origin, present);
   await copyVtpm(source, dest, vm, req);
-  for (const { target } of req.disks) {
-    const vdi = await dest.getRecord('VDI', target);
+  const targets = await Promise.all(req.disks.map(({ target }) => dest.getRecord('VDI', target)));
+  for (const [i, { target }] of req.disks.entries()) {
+    const vdi = targets[i]!;
     if (vdi.other_config[KEY.status] !== STATUS.complete || vdi.other_config[KEY.self] !== vdi.uuid) {
       await mergeOtherConfig(dest, 'VDI', target, vdi.other_config, {
         [KEY.status]: STATUS.complete,
@@ -256,7 +273,8 @@ export async function commitRecoveryPoint(
       });
     }
   }
-  const rec = await dest.getRecord('VM', vm);
+  // a replica this call created is known; one an earlier attempt made is read
+  const rec = created?.rec ?? (await dest.getRecord('VM', vm));
   if (rec.other_config[KEY.status] === STATUS.complete && rec.other_config[KEY.self] === rec.uuid)
     return { ref: vm, rec };
   const other_config = { ...rec.other_config, [KEY.status]: STATUS.complete, [KEY.self]: rec.uuid };
@@ -264,18 +282,24 @@ export async function commitRecoveryPoint(
   return { ref: vm, rec: { ...rec, other_config } };
 }
 
-/** Marks the source snapshot as the new delta base; `snapshot.rec` must be its current record. */
+/**
+ * Marks the source snapshot as the new delta base; `snapshot.rec` must be its current record.
+ * Returns the record as it leaves it.
+ */
 export async function markExported(
   xapi: Xapi,
   snapshot: Ref<VmRecord>,
   chain: number,
   recoveryPoint: string,
-): Promise<void> {
+): Promise<VmRecord> {
   const rec = snapshot.rec;
-  if (rec.other_config[KEY.status] === STATUS.exported) return;
-  await mergeOtherConfig(xapi, 'VM', snapshot.ref, rec.other_config, {
+  if (rec.other_config[KEY.status] === STATUS.exported) return rec;
+  const other_config = {
+    ...rec.other_config,
     [KEY.status]: STATUS.exported,
     [KEY.chain]: String(chain),
     [KEY.recoveryPoint]: recoveryPoint,
-  });
+  };
+  await mergeOtherConfig(xapi, 'VM', snapshot.ref, rec.other_config, other_config);
+  return { ...rec, other_config };
 }

@@ -31,17 +31,16 @@ export async function findVmByUuid(xapi: Xapi, uuid: string): Promise<Ref<VmReco
 
 /** The VM's disks (VBDs of type Disk with a VDI), ordered by userdevice. */
 export async function vmDisks(xapi: Xapi, vm: VmRecord): Promise<DiskRef[]> {
-  const disks: DiskRef[] = [];
-  for (const vbdRef of vm.VBDs) {
-    const vbd = await xapi.getRecord('VBD', vbdRef);
-    if (vbd.type !== 'Disk' || vbd.empty || vbd.VDI === 'OpaqueRef:NULL') continue;
-    const vdi = await xapi.getRecord('VDI', vbd.VDI);
-    disks.push({
-      userdevice: vbd.userdevice,
-      vbd: { ref: vbdRef, rec: vbd },
-      vdi: { ref: vbd.VDI, rec: vdi },
-    });
-  }
+  // side by side: a VM has a handful of VBDs
+  const read = await Promise.all(
+    vm.VBDs.map(async (vbdRef): Promise<DiskRef | undefined> => {
+      const vbd = await xapi.getRecord('VBD', vbdRef);
+      if (vbd.type !== 'Disk' || vbd.empty || vbd.VDI === 'OpaqueRef:NULL') return undefined;
+      const vdi = await xapi.getRecord('VDI', vbd.VDI);
+      return { userdevice: vbd.userdevice, vbd: { ref: vbdRef, rec: vbd }, vdi: { ref: vbd.VDI, rec: vdi } };
+    }),
+  );
+  const disks = read.filter((d): d is DiskRef => d !== undefined);
   return disks.sort((a, b) => Number(a.userdevice) - Number(b.userdevice));
 }
 

@@ -57,13 +57,18 @@ async function pointByUuid(xapi: Xapi, uuid: string): Promise<Ref<VmRecord> | un
   }
 }
 
+/** A recovery point as planned from, with its disks' refs by uuid (so a clone need not look them up). */
+export interface InspectedRecoveryPoint extends PlanRecoveryPoint {
+  vdiRefs: ReadonlyMap<string, string>;
+}
+
 /** Reads a recovery point for planning, with the reason it may not serve as a delta base. */
 export async function inspectRecoveryPoint(
   xapi: Xapi,
   rp: Ref<VmRecord>,
   jobId: string,
   srRef: string,
-): Promise<PlanRecoveryPoint> {
+): Promise<InspectedRecoveryPoint> {
   const disks = await vmDisks(xapi, rp.rec);
   let tampered: string | undefined;
   if (rp.rec.power_state !== 'Halted') tampered = `it is ${rp.rec.power_state.toLowerCase()}`;
@@ -80,6 +85,7 @@ export async function inspectRecoveryPoint(
       virtualSize: d.vdi.rec.virtual_size,
       sourceVdi: d.vdi.rec.other_config[KEY.sourceVdi] ?? '',
     })),
+    vdiRefs: new Map(disks.map((d) => [d.vdi.rec.uuid, d.vdi.ref])),
   };
 }
 

@@ -13,13 +13,32 @@ export interface SnapshotRequest {
   vm: Ref<VmRecord>;
   /** ISO time of the run, stored on everything it creates. */
   time: string;
+  /** The VM's snapshot records this step has read already. */
+  known?: KnownSnapshots;
 }
 
-async function snapshotsOf(xapi: Xapi, vm: VmRecord): Promise<Ref<VmRecord>[]> {
+/**
+ * Snapshot records a step has already read (or just written), by ref: a later lookup in the same
+ * step reads only the others and adds them. Never kept across invocations.
+ */
+export type KnownSnapshots = Map<string, VmRecord>;
+
+async function snapshotsOf(
+  xapi: Xapi,
+  vm: VmRecord,
+  known: KnownSnapshots = new Map(),
+): Promise<Ref<VmRecord>[]> {
   const out: Ref<VmRecord>[] = [];
   for (const ref of vm.snapshots) {
+    const rec = known.get(ref);
+    if (rec) {
+      out.push({ ref, rec });
+      continue;
+    }
     try {
-      out.push({ ref, rec: await xapi.getRecord('VM', ref) });
+      const read = await xapi.getRecord('VM', ref);
+      known.set(ref, read);
+      out.push({ ref, rec: read });
     } catch (err) {
       if ((err as { code?: string }).code !== 'HANDLE_INVALID') throw err;
     }
@@ -38,7 +57,7 @@ export async function takeSourceSnapshot(
   req: SnapshotRequest,
 ): Promise<{ snapshot: Ref<VmRecord>; disks: DiskRef[] }> {
   const pendingName = pendingSnapshotName(req.jobId, req.runId);
-  const existing = (await snapshotsOf(xapi, req.vm.rec)).find((s) => {
+  const existing = (await snapshotsOf(xapi, req.vm.rec, req.known)).find((s) => {
     const own = ownershipOf(s.rec, req.jobId);
     return own.kind === 'ours' && own.run === req.runId;
   });
@@ -80,8 +99,9 @@ export async function takeSourceSnapshot(
 export async function snapshotRecords(
   xapi: Xapi,
   vm: VmRecord,
+  known?: KnownSnapshots,
 ): Promise<(BaseCandidate & { rec: VmRecord })[]> {
-  return (await snapshotsOf(xapi, vm)).map((s) => ({
+  return (await snapshotsOf(xapi, vm, known)).map((s) => ({
     ref: s.ref,
     rec: s.rec,
     uuid: s.rec.uuid,
@@ -96,8 +116,9 @@ export async function findExportedBase(
   xapi: Xapi,
   jobId: string,
   vm: VmRecord,
+  known?: KnownSnapshots,
 ): Promise<{ snapshot: Ref<VmRecord>; base: PlanBase; disks: DiskRef[] } | undefined> {
-  const exported = selectBase(await snapshotRecords(xapi, vm), jobId, vm.uuid).base;
+  const exported = selectBase(await snapshotRecords(xapi, vm, known), jobId, vm.uuid).base;
   if (!exported) return undefined;
   const disks = await vmDisks(xapi, exported.rec);
   return {

@@ -19,6 +19,8 @@ export interface TargetRequest {
   /** The source snapshot's disk this target will receive. */
   source: DiskRef;
   decision: DiskDecision;
+  /** The ref of `decision.recoveryPointVdi` when this step has read it. */
+  recoveryPointVdiRef?: string | undefined;
   /** qcow2: a full's new VDI is asked as qcow2 (a delta's clone keeps the recovery point's format). */
   imageFormat?: ImageFormat;
 }
@@ -87,7 +89,7 @@ export interface Target {
 export async function createTarget(xapi: Xapi, req: TargetRequest): Promise<Target> {
   const name = `${req.source.vdi.rec.name_label} (xcr ${req.jobId})`;
   if (req.decision.kind === 'delta') {
-    const rpVdi = await xapi.getByUuid('VDI', req.decision.recoveryPointVdi!);
+    const rpVdi = req.recoveryPointVdiRef ?? (await xapi.getByUuid('VDI', req.decision.recoveryPointVdi!));
     const made = await cloneWithinChainLimit(xapi, rpVdi, req.srRef, req.chain);
     const rec = await xapi.getRecord('VDI', made.ref);
     await mergeOtherConfig(xapi, 'VDI', made.ref, rec.other_config, {

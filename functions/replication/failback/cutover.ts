@@ -187,7 +187,7 @@ export async function commitFailback(
     sourceVm: x.original.rec,
     sourceSnapshot: snapshot,
     disks: pairs,
-    networks: await landingNetworks(x.source, x.dest, ctx, snapshot.rec),
+    networks: (await landingNetworks(x.source, x.dest, ctx, snapshot.rec)).networks,
   });
   await markExported(x.source, snapshot, x.chain, rp.rec.uuid);
   await pruneOldBases(x.source, jobId, (await x.source.getRecord('VM', x.original.ref)) as VmRecord);

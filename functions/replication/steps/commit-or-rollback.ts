@@ -46,15 +46,22 @@ async function rollback(ctx: RunContext, state: VmRunState): Promise<VmResult> {
 
 async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
   const [source, destination] = await Promise.all([ctx.source(), ctx.destination()]);
-  const vm = await findVmByUuid(source, state.vmUuid);
-  const snapshotRef = await source.getByUuid('VM', state.sourceSnapshot!);
-  const snapshot = { ref: snapshotRef, rec: await source.getRecord('VM', snapshotRef) };
-  const sourceDisks = await vmDisks(source, snapshot.rec);
-  const disks = [];
-  for (const plan of state.disks) {
-    const disk = sourceDisks.find((d) => d.userdevice === plan.userdevice)!;
-    disks.push({ source: disk, target: await destination.getByUuid('VDI', plan.targetVdi) });
-  }
+  const [vm, snapshot] = await Promise.all([
+    findVmByUuid(source, state.vmUuid),
+    source.getByUuid('VM', state.sourceSnapshot!).then(async (ref) => ({
+      ref,
+      rec: await source.getRecord('VM', ref),
+    })),
+  ]);
+  const [sourceDisks, targets] = await Promise.all([
+    vmDisks(source, snapshot.rec),
+    Promise.all(state.disks.map((plan) => destination.getByUuid('VDI', plan.targetVdi))),
+  ]);
+  const disks = state.disks.map((plan, i) => ({
+    source: sourceDisks.find((d) => d.userdevice === plan.userdevice)!,
+    target: targets[i]!,
+  }));
+  const landing = await landingNetworks(source, destination, ctx, snapshot.rec);
   const rp = await commitRecoveryPoint(source, destination, {
     jobId: ctx.job.id,
     runId: state.runId,
@@ -63,11 +70,12 @@ async function commit(ctx: RunContext, state: VmRunState): Promise<VmResult> {
     sourceVm: vm.rec,
     sourceSnapshot: snapshot,
     disks,
-    networks: await landingNetworks(source, destination, ctx, snapshot.rec),
+    networks: landing.networks,
+    known: { vifs: landing.vifs },
   });
-  await markExported(source, snapshot, state.chain, rp.rec.uuid);
+  const exported = await markExported(source, snapshot, state.chain, rp.rec.uuid);
   // the VM's snapshot list as read above: this step takes no snapshot and deletes none before here
-  const prunedBases = await pruneOldBases(source, ctx.job.id, vm.rec);
+  const prunedBases = await pruneOldBases(source, ctx.job.id, vm.rec, new Map([[snapshot.ref, exported]]));
   const warnings = [...state.warnings];
   if (ctx.job.cbtDestroySnapshotData) {
     const cbtDisks = new Set(state.disks.filter((d) => d.mode === 'cbt').map((d) => d.userdevice));

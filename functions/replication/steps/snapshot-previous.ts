@@ -10,7 +10,7 @@ import { findSr, findVmByUuid, vmDisks } from '../inventory.js';
 import { KEY } from '../metadata.js';
 import { inspectRecoveryPoint, newestRecoveryPoint } from '../recovery-points.js';
 import { type DiskDecision, planTransfer } from '../rules/full-or-delta.js';
-import { findExportedBase, takeSourceSnapshot } from '../snapshot.js';
+import { findExportedBase, type KnownSnapshots, takeSourceSnapshot } from '../snapshot.js';
 import { createTarget, findTarget, linkTarget } from '../target.js';
 
 /**
@@ -30,10 +30,12 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
   // Before anything is created: every VIF's network must map, a vTPM needs a pool that holds one.
   await landingNetworks(source, destination, ctx, vm.rec);
   // A run that died after its commit may have left an older base behind: only the newest one counts.
-  const pruned = await pruneOldBases(source, ctx.job.id, vm.rec);
+  // the snapshot records read once in this step: pruning destroys some and changes none of the others
+  const known: KnownSnapshots = new Map();
+  const pruned = await pruneOldBases(source, ctx.job.id, vm.rec, known);
   // the VM's snapshot list changed only if a base was pruned
   const current = pruned.length ? (await findVmByUuid(source, item.vmUuid)).rec : vm.rec;
-  const base = await findExportedBase(source, ctx.job.id, current);
+  const base = await findExportedBase(source, ctx.job.id, current, known);
   const srRef = await findSr(destination, ctx.job.destination.sr);
   const live = await vmDisks(source, vm.rec);
   // qcow2 disks need cbt mode and a destination SR with qcow2: refused here, before any snapshot
@@ -50,8 +52,10 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
     runId: item.runId,
     vm,
     time: item.startedAt,
+    known,
   });
   const newest = await newestRecoveryPoint(destination, ctx.job.id, item.vmUuid, base?.snapshot.rec);
+  const recoveryPoint = newest && (await inspectRecoveryPoint(destination, newest, ctx.job.id, srRef));
   const plan = planTransfer({
     fullInterval: ctx.job.fullInterval,
     disks: disks.map((d) => ({
@@ -60,7 +64,7 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
       virtualSize: d.vdi.rec.virtual_size,
     })),
     base: base?.base,
-    recoveryPoint: newest && (await inspectRecoveryPoint(destination, newest, ctx.job.id, srRef)),
+    recoveryPoint,
   });
   for (const warning of plan.warnings) ctx.logger.warn(warning, { vmUuid: item.vmUuid });
 
@@ -119,6 +123,10 @@ export async function snapshotPrevious(ctx: RunContext, item: VmWorkItem): Promi
           srRef,
           source: disk,
           decision,
+          recoveryPointVdiRef:
+            decision.recoveryPointVdi === undefined
+              ? undefined
+              : recoveryPoint?.vdiRefs.get(decision.recoveryPointVdi),
           chain: chainPolicy(),
           imageFormat: format.format,
         });

@@ -95,6 +95,27 @@ describe('XAPI calls per VM do not depend on the pool size', () => {
   });
 });
 
+describe('a delta run reads no record twice in a step', () => {
+  it('per VM: each object read once per step, a superseded base destroyed from the record just read', async () => {
+    const { perVm, methods } = await deltaRun(0);
+    const per = (key: string) => (methods[key] ?? 0) / 3;
+    // commit-or-rollback: the snapshot's 2 VBDs (its disks, then the CD drives) and the old base's 2
+    // (read to prune it, not again to destroy it, nor as its disks' VBDs)
+    expect(per('commit-or-rollback: VBD.get_record')).toBe(4);
+    // the VM, the snapshot, the new point after VM.create and the old base, each once
+    expect(per('commit-or-rollback: VM.get_record')).toBe(4);
+    // the snapshot's VIF: read by the landing check, not again to copy it
+    expect(per('commit-or-rollback: VIF.get_record')).toBe(1);
+    // snapshot-previous: the VM, the base (pruning, finding the base and the run's own snapshot share
+    // it), the new snapshot and the recovery point
+    expect(per('snapshot-previous: VM.get_record')).toBe(4);
+    // the recovery point's disks are cloned by the refs read with it: only the chain walk looks up
+    expect(per('snapshot-previous: VDI.get_by_uuid')).toBe(2);
+    // 131 before these reads were shared (2 disks, 1 VIF, sessions included, task waits not)
+    expect(perVm).toBeLessThanOrEqual(119);
+  });
+});
+
 describe('a first run reads back nothing it has just written', () => {
   it('commit builds the recovery point without re-reading it; snapshot-previous finds the VM once and walks no new chain', async () => {
     const vms = job(3);
@@ -107,16 +128,19 @@ describe('a first run reads back nothing it has just written', () => {
     const count = (calls: typeof src, step: string, method: string) =>
       (calls.byStep.get(step) ?? []).filter((m) => m === method).length / vms.length;
     // the new recovery point has no devices yet: none of its VBDs or VIFs is read back; its record
-    // is read once after VM.create (for its uuid) and once before it is marked complete
+    // is read once, after VM.create (for its uuid), and not again before it is marked complete
     expect(count(dst, 'commit-or-rollback', 'VBD.get_record')).toBe(0);
     expect(count(dst, 'commit-or-rollback', 'VIF.get_record')).toBe(0);
-    expect(count(dst, 'commit-or-rollback', 'VM.get_record')).toBe(2);
+    expect(count(dst, 'commit-or-rollback', 'VM.get_record')).toBe(1);
     expect(count(dst, 'commit-or-rollback', 'VBD.create')).toBe(2);
     expect(count(dst, 'commit-or-rollback', 'VIF.create')).toBe(1);
     // the source VM and its snapshot, each looked up and read once
     expect(count(src, 'commit-or-rollback', 'VM.get_by_uuid')).toBe(2);
-    // the VM and its snapshot, and the snapshot's record again to find older bases
-    expect(count(src, 'commit-or-rollback', 'VM.get_record')).toBe(3);
+    // the VM and its snapshot, each read once (finding older bases uses the snapshot as marked exported)
+    expect(count(src, 'commit-or-rollback', 'VM.get_record')).toBe(2);
+    // the snapshot's VBDs and VIF, each read once (its disks, the CD drives; the landing check, the VIFs)
+    expect(count(src, 'commit-or-rollback', 'VBD.get_record')).toBe(2);
+    expect(count(src, 'commit-or-rollback', 'VIF.get_record')).toBe(1);
     // no base was pruned, so the VM is not looked up again; each new target's record is read once
     expect(count(src, 'snapshot-previous', 'VM.get_by_uuid')).toBe(1);
     expect(count(dst, 'snapshot-previous', 'VDI.get_record')).toBe(2);
