@@ -13,7 +13,7 @@
  * each disk's rate and the time each step took in all. The workflow is synthesized before the clock
  * starts (deploy time on AWS). FLEET_VMS / FLEET_DISK_MIB shrink it to check the script;
  * FLEET_CONCURRENCY changes the job's concurrency (default 4, the issue's; the ideal uses it).
- * What limits it (2026-12-02, 2 cores, alone: 0.77–0.78, 13.7 s against 10.7 s; README "What limits
+ * What limits it (2026-12-02, 2 cores, alone: 0.74–0.80, 13.4–14.6 s against 10.7 s; README "What limits
  * the figure below target" has the whole account): 7.1 of 8 streams open on average — each Map slot
  * spends ~0.27 s of ~2.7 s per VM in snapshot-previous and commit-or-rollback with its streams
  * closed, and 4 × 2 streams at exactly the host cap leave no stream to cover it; the VMs are alike,
