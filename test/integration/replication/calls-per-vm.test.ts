@@ -127,24 +127,33 @@ describe('a first run reads back nothing it has just written', () => {
     sites.assertNoLeaks();
     const count = (calls: typeof src, step: string, method: string) =>
       (calls.byStep.get(step) ?? []).filter((m) => m === method).length / vms.length;
-    // the new recovery point has no devices yet: none of its VBDs or VIFs is read back; its record
-    // is read once, after VM.create (for its uuid), and not again before it is marked complete
-    expect(count(dst, 'commit-or-rollback', 'VBD.get_record')).toBe(0);
-    expect(count(dst, 'commit-or-rollback', 'VIF.get_record')).toBe(0);
-    expect(count(dst, 'commit-or-rollback', 'VM.get_record')).toBe(1);
-    expect(count(dst, 'commit-or-rollback', 'VBD.create')).toBe(2);
-    expect(count(dst, 'commit-or-rollback', 'VIF.create')).toBe(1);
-    // the source VM and its snapshot, each looked up and read once
-    expect(count(src, 'commit-or-rollback', 'VM.get_by_uuid')).toBe(2);
-    // the VM and its snapshot, each read once (finding older bases uses the snapshot as marked exported)
-    expect(count(src, 'commit-or-rollback', 'VM.get_record')).toBe(2);
-    // the snapshot's VBDs and VIF, each read once (its disks, the CD drives; the landing check, the VIFs)
-    expect(count(src, 'commit-or-rollback', 'VBD.get_record')).toBe(2);
-    expect(count(src, 'commit-or-rollback', 'VIF.get_record')).toBe(1);
-    // no base was pruned, so the VM is not looked up again; each new target's record is read once
-    expect(count(src, 'snapshot-previous', 'VM.get_by_uuid')).toBe(1);
-    expect(count(dst, 'snapshot-previous', 'VDI.get_record')).toBe(2);
-    // a full's target is a new VDI: its chain is not walked
-    expect(count(dst, 'snapshot-previous', 'VDI.get_sm_config')).toBe(0);
+    const commit = 'commit-or-rollback';
+    const snapshot = 'snapshot-previous';
+    const table: [typeof src, string, string, number][] = [
+      // the new recovery point has no devices yet: none of its VBDs or VIFs is read back; its
+      // record is read once, after VM.create (for its uuid), and not again before it is complete
+      [dst, commit, 'VBD.get_record', 0],
+      [dst, commit, 'VIF.get_record', 0],
+      [dst, commit, 'VM.get_record', 1],
+      [dst, commit, 'VBD.create', 2],
+      [dst, commit, 'VIF.create', 1],
+      // the source VM and its snapshot, each looked up and read once (finding older bases uses
+      // the snapshot as marked exported)
+      [src, commit, 'VM.get_by_uuid', 2],
+      [src, commit, 'VM.get_record', 2],
+      // the snapshot's VBDs and VIF, each read once (its disks, the CD drives; the landing check, the VIFs)
+      [src, commit, 'VBD.get_record', 2],
+      [src, commit, 'VIF.get_record', 1],
+      // no base was pruned, so the VM is not looked up again; each new target's record is read once
+      [src, snapshot, 'VM.get_by_uuid', 1],
+      [dst, snapshot, 'VDI.get_record', 2],
+      // a full's target is a new VDI: its chain is not walked
+      [dst, snapshot, 'VDI.get_sm_config', 0],
+    ];
+    const label = (calls: typeof src, step: string, method: string) =>
+      `${calls === src ? 'source' : 'destination'} ${step} ${method}`;
+    const got = Object.fromEntries(table.map(([c, step, m]) => [label(c, step, m), count(c, step, m)]));
+    const want = Object.fromEntries(table.map(([c, step, m, n]) => [label(c, step, m), n]));
+    expect(got).toEqual(want);
   });
 });
