@@ -296,7 +296,7 @@ export async function importVdi(ctx: TransferContext, o: ImportVdiOptions): Prom
       const own = o.body.errored;
       if (own && !signal?.aborted && !isSocketError(own)) {
         await ctx.caller.cancelTask(task);
-        throw mapTransportError(own, `${method} ${o.vdi}: its data source`, false);
+        throw own; // as it is: its class says whether a retry can help
       }
       throw await explainFailure(
         ctx,
